@@ -1,0 +1,32 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# A CPU wheel that lies on this machine's disk; users with a CUDA torch already installed keep theirs.
+TORCH_SPEC ?= torch==2.13.0
+PYTEST_ARGS ?= -q
+
+.PHONY: install test demo bench lint clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	OMP_NUM_THREADS=2 $(PY) -m pytest $(PYTEST_ARGS)
+
+demo: install
+	$(PY) -m training.demo --out demo_out
+
+bench: install
+	OMP_NUM_THREADS=1 $(PY) -m benchmarks.bench_scorer
+
+lint: install
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache
