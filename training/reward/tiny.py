@@ -158,3 +158,37 @@ def save_tiny_qwen25vl(path: str | os.PathLike, seed: int = 0, **kwargs) -> Path
     model.save_pretrained(path)
     processor.save_pretrained(path)
     return path
+
+
+def save_tiny_scorer(path: str | os.PathLike, seed: int = 0, weights: str = "full",
+                     base_dir: str | os.PathLike | None = None, head_hidden: int = 32, lora_rank: int = 4,
+                     min_pixels: int = 56 * 56, max_pixels: int = 112 * 112, **model_kwargs) -> Path:
+    """Write a tiny scorer folder with random weights (mode "reward"): the plumbing of a trained scorer.
+
+    weights="full" stores the whole tiny VLM; weights="lora" needs (or creates) a base folder at `base_dir`
+    and stores only the adapter, like a scorer trained on Qwen2.5-VL-7B.
+    """
+    import tempfile
+
+    from .config import HeadConfig, LoraSettings, ScorerConfig
+    from .loading import create_model, save_model
+
+    config = ScorerConfig(
+        weights=weights,
+        lora=LoraSettings(rank=lora_rank, alpha=2 * lora_rank) if weights == "lora" else None,
+        head=HeadConfig(hidden_size=head_hidden),
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        if base_dir is None:
+            if weights == "lora":
+                raise ValueError("a LoRA scorer needs base_dir: the base model folder it refers to")
+            base_dir = Path(tmp) / "base"
+        base_dir = Path(base_dir)
+        if not (base_dir / "config.json").is_file():
+            save_tiny_qwen25vl(base_dir, seed=seed, min_pixels=min_pixels, max_pixels=max_pixels, **model_kwargs)
+        model = create_model(base_dir, config, seed=seed)
+        if weights == "full":
+            model.config.base_model = None  # the folder is self-contained
+        return save_model(model, path)

@@ -1,0 +1,41 @@
+"""`python -m training.reward score|train|evaluate ...`"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import cli_score
+
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training.reward",
+                                     description="SpatialScore reward model: score, train, evaluate.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    cli_score.add_parser(sub)
+    for name in ("cli_train", "cli_evaluate"):
+        try:
+            module = __import__(f"training.reward.{name}", fromlist=["add_parser"])
+        except ModuleNotFoundError as exc:
+            if exc.name != f"training.reward.{name}":
+                raise
+            continue
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .config import ScorerFolderError
+    from ..common.images import ImageInputError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ScorerFolderError, ImageInputError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""`python -m training.reward score`: score image files against a prompt, as a table or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..common.atomic import write_text
+from ..common.images import ImageInputError, load_image_file
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("score", help="score images against a prompt",
+                       description="Score images with a SpatialScore folder, a Qwen2.5-VL folder (zero-shot) "
+                                   "or a shipped scorer name such as 'shapes'.")
+    p.add_argument("--model", required=True, help="scorer folder, Qwen2.5-VL folder, or shipped name")
+    p.add_argument("--prompt", action="append", required=True,
+                   help="the prompt; give it once for all images or once per image, in order")
+    p.add_argument("--json", action="store_true", help="print a JSON list of {image, mean, std}")
+    p.add_argument("--output", help="also write the JSON list to this file (atomically)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto")
+    p.add_argument("--base-model", default=None, help="override the base model folder of a LoRA scorer")
+    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...; .npy arrays HWC also accepted)")
+    p.set_defaults(func=run)
+
+
+def read_image(path: str):
+    if path.endswith(".npy"):
+        if not Path(path).is_file():
+            raise ImageInputError(f"image file not found: {path}")
+        from ..common.images import to_pil_list
+
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise ImageInputError(f"cannot read image array {path}: {exc}") from exc
+        try:
+            return to_pil_list(arr)[0]
+        except ImageInputError as exc:
+            raise ImageInputError(f"{path}: {exc}") from exc
+    return load_image_file(path)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from .scorer import load_scorer, normalise_prompts
+
+    # Everything that can be checked without the model is checked first: a bad call costs no load.
+    images = [read_image(p) for p in args.images]
+    prompts = normalise_prompts(args.prompt, len(images))
+    dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
+    scorer = load_scorer(args.model, device=args.device, dtype=dtype, batch_size=args.batch_size,
+                         base_model=args.base_model)
+    result = scorer.score(images, prompts)
+    rows = [{"image": path, **row, "mode": result.mode} for path, row in zip(args.images, result.rows(), strict=True)]
+    text = json.dumps(rows, indent=2)
+    if args.output:
+        write_text(args.output, text + "\n")
+    if args.json:
+        print(text)
+    else:
+        width = max(len(p) for p in args.images)
+        print(f"mode: {result.mode}  model: {args.model}")
+        print(f"{'image':<{width}}  {'mean':>9}  {'std':>7}")
+        for r in rows:
+            print(f"{r['image']:<{width}}  {r['mean']:>9.4f}  {r['std']:>7.4f}")
+    return 0

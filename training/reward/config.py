@@ -1,0 +1,143 @@
+"""What a trained SpatialScore folder is: its JSON config and the file names next to it.
+
+A scorer folder holds:
+    spatialscore.json      this config (format name and version, base model reference, template, token, head, LoRA)
+    head.safetensors       the reward head (fp32)
+    adapter/               a peft LoRA adapter (weights == "lora"), applied to `base_model`
+    model/                 full VLM weights and config (weights == "full"), no base model needed
+    processor/             tokenizer (with the reward token), chat template and image processor files
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FORMAT_NAME = "spatialscore"
+FORMAT_VERSION = 1
+CONFIG_FILE = "spatialscore.json"
+HEAD_FILE = "head.safetensors"
+ADAPTER_DIR = "adapter"
+MODEL_DIR = "model"
+PROCESSOR_DIR = "processor"
+
+REWARD_TOKEN = "<|reward|>"
+
+DEFAULT_SYSTEM = "You are an expert judge of spatial relations in images."
+DEFAULT_REWARD_USER = (
+    "Prompt: {prompt}\n"
+    "Judge whether every spatial relation described in the prompt holds in the image."
+)
+DEFAULT_ZERO_SHOT_USER = (
+    'Does this image show "{prompt}", with every object placed exactly as described? Answer Yes or No.'
+)
+
+
+class ScorerFolderError(ValueError):
+    """A folder that is not a scorer, or one whose parts (files, base model) are missing or malformed."""
+
+
+@dataclass
+class Template:
+    """The chat the model sees: system text, then the image and the user text with {prompt} filled in."""
+
+    system: str = DEFAULT_SYSTEM
+    user: str = DEFAULT_REWARD_USER
+
+    def __post_init__(self):
+        if "{prompt}" not in self.user:
+            raise ValueError(f"template.user must contain '{{prompt}}', got {self.user!r}")
+
+
+@dataclass
+class HeadConfig:
+    """MLP on the reward token's final hidden state -> (mean, log_std). hidden_size 0 means a linear head."""
+
+    hidden_size: int = 1024
+    init_log_std: float = 0.0
+    min_log_std: float = -7.0
+    max_log_std: float = 5.0
+
+
+@dataclass
+class LoraSettings:
+    """LoRA on the language model. `targets` are module names inside the text decoder layers."""
+
+    rank: int = 32
+    alpha: int = 64
+    dropout: float = 0.05
+    targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+@dataclass
+class ScorerConfig:
+    base_model: str | None = None  # local folder of the Qwen2.5-VL base (absolute, or relative to the scorer)
+    weights: str = "lora"  # "lora" (adapter on base_model) or "full" (complete VLM stored in model/)
+    reward_token: str = REWARD_TOKEN
+    template: Template = field(default_factory=Template)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    lora: LoraSettings | None = field(default_factory=LoraSettings)
+    min_pixels: int = 56 * 56
+    max_pixels: int = 512 * 512
+    format: str = FORMAT_NAME
+    version: int = FORMAT_VERSION
+    notes: dict = field(default_factory=dict)  # free-form provenance: training data, accuracy, recipe
+
+    def __post_init__(self):
+        if self.weights not in ("lora", "full"):
+            raise ValueError(f"weights must be 'lora' or 'full', got {self.weights!r}")
+        if self.weights == "lora" and self.lora is None:
+            raise ValueError("weights='lora' needs lora settings")
+        if not (0 < self.min_pixels <= self.max_pixels):
+            raise ValueError(f"need 0 < min_pixels <= max_pixels, got {self.min_pixels}, {self.max_pixels}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "config") -> ScorerConfig:
+        if data.get("format") != FORMAT_NAME:
+            raise ScorerFolderError(f"{source}: format is {data.get('format')!r}, expected {FORMAT_NAME!r}")
+        if int(data.get("version", -1)) > FORMAT_VERSION:
+            raise ScorerFolderError(
+                f"{source}: format version {data.get('version')} is newer than this code reads ({FORMAT_VERSION})"
+            )
+        data = dict(data)
+        try:
+            data["template"] = Template(**data.get("template", {}))
+            data["head"] = HeadConfig(**data.get("head", {}))
+            data["lora"] = LoraSettings(**data["lora"]) if data.get("lora") else None
+            known = {f.name for f in dataclasses.fields(cls)}
+            unknown = sorted(set(data) - known)
+            if unknown:
+                raise ScorerFolderError(f"{source}: unknown fields {unknown}")
+            return cls(**data)
+        except TypeError as exc:
+            raise ScorerFolderError(f"{source}: malformed field ({exc})") from exc
+        except ValueError as exc:
+            if isinstance(exc, ScorerFolderError):
+                raise
+            raise ScorerFolderError(f"{source}: {exc}") from exc
+
+    @classmethod
+    def read(cls, folder: str | os.PathLike) -> ScorerConfig:
+        path = Path(folder) / CONFIG_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ScorerFolderError(f"not a scorer folder: {path} is missing") from exc
+        except json.JSONDecodeError as exc:
+            raise ScorerFolderError(f"{path}: not valid JSON ({exc})") from exc
+        return cls.from_dict(data, source=str(path))
+
+    def resolve_base(self, folder: str | os.PathLike) -> Path:
+        """The base model folder, relative paths taken from the scorer folder."""
+        if not self.base_model:
+            raise ScorerFolderError(f"{Path(folder) / CONFIG_FILE}: weights='lora' but base_model is empty")
+        base = Path(os.path.expanduser(self.base_model))
+        if not base.is_absolute():
+            base = (Path(folder) / base).resolve()
+        return base

@@ -1,0 +1,243 @@
+"""Load, create and save SpatialScore models, from local folders only.
+
+Three kinds of folder are accepted wherever a scorer is asked for:
+- a trained scorer folder (spatialscore.json, see config.py);
+- a plain Qwen2.5-VL checkpoint folder (config.json of model_type qwen2_5_vl): zero-shot mode;
+- the name of a scorer shipped with the package (see `shipped_scorers`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..common.atomic import atomic_dir
+from .config import (
+    ADAPTER_DIR,
+    CONFIG_FILE,
+    HEAD_FILE,
+    MODEL_DIR,
+    PROCESSOR_DIR,
+    DEFAULT_ZERO_SHOT_USER,
+    LoraSettings,
+    ScorerConfig,
+    ScorerFolderError,
+    Template,
+)
+from .head import RewardHead
+from .model import SpatialScoreModel, text_decoder_layers
+
+ASSETS = Path(__file__).parent / "assets"
+QWEN_VL_TYPES = ("qwen2_5_vl",)
+
+
+def shipped_scorers() -> dict[str, Path]:
+    """Scorers that ship inside the package, by name (e.g. "shapes")."""
+    if not ASSETS.is_dir():
+        return {}
+    return {p.name: p for p in sorted(ASSETS.iterdir()) if (p / CONFIG_FILE).is_file()}
+
+
+def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
+    shipped = shipped_scorers()
+    if isinstance(name_or_path, str) and name_or_path in shipped and not Path(name_or_path).exists():
+        return shipped[name_or_path]
+    path = Path(os.path.expanduser(str(name_or_path)))
+    if not path.exists():
+        names = ", ".join(shipped) or "none"
+        raise ScorerFolderError(f"model folder not found: {path} (shipped scorer names: {names})")
+    if not path.is_dir():
+        raise ScorerFolderError(f"model path is not a folder: {path}")
+    return path
+
+
+def folder_kind(path: Path) -> str:
+    """"scorer", "base" (a Qwen2.5-VL checkpoint) or an error naming what is wrong with the folder."""
+    if (path / CONFIG_FILE).is_file():
+        return "scorer"
+    cfg = path / "config.json"
+    if cfg.is_file():
+        try:
+            model_type = json.loads(cfg.read_text(encoding="utf-8")).get("model_type")
+        except json.JSONDecodeError as exc:
+            raise ScorerFolderError(f"{cfg}: not valid JSON ({exc})") from exc
+        if model_type in QWEN_VL_TYPES:
+            return "base"
+        raise ScorerFolderError(
+            f"{path} holds a {model_type!r} model; expected a SpatialScore folder ({CONFIG_FILE}) "
+            f"or a Qwen2.5-VL checkpoint (config.json with model_type 'qwen2_5_vl')"
+        )
+    if (path / "model_index.json").is_file():
+        raise ScorerFolderError(f"{path} is a diffusers pipeline, not a SpatialScore or Qwen2.5-VL folder")
+    raise ScorerFolderError(
+        f"not a scorer folder: {path} has neither {CONFIG_FILE} (a trained scorer) nor config.json "
+        f"(a Qwen2.5-VL checkpoint for zero-shot scoring)"
+    )
+
+
+def _load_vlm(path: Path, dtype: torch.dtype, attn: str):
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    if not (path / "config.json").is_file():
+        raise ScorerFolderError(f"Qwen2.5-VL folder {path} is missing config.json")
+    if not any(path.glob("*.safetensors")):
+        raise ScorerFolderError(f"Qwen2.5-VL folder {path} has no .safetensors weights (only safetensors are read)")
+    return Qwen2_5_VLForConditionalGeneration.from_pretrained(
+        path, local_files_only=True, dtype=dtype, attn_implementation=attn, use_safetensors=True
+    )
+
+
+def _load_processor(path: Path, config: ScorerConfig):
+    from .processor import SpatialProcessor
+
+    if not (path / "tokenizer_config.json").is_file() and not (path / "tokenizer.json").is_file():
+        raise ScorerFolderError(f"{path} has no tokenizer files (tokenizer.json / tokenizer_config.json)")
+    processor = SpatialProcessor.from_pretrained(path, local_files_only=True)
+    processor.image_processor.size = {"shortest_edge": config.min_pixels, "longest_edge": config.max_pixels}
+    return processor
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def load_model(name_or_path: str | os.PathLike, device: str | torch.device | None = None,
+               dtype: torch.dtype | None = None, attn: str = "sdpa", merge_lora: bool = True,
+               base_model: str | os.PathLike | None = None, zero_shot_config: ScorerConfig | None = None
+               ) -> SpatialScoreModel:
+    """Load a scorer folder (reward mode) or a Qwen2.5-VL folder (zero-shot mode), eval mode, on `device`."""
+    path = resolve_model_path(name_or_path)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = dtype or default_dtype(device)
+    kind = folder_kind(path)
+    if kind == "base":
+        config = zero_shot_config or ScorerConfig(weights="full", lora=None,
+                                                  template=Template(user=DEFAULT_ZERO_SHOT_USER))
+        vlm = _load_vlm(path, dtype, attn)
+        model = SpatialScoreModel(vlm, _load_processor(path, config), config, mode="zero-shot")
+    else:
+        config = ScorerConfig.read(path)
+        for needed in (HEAD_FILE, PROCESSOR_DIR):
+            if not (path / needed).exists():
+                raise ScorerFolderError(f"scorer folder {path} is missing {needed}")
+        processor = _load_processor(path / PROCESSOR_DIR, config)
+        if config.weights == "full":
+            if not (path / MODEL_DIR).is_dir():
+                raise ScorerFolderError(f"scorer folder {path} is missing {MODEL_DIR}/ (weights='full')")
+            vlm = _load_vlm(path / MODEL_DIR, dtype, attn)
+        else:
+            base = Path(base_model) if base_model else config.resolve_base(path)
+            if not base.is_dir():
+                raise ScorerFolderError(
+                    f"base model of scorer {path} not found: {base} (from base_model in {path / CONFIG_FILE}; "
+                    f"pass base_model= / --base-model to point elsewhere)"
+                )
+            if not (path / ADAPTER_DIR / "adapter_config.json").is_file():
+                raise ScorerFolderError(f"scorer folder {path} is missing {ADAPTER_DIR}/adapter_config.json")
+            vlm = _load_vlm(base, dtype, attn)
+            _fit_embeddings(vlm, len(processor.tokenizer))
+            from peft import PeftModel
+
+            vlm = PeftModel.from_pretrained(vlm, path / ADAPTER_DIR, is_trainable=not merge_lora)
+            if merge_lora:
+                vlm = vlm.merge_and_unload()
+        head = RewardHead(_text_hidden(vlm), config.head)
+        head.load_state_dict(load_file(path / HEAD_FILE))
+        model = SpatialScoreModel(vlm, processor, config, mode="reward", head=head)
+    model.source = str(path)
+    return model.to(device).eval()
+
+
+def _text_hidden(vlm) -> int:
+    cfg = vlm.get_base_model().config if hasattr(vlm, "get_base_model") else vlm.config
+    return cfg.text_config.hidden_size
+
+
+def _fit_embeddings(vlm, n_tokens: int) -> None:
+    """Grow the embeddings when the tokenizer outgrew them; never shrink (Qwen pads its vocab to 152064)."""
+    rows = vlm.get_input_embeddings().weight.shape[0]
+    if n_tokens > rows:
+        vlm.resize_token_embeddings(n_tokens, mean_resizing=False)
+
+
+def add_reward_token(vlm, processor, token: str) -> int:
+    """Add the reward token to the tokenizer, give it the mean embedding, return its id."""
+    from tokenizers import AddedToken
+
+    tokenizer = processor.tokenizer
+    if token not in tokenizer.get_vocab():
+        tokenizer.add_tokens([AddedToken(token, special=True, normalized=False)], special_tokens=True)
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    _fit_embeddings(vlm, len(tokenizer))
+    emb = vlm.get_input_embeddings().weight
+    with torch.no_grad():
+        emb[token_id] = emb[: min(token_id, emb.shape[0])].float().mean(0).to(emb.dtype)
+    return token_id
+
+
+def lora_target_regex(targets: list[str]) -> str:
+    """Match only text-decoder projections: the vision tower's MLP shares names like gate_proj."""
+    names = "|".join(sorted(set(targets)))
+    return rf".*language_model\.layers\.\d+\.(?:self_attn|mlp)\.(?:{names})"
+
+
+def create_model(base: str | os.PathLike, config: ScorerConfig, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32, attn: str = "sdpa", seed: int = 0) -> SpatialScoreModel:
+    """A fresh, trainable SpatialScore on a Qwen2.5-VL base: reward token, new head, LoRA or full training.
+
+    With LoRA, only the adapters, the reward token's embedding row and the head are trainable.
+    """
+    base = resolve_model_path(base)
+    if folder_kind(base) != "base":
+        raise ScorerFolderError(f"{base}: a base model must be a plain Qwen2.5-VL folder, not a scorer")
+    config.base_model = str(base.resolve())
+    vlm = _load_vlm(base, dtype, attn)
+    processor = _load_processor(base, config)
+    token_id = add_reward_token(vlm, processor, config.reward_token)
+    if config.weights == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        lora: LoraSettings = config.lora
+        peft_config = LoraConfig(
+            r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+            target_modules=lora_target_regex(lora.targets),
+            trainable_token_indices={"embed_tokens": [token_id]},
+        )
+        vlm = get_peft_model(vlm, peft_config)
+    else:
+        for p in vlm.parameters():
+            p.requires_grad_(True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        head = RewardHead(_text_hidden(vlm), config.head)
+    model = SpatialScoreModel(vlm, processor, config, mode="reward", head=head)
+    model.source = str(base)
+    return model.to(device)
+
+
+def save_model(model: SpatialScoreModel, folder: str | os.PathLike) -> Path:
+    """Write a scorer folder atomically: a reader sees the old folder or the complete new one."""
+    if model.mode != "reward":
+        raise ValueError("only reward-mode models are saved as scorers (zero-shot needs no folder)")
+    folder = Path(folder)
+    with atomic_dir(folder) as tmp:
+        model.processor.save_pretrained(tmp / PROCESSOR_DIR)
+        if model.config.weights == "lora":
+            model.vlm.save_pretrained(tmp / ADAPTER_DIR, safe_serialization=True)
+        else:
+            vlm = model.vlm.get_base_model() if hasattr(model.vlm, "get_base_model") else model.vlm
+            vlm.save_pretrained(tmp / MODEL_DIR, safe_serialization=True)
+        head_state = {k: v.detach().float().cpu().contiguous() for k, v in model.head.state_dict().items()}
+        save_file(head_state, tmp / HEAD_FILE)
+        (tmp / CONFIG_FILE).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n", encoding="utf-8")
+    return folder
+
+
+__all__ = [
+    "create_model", "folder_kind", "load_model", "resolve_model_path", "save_model", "shipped_scorers",
+    "text_decoder_layers",
+]

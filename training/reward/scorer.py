@@ -1,0 +1,110 @@
+"""Batched, gradient-free scoring of (image, prompt) pairs with a SpatialScore model.
+
+Images are sorted by size so each batch pads little, scored `batch_size` at a time under inference mode, and
+returned in the caller's order. A row's score does not depend on its batch-mates: padding is on the right and
+the causal decoder never lets a real token attend to a pad.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ..common.images import ImageInputError, to_pil_list
+from .loading import load_model
+from .model import SpatialScoreModel
+
+
+@dataclass
+class ScoreResult:
+    mean: torch.Tensor  # [N] float32, CPU
+    std: torch.Tensor  # [N] float32, CPU (0 in zero-shot mode)
+    mode: str  # "reward" or "zero-shot"
+
+    def rows(self) -> list[dict]:
+        return [{"mean": float(m), "std": float(s)} for m, s in zip(self.mean, self.std, strict=True)]
+
+
+def normalise_prompts(prompts: str | Sequence[str], n_images: int) -> list[str]:
+    """One prompt for every image, or exactly one per image; empty prompts are refused."""
+    if isinstance(prompts, str):
+        prompts = [prompts] * n_images
+    else:
+        prompts = list(prompts)
+        if len(prompts) == 1 and n_images > 1:
+            prompts = prompts * n_images
+        if len(prompts) != n_images:
+            raise ValueError(
+                f"prompts: got {len(prompts)} prompts for {n_images} images; give one prompt for all images "
+                f"or exactly one per image"
+            )
+    for i, p in enumerate(prompts):
+        if not isinstance(p, str):
+            raise ValueError(f"prompts[{i}]: expected text, got {type(p).__name__}")
+        if not p.strip():
+            raise ValueError(f"prompts[{i}]: empty prompt")
+    return prompts
+
+
+class Scorer:
+    """SpatialScore for users: `score(images, prompts)` -> per-image Gaussian reward (mean, std)."""
+
+    def __init__(self, model: SpatialScoreModel, batch_size: int = 8, device: str | torch.device | None = None):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model = model.eval()
+        self.batch_size = batch_size
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+
+    @property
+    def mode(self) -> str:
+        return self.model.mode
+
+    def to(self, device: str | torch.device) -> Scorer:
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        return self
+
+    def release(self) -> None:
+        """Move the weights to the CPU and free accelerator memory (keep-loaded off)."""
+        self.model.to("cpu")
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    @torch.inference_mode()
+    def score(self, images, prompts: str | Sequence[str],
+              progress: Callable[[int, int], None] | None = None) -> ScoreResult:
+        pil = to_pil_list(images)
+        prompts = normalise_prompts(prompts, len(pil))
+        if next(self.model.parameters()).device != self.device:
+            self.model.to(self.device)
+        order = sorted(range(len(pil)), key=lambda i: (pil[i].width * pil[i].height, len(prompts[i])))
+        mean = torch.empty(len(pil), dtype=torch.float32)
+        log_std = torch.empty(len(pil), dtype=torch.float32)
+        n_batches = math.ceil(len(order) / self.batch_size)
+        for b in range(n_batches):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            batch = self.model.encode([pil[i] for i in idx], [prompts[i] for i in idx])
+            m, s = self.model(batch)
+            mean[idx] = m.float().cpu()
+            log_std[idx] = s.float().cpu()
+            if progress is not None:
+                progress(min((b + 1) * self.batch_size, len(order)), len(order))
+        if not torch.isfinite(mean).all():
+            raise FloatingPointError("the model produced non-finite scores (check the weights and dtype)")
+        return ScoreResult(mean=mean, std=log_std.exp(), mode=self.mode)
+
+
+def load_scorer(name_or_path: str | os.PathLike, device: str | torch.device | None = None,
+                dtype: torch.dtype | None = None, batch_size: int = 8, attn: str = "sdpa",
+                base_model: str | os.PathLike | None = None) -> Scorer:
+    """A ready Scorer from a scorer folder, a Qwen2.5-VL folder (zero-shot) or a shipped name ("shapes")."""
+    model = load_model(name_or_path, device=device, dtype=dtype, attn=attn, base_model=base_model)
+    return Scorer(model, batch_size=batch_size)
+
+
+__all__ = ["ImageInputError", "ScoreResult", "Scorer", "load_scorer", "normalise_prompts"]
