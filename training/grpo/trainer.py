@@ -1,0 +1,301 @@
+"""Spatial GRPO, top to bottom.
+
+One GRPO step:
+  1. prompts   P prompts, the same on every process (a function of seed and step), encoded once.
+  2. sampling  P*G trajectories with the SDE, split over the processes; each sample's noise is its own (see
+               sampling.py), so the split does not change any sample.
+  3. reward    each process scores its images; rewards are gathered, then group advantages and the top-k/bottom-k
+               filter are computed on the whole [P, G] table, identically everywhere.
+  4. training  the kept samples' trajectories are gathered and dealt out evenly over the processes; each process
+               accumulates the loss gradient of its share over the trained timesteps, normalised by the global
+               count, and one all-reduce per optimizer step sums the gradients (see `_all_reduce_gradients`).
+  5. records   metrics.jsonl, the reward curve, sample grids of the eval prompts, atomic checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ..common.atomic import write_json
+from .advantages import group_advantages, group_stats
+from .checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from .config import GRPOConfig, check_paths, check_world
+from .lora import save_lora_file
+from .loss import grpo_step_loss
+from .policy import FlowPolicy
+from .prompts import load_prompts, step_prompts
+from .reports import MetricsLog, plot_reward_curve, save_sample_grid
+from .sampling import sample_generators, sample_trajectories, step_log_prob
+
+LORA_FILE = "lora.safetensors"
+
+
+@dataclass
+class RunResult:
+    lora_path: Path | None  # written by the main process
+    step: int  # GRPO steps completed
+    records: list[dict]  # this run's metrics records (main process)
+
+
+def build_policy(config: GRPOConfig, device: torch.device) -> FlowPolicy:
+    from .flux_policy import FluxPolicy
+
+    m, lo = config.model, config.lora
+    policy = FluxPolicy.from_folder(
+        m.path, device, dtype=m.dtype, lora_rank=lo.rank, lora_alpha=lo.alpha, lora_targets=lo.targets,
+        seed=config.train.seed, gradient_checkpointing=m.gradient_checkpointing,
+        offload_text_encoders=m.offload_text_encoders, vae_batch_size=m.vae_batch_size,
+        max_sequence_length=m.max_sequence_length,
+    )  # fmt: skip
+    if lo.init_from:
+        policy.load_lora(lo.init_from)
+    return policy
+
+
+def build_scorer(config: GRPOConfig, device: torch.device):
+    from training.reward import load_scorer
+
+    from .flux_policy import DTYPES
+
+    r = config.reward
+    return load_scorer(r.path, device=device if r.device == "auto" else r.device, dtype=DTYPES[r.dtype],
+                       batch_size=r.batch_size)  # fmt: skip
+
+
+def _all_reduce_gradients(params: list[torch.nn.Parameter], accelerator) -> None:
+    """Sum gradients over processes, in one flat buffer.
+
+    Why not DistributedDataParallel: with the top-k filter and the reference passes, processes do not run the same
+    number of forwards, and DDP's per-backward hooks would hang or sum partial gradients. Every process holds the
+    same LoRA and optimizer state, so summing the (globally normalised) gradients once per optimizer step is
+    exactly data-parallel SGD.
+    """
+    if accelerator.num_processes == 1:
+        return
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    torch.distributed.all_reduce(flat, op=torch.distributed.ReduceOp.SUM)
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad = flat[offset:offset + n].view_as(p).clone()
+        offset += n
+
+
+def _gather(accelerator, tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate equal-shaped tensors from all processes in rank order (identity on one process)."""
+    if accelerator.num_processes == 1:
+        return tensor
+    return accelerator.gather(tensor.contiguous().to(accelerator.device)).cpu()
+
+
+def _sum(accelerator, values: list[float]) -> list[float]:
+    if accelerator.num_processes == 1:
+        return values
+    return accelerator.reduce(torch.tensor(values, dtype=torch.float64, device=accelerator.device), "sum").tolist()
+
+
+def evaluate(policy: FlowPolicy, scorer, prompts: list[str], config: GRPOConfig, step: int, out: Path) -> float:
+    """Sample the eval prompts from fixed noise, score them, and save the grid samples/step_N.png."""
+    s = config.sample
+    embeds = policy.encode_prompts(prompts)
+    sigmas = policy.sigmas(s.num_steps, s.height, s.width)
+    generators = sample_generators(config.train.seed, 0, range(len(prompts)), stream="eval")
+    trajectories = sample_trajectories(
+        policy, embeds, generators, sigmas, [s.eval_noise_level] * s.num_steps, guidance=s.guidance,
+        height=s.height, width=s.width, sde_type=s.sde_type,
+    )  # fmt: skip
+    images = policy.decode(trajectories.latents[:, -1])
+    scores = _score(scorer, images, prompts, config)
+    save_sample_grid(images, prompts, scores.tolist(), out / "samples" / f"step_{step:06d}.png",
+                     title=f"step {step}  eval reward {scores.mean():+.4f}")  # fmt: skip
+    return float(scores.mean())
+
+
+def _score(scorer, images: torch.Tensor, prompts: list[str], config: GRPOConfig) -> torch.Tensor:
+    result = scorer.score(images, prompts)
+    rewards = result.mean.float() - config.reward.std_penalty * result.std.float()
+    if not config.reward.keep_loaded and hasattr(scorer, "release"):
+        scorer.release()
+    return rewards.cpu()
+
+
+def train(config: GRPOConfig, *, resume: bool = False, policy: FlowPolicy | None = None, scorer=None,
+          accelerator=None, callback: Callable[[dict], None] | None = None) -> RunResult:
+    """Run (or resume) Spatial GRPO. `policy` / `scorer` may be supplied (ComfyUI node, tests); else loaded.
+
+    `callback(record)` is called after every step; an exception raised in it stops the run (e.g. a UI's cancel).
+    """
+    with torch.inference_mode(False), torch.enable_grad():
+        return _train(config, resume, policy, scorer, accelerator, callback)
+
+
+def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
+    if accelerator is None:
+        from accelerate import Accelerator
+
+        accelerator = Accelerator()
+    s, t = config.sample, config.train
+    world, rank, main = accelerator.num_processes, accelerator.process_index, accelerator.is_main_process
+    check_world(config, world)
+    check_paths(config, model=policy is None, reward=scorer is None)
+    out = Path(config.output.dir)
+    train_prompts = load_prompts(config.prompts.train_file)
+    eval_prompts = (load_prompts(config.prompts.eval_file) if config.prompts.eval_file
+                    else train_prompts)[: config.prompts.num_eval]  # fmt: skip
+    progress = partial(tqdm, disable=not main, dynamic_ncols=True)
+
+    # ---- models, optimizer, resume
+    policy = policy if policy is not None else build_policy(config, accelerator.device)
+    scorer = scorer if scorer is not None else build_scorer(config, accelerator.device)
+    named_params = policy.named_trainable_parameters()
+    params = list(named_params.values())
+    optimizer = torch.optim.AdamW(params, lr=t.learning_rate, betas=(t.adam_beta1, t.adam_beta2),
+                                  weight_decay=t.weight_decay, eps=t.adam_eps)  # fmt: skip
+    metrics = MetricsLog(out / "metrics.jsonl")
+    start = 0
+    checkpoints = list_checkpoints(out) if resume else []
+    if checkpoints:
+        start = load_checkpoint(checkpoints[-1], named_params, optimizer, config.to_dict())
+        if main:
+            metrics.truncate_after(start)
+            print(f"resumed from {checkpoints[-1]} (step {start})")
+    elif main:
+        metrics.path.unlink(missing_ok=True)
+    if main:
+        write_json(out / "config.json", config.to_dict())
+    accelerator.wait_for_everyone()
+
+    sigmas = policy.sigmas(s.num_steps, s.height, s.width)
+    trained = config.trained_steps()
+    noise_levels = [s.noise_level if (j in trained or not s.ode_outside_window) else 0.0 for j in range(s.num_steps)]
+    group_total = config.prompts.per_step * s.group_size
+    local = range(rank * group_total // world, (rank + 1) * group_total // world)  # contiguous: gather keeps order
+    top_k = t.top_k if 0 < t.top_k and 2 * t.top_k < s.group_size else None
+    records = []
+    if main and start == 0 and eval_prompts:
+        record = {"step": 0, "eval_reward_mean": evaluate(policy, scorer, eval_prompts, config, 0, out)}
+        metrics.append(record)
+        records.append(record)
+
+    for step in progress(range(start, t.steps), desc="GRPO", initial=start, total=t.steps):
+        timer = time.perf_counter()
+        # ---- 1. prompts
+        prompts = step_prompts(train_prompts, config.prompts.per_step, t.seed, step)
+        embeds = policy.encode_prompts(prompts)
+
+        # ---- 2. sampling (this process's share, micro-batches within one group)
+        latents, log_probs, images = [], [], []
+        for first in progress(range(local.start, local.stop, s.batch_size), desc="sampling", leave=False):
+            indices = list(range(first, first + s.batch_size))
+            trajectories = sample_trajectories(
+                policy, embeds.select([i // s.group_size for i in indices]),
+                sample_generators(t.seed, step, indices), sigmas, noise_levels,
+                guidance=s.guidance, height=s.height, width=s.width, sde_type=s.sde_type,
+            )  # fmt: skip
+            latents.append(trajectories.latents.cpu())
+            log_probs.append(trajectories.log_probs.cpu())
+            images.append(policy.decode(trajectories.latents[:, -1]))
+        images = torch.cat(images)
+        time_sample = time.perf_counter() - timer
+
+        # ---- 3. rewards, gathered, then advantages on the whole [P, G] table
+        timer = time.perf_counter()
+        local_rewards = _score(scorer, images, [prompts[i // s.group_size] for i in local], config)
+        rewards = _gather(accelerator, local_rewards).view(config.prompts.per_step, s.group_size)
+        advantages, keep = group_advantages(rewards, top_k=top_k, std=t.adv_std)
+        time_reward = time.perf_counter() - timer
+
+        # ---- 4. training on the kept samples, dealt out evenly over the processes
+        timer = time.perf_counter()
+        all_latents = _gather(accelerator, torch.cat(latents))
+        all_log_probs = _gather(accelerator, torch.cat(log_probs))
+        kept = keep.flatten().nonzero().flatten()
+        order = kept[torch.randperm(len(kept), generator=torch.Generator().manual_seed(t.seed * 7919 + step))]
+        totals = [0.0] * 6  # loss, policy loss, kl, ratio, clipped, terms
+        ratio_min, ratio_max, grad_norms = math.inf, -math.inf, []
+        for chunk in torch.tensor_split(order, t.updates_per_step):
+            weight = 1.0 / (len(chunk) * len(trained))
+            mine = chunk[rank::world]
+            for first in progress(range(0, len(mine), t.batch_size), desc="training", leave=False):
+                batch = mine[first:first + t.batch_size]
+                batch_embeds = embeds.select((batch // s.group_size).tolist())
+                batch_latents = all_latents[batch].to(accelerator.device)
+                for j in trained:
+                    log_prob, mean, std = step_log_prob(
+                        policy, batch_latents[:, j], batch_latents[:, j + 1], sigmas[j].item(),
+                        sigmas[j + 1].item(), noise_levels[j], batch_embeds, guidance=s.guidance, sde_type=s.sde_type,
+                    )  # fmt: skip
+                    ref_mean = None
+                    if t.beta > 0:
+                        with torch.no_grad(), policy.reference():
+                            _, ref_mean, _ = step_log_prob(
+                                policy, batch_latents[:, j], batch_latents[:, j + 1], sigmas[j].item(),
+                                sigmas[j + 1].item(), noise_levels[j], batch_embeds, guidance=s.guidance,
+                                sde_type=s.sde_type,
+                            )  # fmt: skip
+                    terms = grpo_step_loss(
+                        log_prob, all_log_probs[batch, j].to(log_prob.device),
+                        advantages.flatten()[batch].to(log_prob.device), t.clip_range, t.adv_clip, t.beta,
+                        mean, ref_mean, std,
+                    )  # fmt: skip
+                    (terms.loss.sum() * weight).backward()
+                    for k, v in enumerate((terms.loss.detach(), terms.policy_loss, terms.kl, terms.ratio,
+                                           terms.clipped.float())):  # fmt: skip
+                        totals[k] += v.sum().item()
+                    totals[5] += len(batch)
+                    ratio_min = min(ratio_min, terms.ratio.min().item())
+                    ratio_max = max(ratio_max, terms.ratio.max().item())
+            _all_reduce_gradients(params, accelerator)
+            grad_norms.append(torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm).item())
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        time_train = time.perf_counter() - timer
+
+        # ---- 5. records, evaluation, checkpoints
+        totals = _sum(accelerator, totals)
+        extremes = _gather(accelerator, torch.tensor([[ratio_min, -ratio_max]], dtype=torch.float64)).amin(0)
+        n_terms = max(totals[5], 1.0)
+        record = {
+            "step": step + 1,
+            **group_stats(rewards, keep),
+            "loss": totals[0] / n_terms, "policy_loss": totals[1] / n_terms, "kl": totals[2] / n_terms,
+            "ratio_mean": totals[3] / n_terms, "ratio_min": extremes[0].item(), "ratio_max": -extremes[1].item(),
+            "clip_frac": totals[4] / n_terms, "grad_norm": max(grad_norms), "lr": optimizer.param_groups[0]["lr"],
+            "time_sample": time_sample, "time_reward": time_reward, "time_train": time_train,
+            "prompts": prompts,
+        }  # fmt: skip
+        if torch.cuda.is_available():
+            record["gpu_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        done = step + 1
+        last = done == t.steps
+        if main and eval_prompts and (last or (config.output.eval_every and done % config.output.eval_every == 0)):
+            record["eval_reward_mean"] = evaluate(policy, scorer, eval_prompts, config, done, out)
+        if main:
+            metrics.append(record)
+            records.append(record)
+            plot_reward_curve(metrics.records(), out / "reward_curve.png")
+        if last or (config.output.checkpoint_every and done % config.output.checkpoint_every == 0):
+            if main:
+                save_checkpoint(out, done, named_params, optimizer, config.to_dict(), policy.lora_state_dict(),
+                                keep=config.output.keep_checkpoints)  # fmt: skip
+            accelerator.wait_for_everyone()
+        if callback is not None:
+            callback(record)
+
+    lora_path = None
+    if main:
+        lora_path = save_lora_file(policy.lora_state_dict(), out / LORA_FILE,
+                                   metadata={"steps": str(t.steps), "config": json.dumps(config.to_dict())})
+        plot_reward_curve(metrics.records(), out / "reward_curve.png")
+    accelerator.wait_for_everyone()
+    return RunResult(lora_path=lora_path, step=t.steps, records=records)
