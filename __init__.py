@@ -1,0 +1,18 @@
+"""SpatialScore for ComfyUI: the pack's entry point (V3 schema).
+
+Importing this module is cheap and cannot fail: the nodes (and through them comfy_api, torch, the scorer) are
+imported only when ComfyUI calls `comfy_entrypoint`, and transformers only when a scorer is loaded. This module
+must not define NODE_CLASS_MAPPINGS: ComfyUI ignores `comfy_entrypoint` in a module that does.
+"""
+
+WEB_DIRECTORY = "./web"
+
+
+async def comfy_entrypoint():
+    from .nodes.extension import SpatialScoreExtension, register_model_folder
+
+    register_model_folder()
+    return SpatialScoreExtension()
+
+
+__all__ = ["WEB_DIRECTORY", "comfy_entrypoint"]

@@ -1,0 +1,49 @@
+"""What Score and Rerank share: prompt and scorer inputs, the progress bar, the UI payload."""
+
+from __future__ import annotations
+
+import comfy.utils
+from comfy_api.latest import io, ui
+
+from .logic.annotate import badge_payload
+from .logic.prompts import PROMPT_MODES
+from .types import SpatialScoreModel
+
+
+def scorer_input() -> io.Input:
+    return SpatialScoreModel.Input("scorer", tooltip="A scorer from the SpatialScore Loader node.")
+
+
+def images_input() -> io.Input:
+    return io.Image.Input("images", tooltip="The image batch to score; every image is scored, in batches of the "
+                                            "loader's batch_size.")
+
+
+def prompt_inputs() -> list[io.Input]:
+    return [
+        io.String.Input("prompt", multiline=True, default="",
+                        tooltip="The text the images should show. One line for the whole batch, or one line per "
+                                "image in batch order. A different count is an error."),
+        io.Combo.Input("prompt_mode", options=list(PROMPT_MODES), default="auto",
+                       tooltip="auto: one line for all images, or one line per image. same for all: the whole text "
+                               "is one prompt (for long prompts over several lines). one per line: always one line "
+                               "per image."),
+    ]
+
+
+def progress_callback(n_images: int):
+    """ComfyUI's progress bar, updated after each scored batch; its hook raises when the user presses Cancel."""
+    bar = comfy.utils.ProgressBar(n_images)
+
+    def update(done: int, total: int) -> None:
+        bar.update_absolute(done, total)
+
+    return update
+
+
+def ui_payload(cls, preview_images, mean, std, text_lines, indices=None, prompts=None, utility=None) -> dict:
+    """The node's UI output: the preview images, per-image score records for the badge extension, and text."""
+    payload = ui.PreviewImage(preview_images, cls=cls).as_dict()
+    payload["spatialscore"] = badge_payload(mean, std, indices=indices, prompts=prompts, utility=utility)
+    payload["text"] = ["\n".join(text_lines)]
+    return payload

@@ -1,0 +1,23 @@
+"""The pack's V3 extension: registers the model folder and lists the nodes."""
+
+from __future__ import annotations
+
+import os
+
+import folder_paths
+from comfy_api.latest import ComfyExtension, io
+
+from .loader import MODEL_FOLDER, SpatialScoreLoader
+from .rerank import SpatialScoreRerank
+from .score import SpatialScoreScore
+
+
+def register_model_folder() -> None:
+    """models/spatialscore, beside ComfyUI's other model folders; extra_model_paths.yaml may add more."""
+    folder_paths.add_model_folder_path(MODEL_FOLDER, os.path.join(folder_paths.models_dir, MODEL_FOLDER),
+                                       is_default=True)
+
+
+class SpatialScoreExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return [SpatialScoreLoader, SpatialScoreScore, SpatialScoreRerank]

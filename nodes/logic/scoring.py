@@ -1,0 +1,105 @@
+"""The scorer handle that travels between nodes, and batch scoring through it.
+
+A handle pairs a loaded scorer with a placement policy: where the weights go just before scoring and where they go
+after. ComfyUI's nodes pass a placement built on comfy.model_management (see nodes/comfy_models.py); tests and
+scripts use `DirectPlacement`. Keeping the weights on the accelerator only while scoring is the default: a 7B scorer
+must not sit on the GPU while Flux generates the next batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+from .discovery import ScorerFolder
+from .prompts import resolve_prompts
+
+
+class Placement(Protocol):
+    def load(self, scorer: Any) -> None: ...  # weights onto the compute device, before scoring
+
+    def offload(self, scorer: Any) -> None: ...  # weights off it, after scoring (keep_loaded off)
+
+
+class DirectPlacement:
+    """Move the scorer with its own `.to(device)` / `.release()`: for use outside ComfyUI."""
+
+    def __init__(self, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+
+    def load(self, scorer: Any) -> None:
+        if hasattr(scorer, "to"):
+            scorer.to(self.device)
+
+    def offload(self, scorer: Any) -> None:
+        if hasattr(scorer, "release"):
+            scorer.release()
+
+
+@dataclass
+class ScorerHandle:
+    """What the Loader node outputs: a loaded scorer, where it came from, and how to place it."""
+
+    scorer: Any  # training.reward.Scorer, or anything with .score(images, prompts, progress) and .mode
+    folder: ScorerFolder
+    placement: Placement = field(default_factory=DirectPlacement)
+    keep_loaded: bool = False
+    dtype: str = "auto"
+
+    @property
+    def mode(self) -> str:
+        return getattr(self.scorer, "mode", self.folder.mode)
+
+    def describe(self) -> str:
+        return f"{self.folder.name} ({self.mode}, {self.dtype})"
+
+
+@dataclass(frozen=True)
+class ScoreTable:
+    """Scores of a batch, in batch order."""
+
+    mean: torch.Tensor  # float32 [N]
+    std: torch.Tensor  # float32 [N]
+    prompts: list[str]
+    mode: str
+
+
+def check_image_batch(images: Any, name: str = "images") -> int:
+    """The batch size of a ComfyUI IMAGE ([B,H,W,C] float), or an error naming what is wrong."""
+    if not isinstance(images, torch.Tensor):
+        raise ValueError(f"{name}: expected an IMAGE batch tensor, got {type(images).__name__}")
+    if images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"{name}: expected an IMAGE of shape [batch, height, width, channels], got "
+                         f"{tuple(images.shape)}")
+    if images.shape[0] == 0:
+        raise ValueError(f"{name}: empty batch (0 images)")
+    return int(images.shape[0])
+
+
+def score_images(handle: ScorerHandle, images: torch.Tensor, prompt: str, prompt_mode: str = "auto",
+                 progress: Callable[[int, int], None] | None = None) -> ScoreTable:
+    """Score every image of the batch against its prompt (absolute scores, no normalisation across the batch).
+
+    The scorer goes onto the compute device first and, unless keep_loaded, off it afterwards, also when scoring
+    fails or is cancelled (the progress callback raises on Cancel).
+    """
+    if not isinstance(handle, ScorerHandle):
+        raise ValueError(f"scorer: expected a SpatialScore model from the SpatialScore Loader node, got "
+                         f"{type(handle).__name__}")
+    n = check_image_batch(images)
+    prompts = resolve_prompts(prompt, n, prompt_mode)
+    handle.placement.load(handle.scorer)
+    try:
+        result = handle.scorer.score(images, prompts, progress=progress)
+    finally:
+        if not handle.keep_loaded:
+            handle.placement.offload(handle.scorer)
+    mean = torch.as_tensor(result.mean, dtype=torch.float32).detach().cpu().flatten()
+    std = torch.as_tensor(result.std, dtype=torch.float32).detach().cpu().flatten()
+    if mean.numel() != n or std.numel() != n:
+        raise RuntimeError(f"scorer {handle.folder.name}: returned {mean.numel()} means and {std.numel()} "
+                           f"stds for {n} images")
+    return ScoreTable(mean=mean, std=std, prompts=prompts, mode=getattr(result, "mode", handle.mode))
