@@ -130,3 +130,16 @@ def test_loaded_model_is_in_eval_mode_on_cpu_in_fp32(tiny_scorer_full):
     model = load_model(tiny_scorer_full)
     assert not model.training and next(model.parameters()).dtype == torch.float32
     assert model.vlm.config._attn_implementation == "sdpa"
+
+
+@pytest.mark.parametrize("fixture", ["tiny_scorer_full", "tiny_base"])
+def test_shared_prefix_path_equals_one_pass_forward(fixture, request):
+    model = load_model(request.getfixturevalue(fixture))
+    images = shapes(6)
+    prompts = [PROMPT, "a b", PROMPT, "a green triangle below a red circle", "a b", PROMPT]
+    with torch.no_grad():
+        one_pass = model(model.encode(images, prompts))[0]
+    shared = model.score_shared_prefix(images, prompts)[0]
+    assert (one_pass - shared).abs().max() < 1e-5
+    plain = load_scorer(request.getfixturevalue(fixture), shared_prefix=False, batch_size=4).score(images, prompts)
+    torch.testing.assert_close(plain.mean, shared, atol=1e-5, rtol=0)

@@ -27,12 +27,14 @@ PROCESSOR_DIR = "processor"
 REWARD_TOKEN = "<|reward|>"
 
 DEFAULT_SYSTEM = "You are an expert judge of spatial relations in images."
+# The prompt comes before the image so that every image of a group (GRPO, best-of-N) shares the text prefix,
+# whose keys and values the scorer computes once (see model.py).
 DEFAULT_REWARD_USER = (
-    "Prompt: {prompt}\n"
+    "Prompt: {prompt}\n{image}\n"
     "Judge whether every spatial relation described in the prompt holds in the image."
 )
 DEFAULT_ZERO_SHOT_USER = (
-    'Does this image show "{prompt}", with every object placed exactly as described? Answer Yes or No.'
+    '{image}Does this image show "{prompt}", with every object placed exactly as described? Answer Yes or No.'
 )
 
 
@@ -42,14 +44,22 @@ class ScorerFolderError(ValueError):
 
 @dataclass
 class Template:
-    """The chat the model sees: system text, then the image and the user text with {prompt} filled in."""
+    """The chat the model sees: system text, then the user turn with {prompt} filled in and the image at {image}
+    (at the start when the user text has no {image})."""
 
     system: str = DEFAULT_SYSTEM
     user: str = DEFAULT_REWARD_USER
 
     def __post_init__(self):
-        if "{prompt}" not in self.user:
-            raise ValueError(f"template.user must contain '{{prompt}}', got {self.user!r}")
+        if self.user.count("{prompt}") != 1 or self.user.count("{image}") > 1:
+            raise ValueError(f"template.user must contain '{{prompt}}' once and '{{image}}' at most once, "
+                             f"got {self.user!r}")
+
+    def user_content(self, prompt: str) -> list[dict]:
+        before, _, after = (self.user if "{image}" in self.user else "{image}" + self.user).partition("{image}")
+        parts = [{"type": "text", "text": before}, {"type": "image"}, {"type": "text", "text": after}]
+        return [{**p, "text": p["text"].replace("{prompt}", prompt)} if p["type"] == "text" else p
+                for p in parts if p["type"] == "image" or p["text"]]
 
 
 @dataclass

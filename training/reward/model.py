@@ -25,24 +25,30 @@ def text_decoder_layers(vlm: nn.Module):
 class ChatFormatter:
     """Renders the chat template once per scorer, then fills prompts in by string replacement.
 
-    Jinja rendering per image costs more than the tiny model's forward pass; the rendered template does not
-    depend on the prompt, so it is cached with a placeholder.
+    Jinja rendering per image costs more than a tiny model's forward pass; the rendered template does not
+    depend on the prompt, so it is cached with a placeholder. `split` cuts the chat at the image: the part
+    before it (system, header, and the prompt when the template puts it first) is shared by every image
+    scored against the same prompt.
     """
 
     def __init__(self, processor, template: Template, suffix: str):
         messages = [
             {"role": "system", "content": template.system},
-            {"role": "user", "content": [{"type": "image"},
-                                         {"type": "text", "text": template.user.replace("{prompt}", _PROMPT_SLOT)}]},
+            {"role": "user", "content": template.user_content(_PROMPT_SLOT)},
         ]
-        rendered = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        if rendered.count(_PROMPT_SLOT) != 1:
-            raise ValueError("the chat template altered the prompt placeholder; cannot format prompts")
-        self.head, self.tail = rendered.split(_PROMPT_SLOT)
-        self.tail += suffix
+        rendered = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + suffix
+        image_token = processor.image_token
+        if rendered.count(_PROMPT_SLOT) != 1 or rendered.count(image_token) != 1:
+            raise ValueError("the chat template must render the prompt and the image exactly once")
+        cut = rendered.index(image_token)
+        self.before, self.after = rendered[:cut], rendered[cut:]
 
     def __call__(self, prompt: str) -> str:
-        return self.head + prompt + self.tail
+        return "".join(self.split(prompt))
+
+    def split(self, prompt: str) -> tuple[str, str]:
+        """(text before the image, text from the image on) with the prompt filled in."""
+        return self.before.replace(_PROMPT_SLOT, prompt), self.after.replace(_PROMPT_SLOT, prompt)
 
 
 class SpatialScoreModel(nn.Module):
@@ -89,7 +95,51 @@ class SpatialScoreModel(nn.Module):
         if "pixel_values" in batch:
             batch["pixel_values"] = batch["pixel_values"].to(inner.visual.dtype)
         hidden = inner(**batch, use_cache=False).last_hidden_state
-        ids = batch["input_ids"]
+        return self._gather_scoring_position(hidden, batch["input_ids"], batch["attention_mask"])
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, log_std) in fp32, each [B]. In zero-shot mode log_std is -inf (std 0)."""
+        return self.from_hidden(self.final_hidden(batch))
+
+    @torch.inference_mode()
+    def score_shared_prefix(self, images: list[Image.Image], prompts: list[str]
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Same result as forward(encode(...)), computing the text before the image once per distinct prompt.
+
+        The prefixes of the distinct prompts run as one left-padded batch; their keys and values are then
+        gathered to every row, and only the image and the text after it run per image. Positions come from the
+        whole (prefix + suffix) sequence, so M-RoPE sees exactly what the one-pass forward sees.
+        """
+        inner = text_decoder_layers(self.vlm)
+        device = next(inner.parameters()).device
+        tok = self.processor.tokenizer
+        parts = [self.format_chat.split(p) for p in prompts]
+        distinct = sorted({before for before, _ in parts})
+        row_to_prefix = torch.tensor([distinct.index(before) for before, _ in parts], device=device)
+        pre = tok(distinct, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+        size = {"shortest_edge": self.config.min_pixels, "longest_edge": self.config.max_pixels}
+        suf = self.processor(text=[after for _, after in parts], images=images, return_tensors="pt",
+                             padding=True, padding_side="right", size=size)
+        pre_ids, pre_mask = pre["input_ids"].to(device), pre["attention_mask"].to(device)
+        suf = {k: v.to(device) for k, v in suf.items()}
+        ids = torch.cat([pre_ids[row_to_prefix], suf["input_ids"]], dim=1)
+        mask = torch.cat([pre_mask[row_to_prefix], suf["attention_mask"]], dim=1)
+        types = torch.cat([torch.zeros_like(pre_ids[row_to_prefix]), suf["mm_token_type_ids"]], dim=1)
+        positions, _ = inner.get_rope_index(ids, mm_token_type_ids=types, image_grid_thw=suf["image_grid_thw"],
+                                            attention_mask=mask)
+        n_pre = pre_ids.shape[1]
+        first_row = torch.tensor([parts.index(next(p for p in parts if p[0] == d)) for d in distinct],
+                                 device=device)
+        cache = inner.language_model(input_ids=pre_ids, attention_mask=pre_mask,
+                                     position_ids=positions[:, first_row, :n_pre], use_cache=True).past_key_values
+        cache.batch_select_indices(row_to_prefix)
+        hidden = inner(input_ids=suf["input_ids"], attention_mask=mask, position_ids=positions[:, :, n_pre:],
+                       pixel_values=suf["pixel_values"].to(inner.visual.dtype),
+                       image_grid_thw=suf["image_grid_thw"], past_key_values=cache, use_cache=True
+                       ).last_hidden_state
+        return self.from_hidden(self._gather_scoring_position(hidden, suf["input_ids"], suf["attention_mask"]))
+
+    def _gather_scoring_position(self, hidden, ids, mask) -> torch.Tensor:
         if self.mode == "reward":
             is_token = ids == self.reward_token_id
             if not bool(is_token.any(dim=1).all()):
@@ -97,12 +147,10 @@ class SpatialScoreModel(nn.Module):
             # Last occurrence, in case a prompt itself contains the token text.
             pos = ids.shape[1] - 1 - is_token.flip(1).int().argmax(dim=1)
         else:
-            pos = batch["attention_mask"].sum(dim=1) - 1  # right padding: last real token
+            pos = mask.sum(dim=1) - 1  # right padding: last real token
         return hidden[torch.arange(ids.shape[0], device=ids.device), pos]
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean, log_std) in fp32, each [B]. In zero-shot mode log_std is -inf (std 0)."""
-        hidden = self.final_hidden(batch)
+    def from_hidden(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.mode == "reward":
             return self.head(hidden)
         lm_head = self.vlm.get_output_embeddings()

@@ -53,11 +53,13 @@ def normalise_prompts(prompts: str | Sequence[str], n_images: int) -> list[str]:
 class Scorer:
     """SpatialScore for users: `score(images, prompts)` -> per-image Gaussian reward (mean, std)."""
 
-    def __init__(self, model: SpatialScoreModel, batch_size: int = 8, device: str | torch.device | None = None):
+    def __init__(self, model: SpatialScoreModel, batch_size: int = 8, device: str | torch.device | None = None,
+                 shared_prefix: bool = True):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model.eval()
         self.batch_size = batch_size
+        self.shared_prefix = shared_prefix
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
 
     @property
@@ -82,14 +84,18 @@ class Scorer:
         prompts = normalise_prompts(prompts, len(pil))
         if next(self.model.parameters()).device != self.device:
             self.model.to(self.device)
-        order = sorted(range(len(pil)), key=lambda i: (pil[i].width * pil[i].height, len(prompts[i])))
+        # Same prompts together (their text prefix is computed once), then similar sizes (little padding).
+        order = sorted(range(len(pil)), key=lambda i: (prompts[i], pil[i].width * pil[i].height))
         mean = torch.empty(len(pil), dtype=torch.float32)
         log_std = torch.empty(len(pil), dtype=torch.float32)
         n_batches = math.ceil(len(order) / self.batch_size)
         for b in range(n_batches):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
-            batch = self.model.encode([pil[i] for i in idx], [prompts[i] for i in idx])
-            m, s = self.model(batch)
+            images_b, prompts_b = [pil[i] for i in idx], [prompts[i] for i in idx]
+            if self.shared_prefix:
+                m, s = self.model.score_shared_prefix(images_b, prompts_b)
+            else:
+                m, s = self.model(self.model.encode(images_b, prompts_b))
             mean[idx] = m.float().cpu()
             log_std[idx] = s.float().cpu()
             if progress is not None:
@@ -101,10 +107,10 @@ class Scorer:
 
 def load_scorer(name_or_path: str | os.PathLike, device: str | torch.device | None = None,
                 dtype: torch.dtype | None = None, batch_size: int = 8, attn: str = "sdpa",
-                base_model: str | os.PathLike | None = None) -> Scorer:
+                base_model: str | os.PathLike | None = None, shared_prefix: bool = True) -> Scorer:
     """A ready Scorer from a scorer folder, a Qwen2.5-VL folder (zero-shot) or a shipped name ("shapes")."""
     model = load_model(name_or_path, device=device, dtype=dtype, attn=attn, base_model=base_model)
-    return Scorer(model, batch_size=batch_size)
+    return Scorer(model, batch_size=batch_size, shared_prefix=shared_prefix)
 
 
 __all__ = ["ImageInputError", "ScoreResult", "Scorer", "load_scorer", "normalise_prompts"]

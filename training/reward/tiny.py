@@ -28,7 +28,8 @@ WORDS = (
     "a an the and of to in on is are it this that image prompt does do show shows hold holds relation relations "
     "spatial described answer yes no Yes No left right above below next between front behind top under inside "
     "partly hidden red green blue yellow circle square triangle object objects scene there judge whether "
-    "you system user assistant Is Does Answer The A"
+    "you system user assistant Is Does Answer The A You expert Judge every placed exactly as with images Prompt "
+    "or"
 ).split()
 
 CHAT_TEMPLATE = (
