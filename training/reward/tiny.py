@@ -67,7 +67,8 @@ def build_tiny_tokenizer():
     merges: list[tuple[str, str]] = []
     space = _bytes_to_unicode()[ord(" ")]
     # Space-prefixed forms first: BPE applies merges by rank, so their chains must outrank the bare ones.
-    for form in [space + w for w in WORDS] + list(WORDS):
+    by_length = sorted(WORDS, key=len, reverse=True)  # long chains first, so short words cannot split them
+    for form in [space + w for w in by_length] + by_length:
         current = form[0]
         for ch in form[1:]:
             merged = current + ch
