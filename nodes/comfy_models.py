@@ -15,7 +15,7 @@ import comfy.model_patcher
 import torch
 
 
-class _ScorerModule(torch.nn.Module):
+class SpatialScoreWeights(torch.nn.Module):
     """A container ModelPatcher can annotate (it sets .device and bookkeeping attributes) without touching the
     scorer's own module."""
 
@@ -31,7 +31,7 @@ class ComfyPlacement:
         self.offload_device = torch.device(offload_device)
         self.patcher = None
         if isinstance(module, torch.nn.Module):
-            self.patcher = comfy.model_patcher.ModelPatcher(_ScorerModule(module), load_device=self.load_device,
+            self.patcher = comfy.model_patcher.ModelPatcher(SpatialScoreWeights(module), load_device=self.load_device,
                                                             offload_device=self.offload_device)
 
     def load(self, scorer) -> None:

@@ -6,8 +6,8 @@ from comfy_api.latest import io
 from comfy_execution.graph_utils import ExecutionBlocker
 
 from .common import images_input, progress_callback, prompt_inputs, scorer_input, ui_payload
-from .logic.annotate import score_lines
-from .logic.ranking import RANK_BY, check_latent, check_mask, rank, take_images, take_latent, take_mask
+from .logic.ranking import RANK_BY
+from .logic.rerank import check_carried, rerank
 from .logic.scoring import check_image_batch, score_images
 from .types import CATEGORY
 
@@ -38,12 +38,17 @@ class SpatialScoreRerank(io.ComfyNode):
                               tooltip="Masks of the images (one per image, or one for all); reordered with them."),
             ],
             outputs=[
-                io.Image.Output("top_images", tooltip="The top_k images, best first."),
-                io.Latent.Output("top_latent", tooltip="Their latents, in the same order (needs the latent input)."),
-                io.Mask.Output("top_mask", tooltip="Their masks, in the same order (needs the mask input)."),
-                io.Float.Output("top_scores", is_output_list=True, tooltip="Their reward means, best first."),
-                io.Float.Output("top_stds", is_output_list=True, tooltip="Their uncertainties (std)."),
-                io.Int.Output("indices", is_output_list=True,
+                io.Image.Output("top_images", display_name="top_images",
+                                tooltip="The top_k images, best first."),
+                io.Latent.Output("top_latent", display_name="top_latent",
+                                 tooltip="Their latents, in the same order (needs the latent input)."),
+                io.Mask.Output("top_mask", display_name="top_mask",
+                               tooltip="Their masks, in the same order (needs the mask input)."),
+                io.Float.Output("top_scores", display_name="top_scores", is_output_list=True,
+                                tooltip="Their reward means, best first."),
+                io.Float.Output("top_stds", display_name="top_stds", is_output_list=True,
+                                tooltip="Their uncertainties (std)."),
+                io.Int.Output("indices", display_name="indices", is_output_list=True,
                               tooltip="Their positions in the input batch (0-based)."),
             ],
         )
@@ -52,25 +57,21 @@ class SpatialScoreRerank(io.ComfyNode):
     def execute(cls, scorer, images, prompt, prompt_mode, top_k, rank_by, risk_lambda, latent=None,
                 mask=None) -> io.NodeOutput:
         n = check_image_batch(images)
-        # Check the carried batches before spending time on scoring.
-        if latent is not None:
-            check_latent(latent, n)
-        if mask is not None:
-            check_mask(mask, n)
+        check_carried(n, latent, mask)  # before spending time on scoring
         table = score_images(scorer, images, prompt, prompt_mode, progress=progress_callback(n))
-        ranking = rank(table.mean, table.std, top_k, rank_by, risk_lambda)
-        idx = ranking.indices
-        top = take_images(images, idx)
-        out_latent = take_latent(latent, idx, n) if latent is not None else ExecutionBlocker(
-            "SpatialScore Rerank: top_latent is empty because no LATENT was connected to its latent input")
-        out_mask = take_mask(mask, idx, n) if mask is not None else ExecutionBlocker(
-            "SpatialScore Rerank: top_mask is empty because no MASK was connected to its mask input")
-        mean, std, order = ranking.mean.tolist(), ranking.std.tolist(), idx.tolist()
-        full = rank(table.mean, table.std, n, rank_by, risk_lambda)
-        lines = [f"SpatialScore {scorer.describe()}: top {len(order)} of {n} by {rank_by}"
-                 + (f" (lambda {risk_lambda:g})" if rank_by != "mean" else "")]
-        lines += score_lines(full.mean, full.std, indices=full.indices, prompts=[table.prompts[i] for i in full.indices])
-        prompts = [table.prompts[i] for i in order]
-        return io.NodeOutput(top, out_latent, out_mask, mean, std, order,
-                             ui=ui_payload(cls, top, mean, std, lines, indices=order, prompts=prompts,
-                                           utility=ranking.utility.tolist()))
+        best = rerank(table, images, top_k, rank_by, risk_lambda, latent=latent, mask=mask)
+        r = best.ranking
+        mean, std, order = r.mean.tolist(), r.std.tolist(), r.indices.tolist()
+        ui = ui_payload(cls, best.images, mean, std, [f"SpatialScore {scorer.describe()}: {best.report[0]}",
+                                                      *best.report[1:]],
+                        indices=order, prompts=best.prompts, utility=r.utility.tolist())
+        return io.NodeOutput(best.images, _or_blocked(best.latent, "top_latent", "LATENT", "latent"),
+                             _or_blocked(best.mask, "top_mask", "MASK", "mask"), mean, std, order, ui=ui)
+
+
+def _or_blocked(value, output: str, kind: str, input_name: str):
+    """The value, or a blocker that gives nodes reading an output whose input was left empty a clear error."""
+    if value is not None:
+        return value
+    return ExecutionBlocker(f"SpatialScore Rerank: {output} is empty because no {kind} was connected to its "
+                            f"{input_name} input")

@@ -22,12 +22,13 @@ class SpatialScoreScore(io.ComfyNode):
             is_output_node=True,
             inputs=[scorer_input(), images_input(), *prompt_inputs()],
             outputs=[
-                io.Float.Output("scores", is_output_list=True,
+                io.Float.Output("scores", display_name="scores", is_output_list=True,
                                 tooltip="Per-image reward mean, in batch order (higher: relations more faithful)."),
-                io.Float.Output("stds", is_output_list=True,
+                io.Float.Output("stds", display_name="stds", is_output_list=True,
                                 tooltip="Per-image uncertainty (std of the predicted Gaussian reward); 0 in "
                                         "zero-shot mode."),
-                io.Image.Output("preview", tooltip="The images with their score drawn on them."),
+                io.Image.Output("preview", display_name="preview",
+                                tooltip="The images with their score drawn on them."),
             ],
         )
 

@@ -38,7 +38,8 @@ def test_importing_the_pack_is_cheap_and_safe_without_comfyui():
 
 def test_node_logic_never_imports_comfyui():
     code = ("import sys; import nodes.logic.annotate, nodes.logic.discovery, nodes.logic.loading, "
-            "nodes.logic.prompts, nodes.logic.ranking, nodes.logic.scoring, nodes.logic.training_import; "
+            "nodes.logic.prompts, nodes.logic.ranking, nodes.logic.rerank, nodes.logic.scoring, "
+            "nodes.logic.training_import; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('comfy', 'comfy_api', 'folder_paths')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.returncode == 0, out.stderr
