@@ -1,0 +1,224 @@
+"""Build a SpatialReward dataset folder: plan pairs, make images, verify, append rows; resumable after a kill.
+
+Order of work: candidates (scene i, pair k) are visited in a fixed order and the build stops at the first N
+accepted ones, so the result does not depend on chunking, kills or restarts. Images are written under temp
+names and renamed, rows are appended only after their images exist, and on restart every row whose images
+are present is kept, torn or corrupt lines are reported and dropped, temp files and images no row refers to are
+removed. The finished manifest is rewritten (atomically) in canonical order if it is not already.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+from training.common.atomic import write_json, write_text
+
+from .config import BuildConfig
+from .manifest import (
+    BUILD_JSON,
+    DROPPED,
+    MANIFEST,
+    REQUIRED_KEYS,
+    JsonlAppender,
+    dumps_row,
+    read_jsonl,
+    report_problems,
+)
+from .plan import pair_id, parse_pair_id, plan_scene
+from .summary import summarize
+from .worker import ChunkWorker
+
+IMAGE_NAME = re.compile(r"^s\d{7}(-p\d+_r|_c)[0-9a-f]{12}\.png$")
+
+
+class BuildError(RuntimeError):
+    """A build that cannot start: unwritable folder, a folder of something else, settings that differ."""
+
+
+def prepare_out(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BuildError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
+    if not out.is_dir():
+        raise BuildError(f"output path {out} exists and is not a folder")
+    probe = out / f".write-test-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise BuildError(f"output folder {out} is not writable: {exc.strerror or exc}") from exc
+    ours = {BUILD_JSON, MANIFEST, DROPPED, "images", ".lock"}
+    foreign = [p.name for p in out.iterdir() if p.name not in ours and not p.name.startswith(".")]
+    if foreign and not (out / BUILD_JSON).exists():
+        raise BuildError(f"output folder {out} is not empty and is not a dataset folder (no {BUILD_JSON}; found "
+                         f"{', '.join(sorted(foreign)[:5])}); choose a new or empty folder")
+
+
+@contextlib.contextmanager
+def exclusive_lock(out: Path):
+    """One build per folder at a time: a second one fails at once instead of interleaving rows."""
+    f = open(out / ".lock", "a+")  # noqa: SIM115 - held for the whole build
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # Windows
+            import msvcrt
+
+            msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError as exc:
+            raise BuildError(f"another build is writing {out} right now (its .lock is held)") from exc
+        yield
+    finally:
+        f.close()
+
+
+def check_identity(out: Path, cfg: BuildConfig) -> None:
+    path = out / BUILD_JSON
+    ident = cfg.identity()
+    if path.exists():
+        try:
+            before = json.loads(path.read_text(encoding="utf-8"))["identity"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise BuildError(f"{path} is unreadable ({exc}); delete the folder or choose another --out") from exc
+        diff = [k for k in ident if before.get(k) != ident[k]]
+        if diff:
+            detail = "; ".join(f"{k}: was {before.get(k)!r}, now {ident[k]!r}" for k in diff)
+            raise BuildError(f"{out} was built with other settings ({detail}); rerun with the same arguments to "
+                             "resume, or choose a new --out")
+        return
+    write_json(path, {"identity": ident, "format": 1})
+
+
+def remove_temp_files(out: Path) -> int:
+    n = 0
+    for p in out.rglob(".*.tmp"):
+        p.unlink(missing_ok=True)
+        n += 1
+    return n
+
+
+def load_done(out: Path, log) -> tuple[dict[str, dict], set[str], int, int]:
+    """Valid rows whose images exist (by id), dropped candidate ids, and where each file's good part ends."""
+    read = read_jsonl(out / MANIFEST, REQUIRED_KEYS)
+    report_problems(out / MANIFEST, read.problems)
+    done: dict[str, dict] = {}
+    for row, line in zip(read.rows, read.line_numbers, strict=True):
+        try:
+            parse_pair_id(row["id"])
+        except ValueError as exc:
+            log(f"warning: {out / MANIFEST}:{line}: {exc}; skipped")
+            continue
+        if row["id"] in done:
+            log(f"warning: {out / MANIFEST}:{line}: duplicate row {row['id']}; skipped")
+            continue
+        missing = [row[k] for k in ("chosen", "rejected") if not _nonempty(out / row[k])]
+        if missing:
+            log(f"warning: {out / MANIFEST}:{line}: image(s) missing: {', '.join(missing)}; pair will be remade")
+            continue
+        done[row["id"]] = row
+    dropped_read = read_jsonl(out / DROPPED)
+    report_problems(out / DROPPED, dropped_read.problems)
+    dropped = {r["id"] for r in dropped_read.rows}
+    return done, dropped, read.good_bytes, dropped_read.good_bytes
+
+
+def _nonempty(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _order_key(row: dict) -> tuple[int, int]:
+    return parse_pair_id(row["id"])
+
+
+def finalize(out: Path, done: dict[str, dict], dropped_rows: list[dict]) -> None:
+    """Canonical manifest (sorted, no bad lines) and ledger, then delete images no row refers to."""
+    rows = sorted(done.values(), key=_order_key)
+    text = "".join(dumps_row(r) + "\n" for r in rows)
+    path = out / MANIFEST
+    if not path.exists() or path.read_bytes() != text.encode("utf-8"):
+        write_text(path, text)
+    seen: dict[str, dict] = {}
+    for r in dropped_rows:
+        seen.setdefault(r["id"], r)
+    drop_text = "".join(dumps_row(r) + "\n" for r in sorted(seen.values(), key=_order_key))
+    dpath = out / DROPPED
+    if drop_text and (not dpath.exists() or dpath.read_bytes() != drop_text.encode("utf-8")):
+        write_text(dpath, drop_text)
+    referenced = {os.path.normpath(r[k]) for r in rows for k in ("chosen", "rejected")}
+    images = out / "images"
+    if images.is_dir():
+        for p in images.rglob("*.png"):
+            rel = os.path.normpath(p.relative_to(out).as_posix())
+            if rel not in referenced and IMAGE_NAME.match(p.name):
+                p.unlink()
+        for d in sorted((d for d in images.rglob("*") if d.is_dir()), reverse=True):
+            with contextlib.suppress(OSError):
+                d.rmdir()  # only succeeds when empty
+
+
+def build(cfg: BuildConfig, log=print) -> dict:
+    """Build (or resume) the dataset described by `cfg`; returns the summary of the finished folder."""
+    start = time.time()
+    out = cfg.out
+    if cfg.generators:
+        from .generators import check_generator_folder
+
+        for g in cfg.generators:
+            check_generator_folder(g)  # fail before touching the output folder
+    prepare_out(out)
+    with exclusive_lock(out):
+        check_identity(out, cfg)
+        remove_temp_files(out)
+        done, dropped, good, dropped_good = load_done(out, log)
+        dropped_rows = read_jsonl(out / DROPPED).rows
+        resumed = len(done)
+        worker = ChunkWorker(cfg, out, log)
+        try:
+            with JsonlAppender(out / MANIFEST, good) as rows_file, JsonlAppender(out / DROPPED, dropped_good) as drops:
+                worker.open_progress(total=cfg.pairs, initial=min(len(done), cfg.pairs))
+                accepted = 0
+                index, k = 0, 0
+                plans: dict[int, object] = {}
+                while accepted < cfg.pairs:
+                    chunk = []
+                    while accepted + len(chunk) < cfg.pairs and len(chunk) < cfg.chunk_pairs:
+                        pid = pair_id(index, k)
+                        if pid in done:
+                            accepted += 1
+                        elif pid not in dropped:
+                            if index not in plans:
+                                plans = {index: plan_scene(cfg, index)}  # one scene's plan at a time
+                            sp = plans[index]
+                            chunk.append((sp, sp.pairs[k]))
+                        k += 1
+                        if k == cfg.pairs_per_scene:
+                            index, k = index + 1, 0
+                    if not chunk:
+                        break
+                    rows, drop_rows = worker.run(chunk)
+                    rows_file.append(rows)
+                    drops.append(drop_rows)
+                    for r in rows:
+                        done[r["id"]] = r
+                    for r in drop_rows:
+                        dropped.add(r["id"])
+                    dropped_rows.extend(drop_rows)
+                    accepted += len(rows)
+        finally:
+            worker.close()
+        finalize(out, done, dropped_rows)
+    summary = summarize(sorted(done.values(), key=_order_key), dropped_rows)
+    summary.update(resumed=resumed, seconds=round(time.time() - start, 2), out=str(out))
+    return summary
+

@@ -1,0 +1,256 @@
+"""The shapes-world pixel oracle: read a prompt's relations, find each object by colour, judge each relation.
+
+Objects are found by hue, so other shades of the four colours (crimson, navy, lime, gold...), mild noise, blur
+and off-white backgrounds do not matter: the image is median filtered, the background colour is estimated from
+the border, pixels far from it and saturated enough are sorted into red / yellow / green / blue by hue (hues in
+between, e.g. orange or purple, belong to none), thin specks are opened away, and the largest connected blob of
+a colour is the object. A colour with no blob of a minimum area is missing and all its relations fail.
+
+A relation is judged on box centres against the objects' size: "A left of B" holds when B's centre lies right
+of A's by more than a quarter of their summed widths (likewise vertically), a margin that rendered scenes keep
+by construction (clearly true or clearly false) and generated images must respect to count.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+COLORS = ("red", "green", "blue", "yellow")
+SHAPES = ("circle", "square", "triangle")
+# Hue ranges in degrees; the gaps (orange, lime-yellow, cyan, purple) are deliberately nobody's.
+HUES = {"red": ((330, 360), (0, 22)), "yellow": ((38, 70),), "green": ((75, 165),), "blue": ((185, 262),)}
+MIN_SATURATION = 0.25
+MIN_VALUE = 0.15
+MIN_BACKGROUND_DISTANCE = 50.0  # RGB distance from the estimated background
+MIN_AREA_FRACTION = 0.0015
+MIN_AREA_PIXELS = 12
+ANALYSIS_MAX_SIDE = 256
+RELATION_MARGIN = 0.25
+
+_PHRASES = {
+    "left_of": ("to the left of", "on the left side of", "left of"),
+    "right_of": ("to the right of", "on the right side of", "right of"),
+    "above": ("above", "positioned above", "higher up than"),
+    "below": ("below", "positioned below", "lower down than"),
+}
+_NP = r"(?:a|an|the)\s+(red|green|blue|yellow)\s+(circle|square|triangle)"
+_REL = "|".join(re.escape(p) for p in sorted((p for ps in _PHRASES.values() for p in ps), key=len, reverse=True))
+_CLAUSE = re.compile(rf"(?:there\s+is\s+)?{_NP}\s+(?:(?:is|sits|lies)\s+)?({_REL})\s+{_NP}", re.IGNORECASE)
+_SPLIT = re.compile(r"[.;]|,\s*(?:and\s+)?|\s+and\s+", re.IGNORECASE)
+_PREDICATE_OF = {p: pred for pred, ps in _PHRASES.items() for p in ps}
+
+
+class PromptParseError(ValueError):
+    """A prompt the shapes oracle cannot read."""
+
+
+@dataclass(frozen=True)
+class ParsedRelation:
+    text: str
+    subject: tuple[str, str]  # (colour, shape)
+    predicate: str
+    object: tuple[str, str]
+
+
+def parse_prompt(prompt: str) -> list[ParsedRelation]:
+    """The relations of a shapes prompt in the plain form ("a red circle to the left of a blue square, and ...")."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise PromptParseError("prompt is empty")
+    relations = []
+    for clause in (c.strip() for c in _SPLIT.split(prompt)):
+        if not clause:
+            continue
+        m = _CLAUSE.fullmatch(clause)
+        if m is None:
+            raise PromptParseError(
+                f"cannot read clause {clause!r} of prompt {prompt!r}: the shapes oracle reads clauses like "
+                f"'a red circle to the left of a blue square' (colours {', '.join(COLORS)}; shapes "
+                f"{', '.join(SHAPES)}; relations left of, right of, above, below)")
+        c1, s1, phrase, c2, s2 = (g.lower() for g in m.groups())
+        relations.append(ParsedRelation(clause, (c1, s1), _PREDICATE_OF[phrase], (c2, s2)))
+    if not relations:
+        raise PromptParseError(f"prompt {prompt!r} states no relation")
+    shape_of: dict[str, str] = {}
+    for rel in relations:
+        for color, shape in (rel.subject, rel.object):
+            if shape_of.setdefault(color, shape) != shape:
+                raise PromptParseError(f"prompt {prompt!r} names two {color} objects ({shape_of[color]}, {shape}); "
+                                       "the shapes oracle identifies objects by colour, so colours must be distinct")
+        if rel.subject[0] == rel.object[0]:
+            raise PromptParseError(f"clause {rel.text!r} relates an object to itself")
+    return relations
+
+
+@dataclass(frozen=True)
+class Blob:
+    area: int
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    @property
+    def cx(self) -> float:
+        return (self.x0 + self.x1) / 2
+
+    @property
+    def cy(self) -> float:
+        return (self.y0 + self.y1) / 2
+
+    @property
+    def w(self) -> float:
+        return self.x1 - self.x0
+
+    @property
+    def h(self) -> float:
+        return self.y1 - self.y0
+
+
+def _largest_component(mask: np.ndarray) -> Blob | None:
+    """Largest 8-connected blob, labelled run by run (fast in Python: one union per touching pair of runs)."""
+    parent: list[int] = []
+    runs: list[tuple[int, int, int]] = []  # (row, start, end exclusive)
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), dtype=np.int8)
+    padded[:, 1:-1] = mask
+    edges = np.diff(padded, axis=1)
+    rows, starts = np.nonzero(edges == 1)  # row-major order, so starts and ends pair up
+    _, ends = np.nonzero(edges == -1)
+    prev: list[int] = []
+    cur: list[int] = []
+    row = -1
+    for y, s, e in zip(rows.tolist(), starts.tolist(), ends.tolist(), strict=True):
+        if y != row:
+            prev, cur = (cur if y == row + 1 else []), []
+            row = y
+        idx = len(runs)
+        runs.append((y, s, e))
+        parent.append(idx)
+        for j in prev:
+            _, ps, pe = runs[j]
+            if ps <= e and s <= pe:  # touching, diagonals included
+                a, b = find(idx), find(j)
+                if a != b:
+                    parent[a] = b
+        cur.append(idx)
+    if not runs:
+        return None
+    groups: dict[int, list[int]] = {}
+    for i in range(len(runs)):
+        groups.setdefault(find(i), []).append(i)
+    best = max(groups.values(), key=lambda g: sum(runs[i][2] - runs[i][1] for i in g))
+    area = sum(runs[i][2] - runs[i][1] for i in best)
+    ys = [runs[i][0] for i in best]
+    return Blob(area, min(runs[i][1] for i in best), min(ys), max(runs[i][2] for i in best), max(ys) + 1)
+
+
+def _open(mask: np.ndarray) -> np.ndarray:
+    """3x3 binary opening: removes specks and one- or two-pixel lines, keeps solid shapes."""
+    eroded = mask.copy()
+    eroded[1:, :] &= mask[:-1, :]
+    eroded[:-1, :] &= mask[1:, :]
+    eroded[0, :] = eroded[-1, :] = False
+    rows = eroded.copy()
+    eroded[:, 1:] &= rows[:, :-1]
+    eroded[:, :-1] &= rows[:, 1:]
+    eroded[:, 0] = eroded[:, -1] = False
+    dilated = eroded.copy()
+    dilated[1:, :] |= eroded[:-1, :]
+    dilated[:-1, :] |= eroded[1:, :]
+    cols = dilated.copy()
+    dilated[:, 1:] |= cols[:, :-1]
+    dilated[:, :-1] |= cols[:, 1:]
+    return dilated & mask
+
+
+def _hue_mask(hue_deg: np.ndarray, color: str) -> np.ndarray:
+    m = np.zeros(hue_deg.shape, dtype=bool)
+    for lo, hi in HUES[color]:
+        m |= (hue_deg >= lo) & (hue_deg < hi)
+    return m
+
+
+def find_objects(image, colors=COLORS) -> dict[str, Blob | None]:
+    """Each colour's object (its largest blob, in pixels of the analysed image) or None when missing."""
+    from training.common.images import load_image_file, to_pil_list
+
+    if isinstance(image, Image.Image) and image.mode == "RGB":
+        img = image
+    elif isinstance(image, (str, os.PathLike)):
+        img = load_image_file(image)  # no torch import for files
+    else:
+        img = to_pil_list(image)[0]
+    if max(img.size) > ANALYSIS_MAX_SIDE:
+        scale = ANALYSIS_MAX_SIDE / max(img.size)
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BOX)
+    img = img.filter(ImageFilter.MedianFilter(3))
+    rgb = np.asarray(img, dtype=np.float32)
+    hsv = np.asarray(img.convert("HSV"), dtype=np.float32)
+    border = np.concatenate([rgb[:2].reshape(-1, 3), rgb[-2:].reshape(-1, 3), rgb[:, :2].reshape(-1, 3),
+                             rgb[:, -2:].reshape(-1, 3)])
+    background = np.median(border, axis=0)
+    foreground = ((np.linalg.norm(rgb - background, axis=2) > MIN_BACKGROUND_DISTANCE)
+                  & (hsv[..., 1] >= MIN_SATURATION * 255) & (hsv[..., 2] >= MIN_VALUE * 255))
+    hue = hsv[..., 0] * (360.0 / 255.0)
+    min_area = max(MIN_AREA_PIXELS, MIN_AREA_FRACTION * rgb.shape[0] * rgb.shape[1])
+    found: dict[str, Blob | None] = {}
+    for color in colors:
+        if color not in HUES:
+            raise ValueError(f"the shapes oracle knows colours {', '.join(COLORS)}, not {color!r}")
+        blob = _largest_component(_open(foreground & _hue_mask(hue, color)))
+        found[color] = blob if blob is not None and blob.area >= min_area else None
+    return found
+
+
+def relation_holds(predicate: str, a: Blob | None, b: Blob | None) -> bool:
+    if a is None or b is None:
+        return False
+    if predicate == "left_of":
+        return b.cx - a.cx > RELATION_MARGIN * (a.w + b.w)
+    if predicate == "right_of":
+        return a.cx - b.cx > RELATION_MARGIN * (a.w + b.w)
+    if predicate == "above":
+        return b.cy - a.cy > RELATION_MARGIN * (a.h + b.h)
+    if predicate == "below":
+        return a.cy - b.cy > RELATION_MARGIN * (a.h + b.h)
+    raise ValueError(f"the shapes oracle judges left_of, right_of, above, below, not {predicate!r}")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    relations: tuple[tuple[str, bool], ...]  # (clause text, holds)
+
+    @property
+    def all(self) -> bool:
+        return all(h for _, h in self.relations)
+
+    @property
+    def holds(self) -> list[bool]:
+        return [h for _, h in self.relations]
+
+    def to_json(self) -> dict:
+        return {"relations": [{"text": t, "holds": h} for t, h in self.relations], "all": self.all}
+
+
+def judge_objects(objects: dict[str, Blob | None], prompt: str | list[ParsedRelation]) -> Verdict:
+    relations = parse_prompt(prompt) if isinstance(prompt, str) else prompt
+    return Verdict(tuple((r.text, relation_holds(r.predicate, objects.get(r.subject[0]), objects.get(r.object[0])))
+                         for r in relations))
+
+
+def judge(image, prompt: str) -> Verdict:
+    """Per relation of `prompt`, whether it holds in `image` (a PIL image, array, tensor or path)."""
+    relations = parse_prompt(prompt)
+    colors = sorted({c for r in relations for c in (r.subject[0], r.object[0])})
+    return judge_objects(find_objects(image, colors), relations)

@@ -1,0 +1,40 @@
+"""Automatic verification of pairs: the shapes oracle, and optionally a scorer that must prefer the perfect image.
+
+Oracle rule (shapes world): the perfect image satisfies every relation of the prompt; the perturbed image
+satisfies every relation of the perturbed prompt, and, judged against the original prompt, fails exactly the
+changed relations and keeps all the others.
+"""
+
+from __future__ import annotations
+
+from .oracle import find_objects, judge_objects
+from .plan import PairPlan, ScenePlan
+
+
+def oracle_check_chosen(objects, plan: ScenePlan) -> bool:
+    return judge_objects(objects, plan.plain).all
+
+
+def oracle_check_rejected(objects, plan: ScenePlan, pair: PairPlan) -> bool:
+    changed = {c.index for c in pair.perturbation.changes}
+    against_prompt = judge_objects(objects, plan.plain).holds
+    if any((i in changed) == holds for i, holds in enumerate(against_prompt)):
+        return False
+    return judge_objects(objects, pair.plain_perturbed).all
+
+
+def oracle_verify(chosen_image, rejected_image, plan: ScenePlan, pair: PairPlan) -> dict:
+    """{"chosen": bool, "rejected": bool}: True when the image is what the pair says it is."""
+    return {"chosen": oracle_check_chosen(find_objects(chosen_image), plan),
+            "rejected": oracle_check_rejected(find_objects(rejected_image), plan, pair)}
+
+
+def scorer_margins(scorer, chosen_images: list, rejected_images: list, prompts: list[str]) -> list[dict]:
+    """Per pair, the scorer's mean reward for each image against the original prompt, and their difference."""
+    if not prompts:
+        return []
+    both = scorer.score(list(chosen_images) + list(rejected_images), list(prompts) + list(prompts))
+    n = len(prompts)
+    means = both.mean.tolist()
+    return [{"chosen": round(means[i], 6), "rejected": round(means[n + i], 6),
+             "margin": round(means[i] - means[n + i], 6)} for i in range(n)]
