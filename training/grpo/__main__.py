@@ -73,7 +73,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from .trainer import train
 
-    result = train(config, resume=args.resume)
+    try:
+        result = train(config, resume=args.resume)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if result.lora_path is not None:
         print(f"LoRA: {result.lora_path}")
         print(f"metrics: {config.output.dir}/metrics.jsonl, curve: {config.output.dir}/reward_curve.png")

@@ -43,7 +43,7 @@ class ConfigError(ValueError):
 class ModelConfig:
     path: str = ""  # a FluxPipeline folder (model_index.json), loaded with local_files_only; "@tiny" for tests
     dtype: str = "bfloat16"  # transformer, VAE and text encoder weights; LoRA weights always train in float32
-    device: str = "auto"  # "auto": the device accelerate assigns to this process
+    device: str = "auto"  # "auto": the GPU accelerate assigns to this process (the CPU without GPUs); or "cpu"
     gradient_checkpointing: bool = True
     offload_text_encoders: bool = True  # keep CLIP/T5 on the CPU, on the device only while encoding new prompts
     vae_batch_size: int = 4  # decode latents in slices of this many images
@@ -285,6 +285,8 @@ def validate(config: GRPOConfig) -> None:
 
     for name, value in (("model.dtype", m.dtype), ("reward.dtype", r.dtype)):
         need(value in DTYPES, f"{name} must be one of {DTYPES}, got {value!r}")
+    need(m.device in ("auto", "cpu"), f"model.device must be 'auto' or 'cpu', got {m.device!r} (the GPU of each "
+                                      "process is chosen by the launcher: torchrun / accelerate launch)")
     need(m.vae_batch_size >= 1, f"model.vae_batch_size must be >= 1, got {m.vae_batch_size}")
     need(1 <= m.max_sequence_length <= 512, f"model.max_sequence_length must be in 1..512, got {m.max_sequence_length}")
     need(r.batch_size >= 1, f"reward.batch_size must be >= 1, got {r.batch_size}")

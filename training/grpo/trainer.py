@@ -28,7 +28,7 @@ from tqdm import tqdm
 from ..common.atomic import write_json
 from .advantages import group_advantages, group_stats
 from .checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
-from .config import GRPOConfig, check_paths, check_world
+from .config import ConfigError, GRPOConfig, check_paths, check_world
 from .lora import save_lora_file
 from .loss import grpo_step_loss
 from .policy import FlowPolicy
@@ -143,7 +143,8 @@ def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
     if accelerator is None:
         from accelerate import Accelerator
 
-        accelerator = Accelerator()
+        # cpu=True also makes `torchrun --nproc_per_node N` on a machine without GPUs a gloo process group.
+        accelerator = Accelerator(cpu=config.model.device == "cpu" or not torch.cuda.is_available())
     s, t = config.sample, config.train
     world, rank, main = accelerator.num_processes, accelerator.process_index, accelerator.is_main_process
     check_world(config, world)
@@ -153,6 +154,10 @@ def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
     eval_prompts = (load_prompts(config.prompts.eval_file) if config.prompts.eval_file
                     else train_prompts)[: config.prompts.num_eval]  # fmt: skip
     progress = partial(tqdm, disable=not main, dynamic_ncols=True)
+    checkpoints = list_checkpoints(out)
+    if checkpoints and not resume:
+        raise ConfigError(f"{out} already holds checkpoints ({checkpoints[-1].name}): pass --resume to continue that "
+                          "run, or choose another output folder")  # fmt: skip
 
     # ---- models, optimizer, resume
     policy = policy if policy is not None else build_policy(config, accelerator.device)
@@ -163,7 +168,6 @@ def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
                                   weight_decay=t.weight_decay, eps=t.adam_eps)  # fmt: skip
     metrics = MetricsLog(out / "metrics.jsonl")
     start = 0
-    checkpoints = list_checkpoints(out) if resume else []
     if checkpoints:
         start = load_checkpoint(checkpoints[-1], named_params, optimizer, config.to_dict())
         if main:
@@ -271,8 +275,8 @@ def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
             "loss": totals[0] / n_terms, "policy_loss": totals[1] / n_terms, "kl": totals[2] / n_terms,
             "ratio_mean": totals[3] / n_terms, "ratio_min": extremes[0].item(), "ratio_max": -extremes[1].item(),
             "clip_frac": totals[4] / n_terms, "grad_norm": max(grad_norms), "lr": optimizer.param_groups[0]["lr"],
-            "time_sample": time_sample, "time_reward": time_reward, "time_train": time_train,
-            "prompts": prompts,
+            "time_sample": time_sample, "time_reward": time_reward, "time_train": time_train, "processes": world,
+            "prompts": prompts, "rewards": rewards.tolist(), "advantages": advantages.tolist(),
         }  # fmt: skip
         if torch.cuda.is_available():
             record["gpu_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30

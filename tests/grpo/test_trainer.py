@@ -1,0 +1,146 @@
+"""The trainer end to end on the tiny preset: the CLI run and its outputs, kill + resume, and 2 processes == 1."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from training.grpo import __main__ as cli
+from training.grpo.trainer import train
+
+from .conftest import tiny_config
+
+REPO = Path(__file__).resolve().parents[2]
+QUIET = {"prompts.num_eval": 0}  # no eval grids: the runs below compare training only
+
+
+def _env() -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def _assert_same_lora(a: Path, b: Path, atol: float) -> None:
+    la, lb = load_file(str(a)), load_file(str(b))
+    assert la.keys() == lb.keys()
+    for key in la:
+        torch.testing.assert_close(la[key], lb[key], rtol=0, atol=atol, msg=key)
+
+
+@pytest.fixture(scope="module")
+def models(tiny_flux_dir, tiny_scorer_full):
+    return tiny_flux_dir, tiny_scorer_full
+
+
+def test_cli_tiny_preset_writes_everything_and_its_lora_loads_in_diffusers(tmp_path):
+    from diffusers import FluxPipeline
+
+    out = tmp_path / "run"
+    assert cli.main(["--preset", "tiny", "--steps", "2", "--out", str(out)]) == 0
+
+    records = _records(out)
+    assert [r["step"] for r in records] == [0, 1, 2]
+    for key in ("reward_mean", "reward_std", "kept_reward_mean", "kl", "clip_frac", "ratio_mean", "ratio_min",
+                "ratio_max", "zero_std_group_frac", "loss", "time_sample", "time_reward", "time_train"):  # fmt: skip
+        assert isinstance(records[1][key], float), key
+    assert records[2]["eval_reward_mean"] is not None and records[0]["eval_reward_mean"] is not None
+    assert records[1]["kept_frac"] == 0.5  # tiny: G=8, top_k=2 -> 4 of 8 kept
+    for png in ("reward_curve.png", "samples/step_000000.png", "samples/step_000002.png"):
+        with Image.open(out / png) as img:
+            assert img.format == "PNG" and img.width > 100
+    assert (out / "checkpoints" / "step_000002" / "state.json").is_file()
+
+    pipe = FluxPipeline.from_pretrained(str(out / "tiny_models" / "flux"), local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+
+    def image():
+        return pipe("a cat under a table", height=64, width=64, num_inference_steps=4, output_type="pt",
+                    generator=torch.Generator().manual_seed(0)).images  # fmt: skip
+
+    base = image()
+    pipe.load_lora_weights(str(out / "lora.safetensors"))
+    assert "default_0" in pipe.transformer.peft_config
+    assert (image() - base).abs().max() > 1e-4  # the trained LoRA changes what the pipeline draws
+
+
+def test_existing_checkpoints_need_resume(tmp_path, models):
+    flux, scorer = models
+    out = tmp_path / "run"
+    train(tiny_config(out, flux, scorer, **QUIET, **{"train.steps": 1}))
+    from training.grpo.config import ConfigError
+
+    with pytest.raises(ConfigError, match="pass --resume"):
+        train(tiny_config(out, flux, scorer, **QUIET, **{"train.steps": 2}))
+
+
+def test_killed_and_resumed_equals_uninterrupted(tmp_path, models):
+    """SIGKILL a CLI run after its step-2 checkpoint, --resume it, compare with a run that was never killed."""
+    flux, scorer = models
+    steps = {"train.steps": 4, "output.checkpoint_every": 1}
+    killed = tmp_path / "killed"
+    args = ["--preset", "tiny", "--out", str(killed), "--model.path", str(flux), "--reward.path", str(scorer),
+            "--steps", "4", "--output.checkpoint_every", "1", "--prompts.num_eval", "0"]  # fmt: skip
+    with open(tmp_path / "killed.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "training.grpo", *args], cwd=REPO, env=_env(),
+                                stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        deadline = time.monotonic() + 240
+        while not (killed / "checkpoints" / "step_000002" / "state.json").exists():
+            assert proc.poll() is None, (tmp_path / "killed.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "no step-2 checkpoint in time"
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert not (killed / "lora.safetensors").exists()
+
+    resumed = train(tiny_config(killed, flux, scorer, **QUIET, **steps), resume=True)
+    reference_dir = tmp_path / "uninterrupted"
+    train(tiny_config(reference_dir, flux, scorer, **QUIET, **steps))
+
+    assert resumed.step == 4
+    _assert_same_lora(killed / "lora.safetensors", reference_dir / "lora.safetensors", atol=1e-6)
+    got, expected = _records(killed), _records(reference_dir)
+    assert [r["step"] for r in got] == [1, 2, 3, 4]  # no duplicated or lost steps in metrics.jsonl
+    for a, b in zip(got, expected, strict=True):
+        assert a["prompts"] == b["prompts"]
+        torch.testing.assert_close(torch.tensor(a["rewards"]), torch.tensor(b["rewards"]), rtol=0, atol=1e-6)
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-6)
+
+
+def test_two_processes_give_the_same_advantages_and_loss_as_one(tmp_path, models):
+    """torchrun --nproc_per_node 2 on the CPU (gloo): each process samples half of every group."""
+    flux, scorer = models
+    one_step = {"train.steps": 1, "train.updates_per_step": 2}
+    two = tmp_path / "two"
+    args = ["--preset", "tiny", "--out", str(two), "--model.path", str(flux), "--reward.path", str(scorer),
+            "--steps", "1", "--train.updates_per_step", "2", "--prompts.num_eval", "0"]  # fmt: skip
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             "-m", "training.grpo", *args], cwd=REPO, env=_env(), capture_output=True, text=True,
+                            timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    one = tmp_path / "one"
+    train(tiny_config(one, flux, scorer, **QUIET, **one_step))
+
+    (a,), (b,) = _records(one), _records(two)
+    assert (a["processes"], b["processes"]) == (1, 2)
+    torch.testing.assert_close(torch.tensor(b["rewards"]), torch.tensor(a["rewards"]), rtol=0, atol=1e-6)
+    torch.testing.assert_close(torch.tensor(b["advantages"]), torch.tensor(a["advantages"]), rtol=0, atol=1e-5)
+    for key in ("loss", "policy_loss", "kl", "ratio_mean", "ratio_min", "ratio_max", "clip_frac", "grad_norm"):
+        assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-8), key
+    # Gradients agree to float rounding (grad_norm above); Adam's first steps move each weight by about lr * sign(grad),
+    # which turns rounding-level differences in near-zero gradients into ~1e-3 * lr differences in the weights.
+    _assert_same_lora(one / "lora.safetensors", two / "lora.safetensors", atol=1e-5)
