@@ -26,7 +26,7 @@ WORDS = (
 T5_CHARS = list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,;:!?'\"-()/")
 
 CLIP_MAX_LENGTH = 77
-T5_MAX_LENGTH = 64
+T5_MAX_LENGTH = 512  # as FLUX.1-dev; T5 has relative positions, so any length works
 
 
 def _bytes_to_unicode() -> dict[int, str]:

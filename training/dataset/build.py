@@ -153,7 +153,9 @@ def finalize(out: Path, done: dict[str, dict], dropped_rows: list[dict]) -> None
         seen.setdefault(r["id"], r)
     drop_text = "".join(dumps_row(r) + "\n" for r in sorted(seen.values(), key=_order_key))
     dpath = out / DROPPED
-    if drop_text and (not dpath.exists() or dpath.read_bytes() != drop_text.encode("utf-8")):
+    if not drop_text:
+        dpath.unlink(missing_ok=True)
+    elif not dpath.exists() or dpath.read_bytes() != drop_text.encode("utf-8"):
         write_text(dpath, drop_text)
     referenced = {os.path.normpath(r[k]) for r in rows for k in ("chosen", "rejected")}
     images = out / "images"

@@ -6,9 +6,24 @@ torch.Generator each, so an image does not depend on its batch), bf16 on GPU.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
+import warnings
 from pathlib import Path
+
+
+@contextlib.contextmanager
+def _quiet_diffusers():
+    """CLIP's 77-token truncation notice would repeat for every batch of long prompts (T5 reads them whole)."""
+    from diffusers.utils import logging as dlogging
+
+    level = dlogging.get_verbosity()
+    dlogging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        dlogging.set_verbosity(level)
 
 
 class GeneratorError(ValueError):
@@ -51,7 +66,10 @@ class Generator:
         self.device = resolve_device(device)
         self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         try:
-            self.pipe = DiffusionPipeline.from_pretrained(self.path, local_files_only=True, torch_dtype=self.dtype)
+            with warnings.catch_warnings():  # newer diffusers renamed torch_dtype; older ones know only it
+                warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
+                self.pipe = DiffusionPipeline.from_pretrained(self.path, local_files_only=True,
+                                                              torch_dtype=self.dtype)
         except Exception as exc:  # diffusers raises many types for broken folders
             raise GeneratorError(f"cannot load generator folder {self.path}: {type(exc).__name__}: {exc}") from exc
         self.pipe.to(self.device)
@@ -76,7 +94,7 @@ class Generator:
             raise GeneratorError(f"pipeline {type(self.pipe).__name__} ({self.path}) takes no argument(s) "
                                  f"{', '.join(unknown)}")
         kwargs.update(self.extra)
-        with torch.inference_mode():
+        with torch.inference_mode(), _quiet_diffusers():
             return list(self.pipe(**kwargs).images)
 
     def release(self) -> None:
