@@ -56,6 +56,9 @@ class ScorerHandle:
     def describe(self) -> str:
         return f"{self.folder.name} ({self.mode}, {self.dtype})"
 
+    def __repr__(self) -> str:  # ComfyUI shows node inputs in its error reports
+        return f"ScorerHandle({self.describe()}, keep_loaded={self.keep_loaded})"
+
 
 @dataclass(frozen=True)
 class ScoreTable:

@@ -215,3 +215,35 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
         inputs.update(linked)
         prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
     return prompt
+
+
+# ----- inputs for test graphs -----
+def candidate_frames(n: int = 8, size: int = 128, seed: int = 0):
+    """n distinct RGBA frames: random RGB, and an alpha that encodes the frame's index (MASK = 1 - alpha)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, size=(n, size, size, 4), dtype=np.uint8)
+    for i in range(n):
+        frames[i, ..., 3] = 255 - 20 * (i + 1)
+    return frames
+
+
+def write_candidates(input_dir: Path, name: str = "candidates.png", n: int = 8, size: int = 128):
+    """An animated PNG of n frames: ComfyUI's LoadImage turns it into an IMAGE batch of n and a MASK batch of n."""
+    from PIL import Image
+
+    frames = candidate_frames(n, size)
+    pil = [Image.fromarray(f, mode="RGBA") for f in frames]
+    pil[0].save(input_dir / name, save_all=True, append_images=pil[1:], duration=100, loop=0, disposal=0, blend=0)
+    return frames
+
+
+def write_latent(input_dir: Path, name: str = "candidates.latent", n: int = 8, channels: int = 16, size: int = 8):
+    """A .latent file (LoadLatent) whose sample i is filled with the value i, to follow samples through a graph."""
+    import torch
+    from safetensors.torch import save_file
+
+    samples = torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1).expand(n, channels, size, size).contiguous()
+    save_file({"latent_tensor": samples, "latent_format_version_0": torch.tensor([])}, str(input_dir / name))
+    return samples

@@ -1,0 +1,272 @@
+// Drive the real ComfyUI frontend in headless Chromium (playwright-core + Debian's chromium), 127.0.0.1 only.
+//
+//   node scripts/comfyui_browser.mjs build-workflows <url> <workflows dir> <fixtures dir>
+//       builds the example graphs with the frontend's own node definitions, saves them in UI format with
+//       same-name .jpg thumbnails (the scoring graph is run first so its thumbnail shows the score badges), and
+//       into <fixtures dir> their API form as the frontend converts it plus the /object_info of the node types
+//       they use, for the offline test of tests/nodes/comfyui_harness.ui_to_api.
+//   node scripts/comfyui_browser.mjs badge-check <url> <out dir>
+//       runs a Score graph and a Rerank graph on an 8-frame batch (input/candidates.png) and checks that every
+//       preview image got its badge; writes screenshots and a JSON report.
+//
+// playwright-core is found through SPATIALSCORE_NODE_MODULES (a node_modules folder) or the usual resolution.
+import { createRequire } from "node:module";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+const require = createRequire(process.env.SPATIALSCORE_NODE_MODULES ? join(process.env.SPATIALSCORE_NODE_MODULES, "x.js") : import.meta.url);
+const { chromium } = require("playwright-core");
+
+const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+  "--disable-sync", "--disable-quic", "--no-first-run", "--disable-features=Translate,MediaRouter"];
+
+async function openComfy(url) {
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args: CHROMIUM_ARGS });
+  const page = await browser.newPage({ viewport: { width: 1500, height: 940 }, deviceScaleFactor: 1 });
+  const origin = new URL(url).origin;
+  // Nothing leaves this machine: the frontend's update check and the like are answered locally.
+  await page.route("**/*", (route) => (route.request().url().startsWith(origin) ? route.continue() : route.abort()));
+  // errors: from this pack's extension (fail the check); other: from the frontend itself (reported only)
+  const errors = [];
+  const other = [];
+  const ours = (text) => /extensions\/comfyui-spatialscore|SpatialScore/i.test(text);
+  page.on("pageerror", (e) => { const t = String(e.stack ?? e); (ours(t) ? errors : other).push(t.split("\n")[0]); });
+  page.on("console", (m) => { if (m.type() === "error" && ours(m.text() + (m.location()?.url ?? ""))) errors.push(m.text()); });
+  await page.goto(url, { waitUntil: "domcontentloaded" });
+  await page.waitForFunction(() => window.LiteGraph?.registered_node_types?.SpatialScoreRerank && window.comfyAPI?.app?.app?.canvas,
+    null, { timeout: 180000 });
+  await page.waitForTimeout(1500);
+  await page.keyboard.press("Escape"); // any welcome dialog
+  return { browser, page, errors, other };
+}
+
+// ----- code that runs in the page -----
+const PAGE_HELPERS = () => {
+  const app = window.comfyAPI.app.app;
+  const H = {
+    app,
+    clear() { app.graph.clear(); },
+    add(type, pos, widgets = {}, opts = {}) {
+      const node = window.LiteGraph.createNode(type);
+      if (!node) throw new Error(`unknown node type ${type}`);
+      node.pos = pos;
+      app.graph.add(node);
+      for (const [name, value] of Object.entries(widgets)) {
+        const w = node.widgets?.find((x) => x.name === name);
+        if (!w) throw new Error(`${type} has no widget ${name}: ${node.widgets?.map((x) => x.name)}`);
+        w.value = value;
+      }
+      if (opts.title) node.title = opts.title;
+      if (opts.width) node.size = [opts.width, node.computeSize()[1]];
+      if (opts.size) node.size = opts.size;
+      if (opts.color) { node.color = opts.color[0]; node.bgcolor = opts.color[1]; }
+      return node;
+    },
+    link(src, outName, dst, inName) {
+      const o = src.outputs.findIndex((s) => s.name === outName);
+      const i = dst.inputs.findIndex((s) => s.name === inName);
+      if (o < 0 || i < 0) throw new Error(`cannot link ${src.type}.${outName} -> ${dst.type}.${inName}`);
+      src.connect(o, dst, i);
+    },
+    frame(margin = 30) {
+      const nodes = app.graph._nodes;
+      const title = window.LiteGraph.NODE_TITLE_HEIGHT;
+      const x0 = Math.min(...nodes.map((n) => n.pos[0])), y0 = Math.min(...nodes.map((n) => n.pos[1] - title));
+      const x1 = Math.max(...nodes.map((n) => n.pos[0] + n.size[0])), y1 = Math.max(...nodes.map((n) => n.pos[1] + n.size[1]));
+      const el = app.canvas.canvas;
+      const w = el.clientWidth, h = el.clientHeight - 50;
+      const scale = Math.min((w - 2 * margin) / (x1 - x0), (h - 2 * margin) / (y1 - y0), 1.25);
+      app.canvas.ds.scale = scale;
+      app.canvas.ds.offset = [(w / scale - (x1 - x0)) / 2 - x0, (h / scale - (y1 - y0)) / 2 - y0 + 50 / scale];
+      app.canvas.setDirty(true, true);
+      return { x0, y0, x1, y1, scale };
+    },
+    async run() {
+      const done = new Promise((resolve, reject) => {
+        const api = window.comfyAPI.api.api;
+        const ok = () => { cleanup(); resolve("success"); };
+        const bad = (e) => { cleanup(); reject(new Error(JSON.stringify(e.detail))); };
+        const cleanup = () => { api.removeEventListener("execution_success", ok); api.removeEventListener("execution_error", bad); };
+        api.addEventListener("execution_success", ok);
+        api.addEventListener("execution_error", bad);
+      });
+      await app.queuePrompt(0, 1);
+      return await done;
+    },
+  };
+  window.__ss = H;
+};
+
+// ----- the example graphs -----
+const GRAPHS = {
+  spatialscore_score_images: () => {
+    const H = window.__ss;
+    H.clear();
+    const note = H.add("MarkdownNote", [40, 40], {}, { size: [380, 330] });
+    note.widgets[0].value = [
+      "## SpatialScore: score images",
+      "Scores how well each image shows the **spatial relations** in its prompt.",
+      "",
+      "1. Put a SpatialScore scorer folder (with `spatialscore.json`) or a plain **Qwen2.5-VL** folder (zero-shot) in `models/spatialscore/`, then press R.",
+      "2. One prompt line for all images, or one line per image.",
+      "",
+      "The node shows *mean ± std* on each preview; `scores`/`stds` are per-image float lists; `preview` has the score drawn in.",
+    ].join("\n");
+    const loader = H.add("SpatialScoreLoader", [40, 410], { scorer: "SpatialScore-Qwen2.5-VL-7B" }, { width: 380 });
+    const image = H.add("LoadImage", [460, 40], { image: "example.png" }, { size: [320, 420] });
+    const score = H.add("SpatialScoreScore", [820, 40], {
+      prompt: "a girl in a pink dress standing on green grass, with white clouds above her head",
+    }, { size: [400, 560] });
+    const save = H.add("SaveImage", [1260, 40], { filename_prefix: "spatialscore/scored" }, { size: [320, 420] });
+    H.link(loader, "scorer", score, "scorer");
+    H.link(image, "IMAGE", score, "images");
+    H.link(score, "preview", save, "images");
+    return { run: true, badgeNode: score.id };
+  },
+  spatialscore_flux_best_of_n: () => {
+    const H = window.__ss;
+    H.clear();
+    const note = H.add("MarkdownNote", [40, 40], {}, { size: [400, 380] });
+    note.widgets[0].value = [
+      "## Flux.1-dev best-of-N with SpatialScore",
+      "Generates **8 candidates** of one prompt, scores each with SpatialScore and saves the **top 2**.",
+      "",
+      "Models: `flux1-dev.safetensors` (diffusion_models), `clip_l` + `t5xxl_fp16` (text_encoders), `ae.safetensors` (vae), and a scorer in `models/spatialscore/`.",
+      "",
+      "The scorer is moved to the GPU only while it scores (keep_loaded off), so Flux keeps the memory.",
+      "`top_latent` carries the kept latents in the same order (e.g. for an upscale pass).",
+      "Risk-averse ranking: set rank_by to *mean - lambda\\*std*.",
+    ].join("\n");
+    const prompt = H.add("PrimitiveStringMultiline", [40, 460], {
+      value: "a red apple to the left of a green cup, with a blue book lying on top of the cup",
+    }, { size: [400, 150], title: "Prompt" });
+    const unet = H.add("UNETLoader", [480, 40], { unet_name: "flux1-dev.safetensors" }, { width: 320 });
+    const clip = H.add("DualCLIPLoader", [480, 170], { clip_name1: "clip_l.safetensors", clip_name2: "t5xxl_fp16.safetensors", type: "flux" }, { width: 320 });
+    const vae = H.add("VAELoader", [480, 360], { vae_name: "ae.safetensors" }, { width: 320 });
+    const encode = H.add("CLIPTextEncode", [480, 460], {}, { size: [320, 100] });
+    const guidance = H.add("FluxGuidance", [840, 40], { guidance: 3.5 }, { width: 260 });
+    const zero = H.add("ConditioningZeroOut", [840, 160], {}, { width: 260 });
+    const latent = H.add("EmptySD3LatentImage", [840, 250], { width: 1024, height: 1024, batch_size: 8 }, { width: 260 });
+    const sampler = H.add("KSampler", [1140, 40], { seed: 0, steps: 20, cfg: 1.0, sampler_name: "euler", scheduler: "simple", denoise: 1.0 }, { width: 300 });
+    const decode = H.add("VAEDecode", [1140, 340], {}, { width: 300 });
+    const loader = H.add("SpatialScoreLoader", [840, 470], { scorer: "SpatialScore-Qwen2.5-VL-7B" }, { width: 260 });
+    const rerank = H.add("SpatialScoreRerank", [1480, 40], { top_k: 2 }, { size: [420, 600] });
+    const save = H.add("SaveImage", [1940, 40], { filename_prefix: "spatialscore/flux_best" }, { size: [360, 420] });
+    H.link(clip, "CLIP", encode, "clip");
+    H.link(prompt, "STRING", encode, "text");
+    H.link(encode, "CONDITIONING", guidance, "conditioning");
+    H.link(encode, "CONDITIONING", zero, "conditioning");
+    H.link(unet, "MODEL", sampler, "model");
+    H.link(guidance, "CONDITIONING", sampler, "positive");
+    H.link(zero, "CONDITIONING", sampler, "negative");
+    H.link(latent, "LATENT", sampler, "latent_image");
+    H.link(sampler, "LATENT", decode, "samples");
+    H.link(vae, "VAE", decode, "vae");
+    H.link(loader, "scorer", rerank, "scorer");
+    H.link(decode, "IMAGE", rerank, "images");
+    H.link(prompt, "STRING", rerank, "prompt");
+    H.link(sampler, "LATENT", rerank, "latent");
+    H.link(rerank, "top_images", save, "images");
+    return { run: false };
+  },
+  // not an example: the Rerank badge check on an 8-image batch with latents and masks
+  rerank_check: () => {
+    const H = window.__ss;
+    H.clear();
+    const loader = H.add("SpatialScoreLoader", [40, 40], { scorer: "SpatialScore-Qwen2.5-VL-7B", batch_size: 3 }, { width: 340 });
+    const image = H.add("LoadImage", [40, 260], { image: "candidates.png" }, { size: [340, 380] });
+    const latent = H.add("LoadLatent", [40, 680], { latent: "candidates.latent" }, { width: 340 });
+    const rerank = H.add("SpatialScoreRerank", [420, 40], { prompt: "a red circle to the left of a blue square", top_k: 3 }, { size: [520, 700] });
+    const score = H.add("SpatialScoreScore", [980, 40], { prompt: "a red circle to the left of a blue square" }, { size: [480, 700] });
+    H.link(loader, "scorer", rerank, "scorer");
+    H.link(loader, "scorer", score, "scorer");
+    H.link(image, "IMAGE", rerank, "images");
+    H.link(image, "MASK", rerank, "mask");
+    H.link(latent, "LATENT", rerank, "latent");
+    H.link(image, "IMAGE", score, "images");
+    return { run: true, badgeNodes: [rerank.id, score.id] };
+  },
+};
+
+async function build(page, name) {
+  const meta = await page.evaluate(GRAPHS[name]);
+  await page.evaluate(() => window.__ss.frame());
+  await page.waitForTimeout(500);
+  return meta;
+}
+
+async function badgeState(page, ids) {
+  return await page.evaluate((ids) => ids.map((id) => {
+    const n = window.__ss.app.graph.getNodeById(id);
+    return { id, type: n.type, images: n.imgs?.length ?? 0, rows: n.spatialScoreRows?.length ?? 0, drawn: n.spatialScoreBadgesDrawn ?? 0 };
+  }), ids);
+}
+
+async function canvasShot(page, path, quality) {
+  const box = await page.evaluate(() => { const r = window.__ss.app.canvas.canvas.getBoundingClientRect(); return { x: r.x, y: r.y + 50, width: r.width, height: r.height - 50 }; });
+  await page.screenshot({ path, clip: box, ...(quality ? { type: "jpeg", quality } : {}) });
+}
+
+async function buildWorkflows(url, outDir, apiDir) {
+  mkdirSync(outDir, { recursive: true });
+  mkdirSync(apiDir, { recursive: true });
+  const report = {};
+  const errors = [];
+  const other = [];
+  for (const name of ["spatialscore_score_images", "spatialscore_flux_best_of_n"]) {
+    // a fresh page per graph: previews of the previous graph must not show through
+    const session = await openComfy(url);
+    const { page } = session;
+    await page.evaluate(PAGE_HELPERS);
+    const meta = await build(page, name);
+    const { workflow, output } = await page.evaluate(async () => await window.__ss.app.graphToPrompt());
+    if (meta.run) {
+      await page.evaluate(async () => await window.__ss.run());
+      await page.waitForTimeout(1500);
+      report[name] = await badgeState(page, [meta.badgeNode]);
+    }
+    writeFileSync(join(outDir, `${name}.json`), JSON.stringify(workflow, null, 2) + "\n");
+    writeFileSync(join(apiDir, `${name}.api.json`), JSON.stringify(output, null, 2) + "\n");
+    await canvasShot(page, join(outDir, `${name}.jpg`), 82);
+    errors.push(...session.errors);
+    other.push(...session.other);
+    await session.browser.close();
+  }
+  // the server's definitions of the node types the graphs use, for the offline converter test
+  const info = await (await fetch(`${url}/object_info`)).json();
+  const used = new Set();
+  for (const name of ["spatialscore_score_images", "spatialscore_flux_best_of_n"]) {
+    for (const n of JSON.parse(readFileSync(join(outDir, `${name}.json`), "utf8")).nodes) used.add(n.type);
+  }
+  const subset = Object.fromEntries([...used].filter((t) => t in info).sort().map((t) => [t, info[t]]));
+  writeFileSync(join(apiDir, "object_info.json"), JSON.stringify(subset, null, 1) + "\n");
+  console.log(JSON.stringify({ report, errors, frontend_errors: other }, null, 1));
+  if (errors.length) process.exit(1);
+}
+
+async function badgeCheck(url, outDir) {
+  const { browser, page, errors, other } = await openComfy(url);
+  mkdirSync(outDir, { recursive: true });
+  await page.evaluate(PAGE_HELPERS);
+  const meta = await build(page, "rerank_check");
+  await page.evaluate(async () => await window.__ss.run());
+  await page.waitForTimeout(1500);
+  const state = await badgeState(page, meta.badgeNodes);
+  await canvasShot(page, join(outDir, "badges_grid.png"));
+  // one image at a time, as after a click on a preview image
+  await page.evaluate((id) => { const n = window.__ss.app.graph.getNodeById(id); n.imageIndex = 0; window.__ss.app.canvas.setDirty(true, true); }, meta.badgeNodes[0]);
+  await page.waitForTimeout(500);
+  const single = await badgeState(page, [meta.badgeNodes[0]]);
+  await canvasShot(page, join(outDir, "badges_single.png"));
+  const report = { grid: state, single, errors, frontend_errors: other };
+  writeFileSync(join(outDir, "badge_check.json"), JSON.stringify(report, null, 1));
+  console.log(JSON.stringify(report, null, 1));
+  await browser.close();
+  const ok = state.every((s) => s.images > 0 && s.drawn === s.images && s.rows === s.images) && single[0].drawn === 1 && !errors.length;
+  process.exit(ok ? 0 : 1);
+}
+
+const [cmd, url, a, b] = process.argv.slice(2);
+if (cmd === "build-workflows") await buildWorkflows(url, a, b);
+else if (cmd === "badge-check") await badgeCheck(url, a);
+else { console.error("usage: comfyui_browser.mjs build-workflows <url> <workflows dir> <api dir> | badge-check <url> <out dir>"); process.exit(2); }

@@ -1,0 +1,219 @@
+"""Against a real ComfyUI (headless, 127.0.0.1, this pack installed): the nodes load, the example workflows validate,
+and an API graph scores and reranks an 8-image batch with a tiny scorer, carrying latents and masks.
+
+Skipped, with the reason, unless SPATIALSCORE_COMFYUI names a ComfyUI checkout (see tests/nodes/comfyui_harness.py
+and scripts/comfyui_setup.sh).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .comfyui_harness import (
+    ComfyServer,
+    comfyui_version,
+    execution_error,
+    find_comfyui,
+    ui_to_api,
+    write_candidates,
+    write_latent,
+)
+
+CHECKOUT, PYTHON, REASON = find_comfyui()
+pytestmark = [pytest.mark.skipif(CHECKOUT is None, reason=REASON), pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+SCORER = "SpatialScore-Qwen2.5-VL-7B"  # the name the example workflows use; here a tiny random scorer
+ZERO_SHOT = "Qwen2.5-VL-7B-Instruct"
+PROMPT = "a red circle to the left of a blue square"
+NODES = ("SpatialScoreLoader", "SpatialScoreScore", "SpatialScoreRerank")
+
+
+@pytest.fixture(scope="module")
+def comfy(tmp_path_factory):
+    tiny = pytest.importorskip("training.reward.tiny")
+    from PIL import Image
+
+    tmp = tmp_path_factory.mktemp("comfyui")
+    base, extra = tmp / "base", tmp / "extra"
+    # a scorer found through extra_model_paths.yaml, a zero-shot base in the default models/spatialscore,
+    # and a folder of the wrong kind
+    tiny.save_tiny_scorer(extra / "spatialscore" / SCORER, seed=0)
+    tiny.save_tiny_qwen25vl(base / "models" / "spatialscore" / ZERO_SHOT, seed=1)
+    wrong = base / "models" / "spatialscore" / "not_a_vlm"
+    wrong.mkdir(parents=True)
+    (wrong / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    # names the Flux example refers to (empty files: enough for validation, not for loading)
+    for sub, name in [("unet", "flux1-dev.safetensors"), ("clip", "clip_l.safetensors"),
+                      ("clip", "t5xxl_fp16.safetensors"), ("vae", "ae.safetensors")]:
+        (extra / sub).mkdir(parents=True, exist_ok=True)
+        (extra / sub / name).write_bytes(b"")
+    yaml = tmp / "extra_model_paths.yaml"
+    yaml.write_text(f"spatialscore_test:\n  base_path: {extra}\n  spatialscore: spatialscore\n"
+                    f"  diffusion_models: unet\n  text_encoders: clip\n  vae: vae\n")
+    (base / "input").mkdir(parents=True)
+    frames = write_candidates(base / "input")
+    write_latent(base / "input")
+    Image.fromarray(frames[0, ..., :3]).save(base / "input" / "example.png")  # what the scoring example loads
+    with ComfyServer(CHECKOUT, PYTHON, base, yaml) as server:
+        server.frames = frames
+        server.object_info = server.get("/object_info")
+        yield server
+    print(f"\nComfyUI {comfyui_version(CHECKOUT)} log tail:\n{server.log_tail(15)}")
+
+
+def loader(scorer=SCORER, batch_size=3):
+    return {"class_type": "SpatialScoreLoader", "inputs": {"scorer": scorer, "dtype": "auto", "device": "auto",
+                                                           "keep_loaded": False, "batch_size": batch_size}}
+
+
+def run(comfy, prompt, timeout=300):
+    code, body = comfy.queue(prompt)
+    assert code == 200 and not body.get("node_errors"), body
+    return comfy.wait(body["prompt_id"], timeout)
+
+
+def test_every_node_loads_with_tooltips(comfy):
+    info = comfy.object_info
+    assert all(n in info for n in NODES), comfy.log_tail()
+    ours = [line for line in comfy.log_path.read_text().splitlines() if "comfyui-spatialscore" in line]
+    timing = [line for line in ours if "seconds" in line]  # ComfyUI's import-time line for the pack
+    assert len(timing) == 1 and "IMPORT FAILED" not in timing[0], ours
+    assert not any("Cannot import" in line or "Error" in line for line in ours), ours
+    print(f"\n{timing[0].strip()}")
+    for node in NODES:
+        for section in ("required", "optional"):
+            for name, spec in info[node]["input"].get(section, {}).items():
+                assert spec[1].get("tooltip"), f"{node}.{name} has no tooltip"
+    assert info["SpatialScoreRerank"]["output_name"] == ["top_images", "top_latent", "top_mask", "top_scores",
+                                                         "top_stds", "indices"]
+    assert info["SpatialScoreRerank"]["output_is_list"] == [False, False, False, True, True, True]
+    assert info["SpatialScoreScore"]["output_node"] and info["SpatialScoreRerank"]["output_node"]
+    choices = info["SpatialScoreLoader"]["input"]["required"]["scorer"][1]["options"]
+    assert SCORER in choices and ZERO_SHOT in choices and "not_a_vlm" not in choices
+
+
+def test_score_and_rerank_a_batch_of_8_carrying_latents_and_masks(comfy):
+    prompt = {
+        "1": loader(),
+        "2": {"class_type": "LoadImage", "inputs": {"image": "candidates.png"}},
+        "3": {"class_type": "LoadLatent", "inputs": {"latent": "candidates.latent"}},
+        "4": {"class_type": "SpatialScoreScore", "inputs": {"scorer": ["1", 0], "images": ["2", 0],
+                                                            "prompt": PROMPT, "prompt_mode": "auto"}},
+        "5": {"class_type": "SpatialScoreRerank", "inputs": {
+            "scorer": ["1", 0], "images": ["2", 0], "prompt": PROMPT, "prompt_mode": "auto", "top_k": 3,
+            "rank_by": "mean", "risk_lambda": 1.0, "latent": ["3", 0], "mask": ["2", 1]}},
+        "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "it/top"}},
+        "7": {"class_type": "MaskToImage", "inputs": {"mask": ["5", 2]}},
+        "8": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "it/mask"}},
+        "9": {"class_type": "SaveLatent", "inputs": {"samples": ["5", 1], "filename_prefix": "it/latent"}},
+    }
+    entry = run(comfy, prompt)
+    assert entry["status"]["status_str"] == "success", execution_error(entry)
+    out = entry["outputs"]
+
+    scored = out["4"]["spatialscore"]
+    assert [r["index"] for r in scored] == list(range(8))
+    means = np.array([r["mean"] for r in scored])
+    assert np.isfinite(means).all() and len(set(means.round(6))) == 8
+    assert len(out["4"]["images"]) == 8 and "image 7:" in out["4"]["text"][0]
+
+    top = out["5"]["spatialscore"]
+    idx = [r["index"] for r in top]
+    top_means = [r["mean"] for r in top]
+    print(f"\nscores of the 8 candidates: {np.round(means, 4).tolist()}\nrerank top 3: indices {idx}, "
+          f"means {np.round(top_means, 4).tolist()}")
+    assert len(top) == 3 and top_means == sorted(top_means, reverse=True)
+    assert idx == np.argsort(-means, kind="stable")[:3].tolist()
+    assert np.allclose(top_means, means[idx], atol=1e-4)  # absolute scores: same in both nodes
+
+    out_dir = comfy.base / "output" / "it"
+    saved = sorted(out_dir.glob("top_*.png"))
+    masks = sorted(out_dir.glob("mask_*.png"))
+    latents = sorted(out_dir.glob("latent_*.latent"))
+    assert len(saved) == 3 and len(masks) == 3 and len(latents) == 1
+    from PIL import Image
+    from safetensors.torch import load_file
+
+    for k, (img_file, mask_file) in enumerate(zip(saved, masks, strict=True)):
+        frame = comfy.frames[idx[k]]
+        assert np.array_equal(np.asarray(Image.open(img_file).convert("RGB")), frame[..., :3])
+        mask = np.asarray(Image.open(mask_file).convert("L")).astype(int)
+        assert np.abs(mask - (255 - frame[..., 3].astype(int))).max() <= 1  # MASK = 1 - alpha
+    samples = load_file(str(latents[0]))["latent_tensor"]
+    assert samples.shape[0] == 3 and samples[:, 0, 0, 0].tolist() == [float(i) for i in idx]
+
+
+def test_prompt_count_mismatch_is_a_clear_error(comfy):
+    prompt = {"1": loader(), "2": {"class_type": "LoadImage", "inputs": {"image": "candidates.png"}},
+              "3": {"class_type": "SpatialScoreScore", "inputs": {"scorer": ["1", 0], "images": ["2", 0],
+                                                                  "prompt": "one\ntwo", "prompt_mode": "auto"}}}
+    entry = run(comfy, prompt)
+    err = execution_error(entry)
+    assert entry["status"]["status_str"] == "error" and err["node_type"] == "SpatialScoreScore"
+    assert "2 prompt lines for a batch of 8 images" in err["exception_message"]
+
+
+@pytest.mark.parametrize(("choice", "message"), [
+    ("../../etc", "is not a folder name from the list"),
+    ("not_a_vlm", "holds a model of type 'llama'"),
+    ("missing_scorer", "was not found"),
+])
+def test_invalid_scorer_choice_is_refused_at_validation(comfy, choice, message):
+    prompt = {"1": loader(choice), "2": {"class_type": "LoadImage", "inputs": {"image": "candidates.png"}},
+              "3": {"class_type": "SpatialScoreScore", "inputs": {"scorer": ["1", 0], "images": ["2", 0],
+                                                                  "prompt": PROMPT, "prompt_mode": "auto"}}}
+    code, body = comfy.queue(prompt)
+    assert code == 400
+    assert message in json.dumps(body["node_errors"]["1"])
+
+
+def test_zero_shot_scoring_through_the_default_model_folder(comfy):
+    prompt = {"1": loader(ZERO_SHOT), "2": {"class_type": "LoadImage", "inputs": {"image": "candidates.png"}},
+              "3": {"class_type": "SpatialScoreScore", "inputs": {"scorer": ["1", 0], "images": ["2", 0],
+                                                                  "prompt": PROMPT, "prompt_mode": "auto"}}}
+    entry = run(comfy, prompt)
+    assert entry["status"]["status_str"] == "success", execution_error(entry)
+    rows = entry["outputs"]["3"]["spatialscore"]
+    assert len(rows) == 8 and all(r["std"] == 0.0 for r in rows)
+    assert "(zero-shot," in entry["outputs"]["3"]["text"][0]
+
+
+def test_unconnected_latent_blocks_its_reader_instead_of_passing_none(comfy):
+    prompt = {"1": loader(), "2": {"class_type": "LoadImage", "inputs": {"image": "candidates.png"}},
+              "3": {"class_type": "SpatialScoreRerank", "inputs": {
+                  "scorer": ["1", 0], "images": ["2", 0], "prompt": PROMPT, "prompt_mode": "auto", "top_k": 2,
+                  "rank_by": "mean - lambda*std", "risk_lambda": 0.5}},
+              "4": {"class_type": "SaveLatent", "inputs": {"samples": ["3", 1], "filename_prefix": "blocked/x"}}}
+    entry = run(comfy, prompt)
+    assert "4" not in entry["outputs"] and not (comfy.base / "output" / "blocked").exists()
+    assert len(entry["outputs"]["3"]["spatialscore"]) == 2
+
+
+@pytest.mark.parametrize("name", ["spatialscore_score_images", "spatialscore_flux_best_of_n"])
+def test_example_workflows_validate(comfy, name):
+    workflow = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
+    prompt = ui_to_api(workflow, comfy.object_info)
+    code, body = comfy.queue(prompt)
+    assert code == 200 and body.get("node_errors") == {}, body
+    entry = comfy.wait(body["prompt_id"], 300)
+    if name == "spatialscore_score_images":
+        assert entry["status"]["status_str"] == "success", execution_error(entry)
+        score_node = next(k for k, v in prompt.items() if v["class_type"] == "SpatialScoreScore")
+        assert len(entry["outputs"][score_node]["spatialscore"]) == 1
+    else:
+        # validated and queued; it then stops at the first Flux loader, whose weights are empty stand-ins here
+        err = execution_error(entry)
+        assert err is not None and err["node_type"] in ("UNETLoader", "DualCLIPLoader", "VAELoader"), err
+
+
+def test_workflow_templates_are_served(comfy):
+    templates = comfy.get("/workflow_templates")
+    assert sorted(templates.get("comfyui-spatialscore", [])) == ["spatialscore_flux_best_of_n",
+                                                                 "spatialscore_score_images"]
+    shutil.rmtree(comfy.base / "output" / "spatialscore", ignore_errors=True)
