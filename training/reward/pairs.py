@@ -1,0 +1,180 @@
+"""Preference pairs (prompt, chosen image, rejected image) read from a dataset folder or any pairs JSONL.
+
+A line is a JSON object with
+    prompt          text the images were made for (required)
+    chosen          image path, relative to the file (required): the image that satisfies the prompt
+    rejected        image path, relative to the file (required): the image with perturbed relations
+    perturbations   how many relations differ (optional int >= 1): the "1" / "2-3" columns of the report
+    split           "train" / "val" / "test" (optional; dataset manifests have it)
+    id              (optional) a name for the pair
+    changes | changed_relations | relation_types   (optional) the changed relations; their predicate
+                    ("left_of", "above", ...) gives the by-relation breakdown
+A folder means its manifest.jsonl (what `python -m training.dataset build` writes).
+
+Every malformed line is reported at once, with its line number, before anything is trained or scored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+MANIFEST = "manifest.jsonl"
+MAX_REPORTED = 20
+RELATION_KEYS = ("changes", "changed_relations", "changed", "relation_types")
+
+
+class PairsFileError(ValueError):
+    """A pairs file that cannot be used; the message names the file and every bad line."""
+
+
+@dataclass(frozen=True)
+class Pair:
+    prompt: str
+    chosen: Path
+    rejected: Path
+    perturbations: int | None = None
+    relations: tuple[str, ...] = ()  # predicates of the changed relations, when the file records them
+    split: str | None = None
+    id: str = ""
+    line: int = 0
+
+    @property
+    def perturbation_bucket(self) -> str | None:
+        """The paper's columns: "1" or "2-3" (more than 3 goes with "2-3"'s neighbour "4+")."""
+        if self.perturbations is None:
+            return None
+        return "1" if self.perturbations == 1 else "2-3" if self.perturbations <= 3 else "4+"
+
+
+def pairs_file(path: str | os.PathLike) -> Path:
+    """A folder -> its manifest.jsonl; a file -> itself. Errors name what was expected."""
+    path = Path(os.path.expanduser(str(path)))
+    if path.is_dir():
+        manifest = path / MANIFEST
+        if not manifest.is_file():
+            raise PairsFileError(f"{path} is a folder without {MANIFEST}: expected a dataset folder "
+                                 f"(python -m training.dataset build --out {path}) or a pairs .jsonl file")
+        return manifest
+    if not path.exists():
+        raise PairsFileError(f"pairs data not found: {path} (expected a dataset folder or a .jsonl file)")
+    return path
+
+
+def _relation_name(item) -> str | None:
+    if isinstance(item, str):
+        return item
+    if isinstance(item, dict):
+        for key in ("predicate", "type", "relation"):
+            value = item.get(key)
+            if isinstance(value, str):
+                return value
+            if isinstance(value, dict):
+                return _relation_name(value)
+        if isinstance(item.get("before"), dict):
+            return _relation_name(item["before"])
+    return None
+
+
+def _parse_line(row, base: Path, check_files: bool) -> tuple[Pair | None, list[str]]:
+    if not isinstance(row, dict):
+        return None, [f"expected a JSON object, got {type(row).__name__}"]
+    problems = []
+    prompt = row.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        problems.append("'prompt' must be a non-empty string" if "prompt" in row else "missing 'prompt'")
+    images = {}
+    for key in ("chosen", "rejected"):
+        value = row.get(key)
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"'{key}' must be an image path (string)" if key in row else f"missing '{key}'")
+            continue
+        p = Path(value)
+        p = p if p.is_absolute() else base / p
+        if check_files and not p.is_file():
+            problems.append(f"'{key}' image not found: {p}")
+        images[key] = p
+    if len(images) == 2 and images["chosen"] == images["rejected"]:
+        problems.append("'chosen' and 'rejected' are the same image")
+    count = row.get("perturbations")
+    if isinstance(count, list):  # some writers store the changes themselves under this name
+        count = len(count)
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        problems.append(f"'perturbations' must be a whole number >= 1, got {count!r}")
+    split = row.get("split")
+    if split is not None and not isinstance(split, str):
+        problems.append(f"'split' must be a string, got {split!r}")
+    relations: list[str] = []
+    for key in RELATION_KEYS:
+        if isinstance(row.get(key), list):
+            relations = [r for r in map(_relation_name, row[key]) if r]
+            break
+    if problems:
+        return None, problems
+    return Pair(prompt=prompt, chosen=images["chosen"], rejected=images["rejected"], perturbations=count,
+                relations=tuple(relations), split=split, id=str(row.get("id", "")), line=0), []
+
+
+def read_pairs(path: str | os.PathLike, split: str | None = None, check_files: bool = True) -> list[Pair]:
+    """All pairs of a dataset folder or pairs JSONL (only `split` if given); raises PairsFileError.
+
+    split "all" or None keeps every row. Blank lines are ignored. Image files are checked to exist.
+    """
+    file = pairs_file(path)
+    base = file.parent
+    pairs: list[Pair] = []
+    errors: list[str] = []
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise PairsFileError(f"{file}: not UTF-8 text ({exc}); expected JSON lines") from exc
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            row = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            errors.append(f"line {number}: not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        pair, problems = _parse_line(row, base, check_files)
+        errors.extend(f"line {number}: {p}" for p in problems)
+        if pair is not None:
+            pairs.append(Pair(**{**pair.__dict__, "line": number}))
+    if errors:
+        shown = errors[:MAX_REPORTED]
+        more = f"\n  ... and {len(errors) - len(shown)} more" if len(errors) > len(shown) else ""
+        raise PairsFileError(f"{file}: {len(errors)} problem(s) in the pairs file:\n  " + "\n  ".join(shown) + more)
+    if not pairs:
+        raise PairsFileError(f"{file}: no pairs (expected JSON lines with prompt, chosen, rejected)")
+    if split and split != "all":
+        found = sorted({p.split for p in pairs if p.split})
+        pairs = [p for p in pairs if p.split == split]
+        if not pairs:
+            where = f"splits present: {', '.join(found)}" if found else "its rows have no 'split' field"
+            raise PairsFileError(f"{file}: no pairs in split {split!r} ({where})")
+    return pairs
+
+
+def splits_of(pairs: list[Pair]) -> set[str]:
+    return {p.split for p in pairs if p.split}
+
+
+def fingerprint(pairs: list[Pair]) -> str:
+    """A short hash of the pairs' content and order: a resumed run must see the same data."""
+    h = hashlib.sha256()
+    for p in pairs:
+        h.update(f"{p.prompt}\0{p.chosen}\0{p.rejected}\0{p.perturbations}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def load_pair_images(pair: Pair):
+    """(chosen, rejected) as RGB PIL images; a broken file names itself and its line."""
+    from ..common.images import ImageInputError, load_image_file
+
+    try:
+        return load_image_file(str(pair.chosen)), load_image_file(str(pair.rejected))
+    except ImageInputError as exc:
+        raise PairsFileError(f"pair on line {pair.line}: {exc}") from exc

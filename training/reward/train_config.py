@@ -1,0 +1,312 @@
+"""The reward-training configuration: dataclasses, TOML presets, `--set section.field=value` overrides, checks.
+
+A run is: defaults <- a preset or TOML file <- overrides. Everything that can be checked without loading a model
+(an unknown field, a batch that does not split into micro-batches, a missing data file) is reported here, all
+problems at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
+from .losses import LOSSES
+
+PRESET_DIR = Path(__file__).parent / "presets"
+TINY = "@tiny"  # model.base meaning "build a tiny random Qwen2.5-VL from [tiny] into <output.dir>/base"
+
+
+def presets() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(PRESET_DIR.glob("*.toml"))}
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message names every bad field and what was expected."""
+
+
+@dataclass
+class ModelConfig:
+    base: str = ""  # local Qwen2.5-VL folder, or "@tiny"; ignored when init_from is set
+    init_from: str = ""  # a scorer folder (or shipped name) to continue training: its LoRA/weights, head, template
+    weights: str = "lora"  # "lora": adapters + reward-token row + head; "full": every weight (tiny models)
+    dtype: str = "auto"  # weights of the frozen base: auto = bfloat16 on CUDA, float32 on CPU
+    mixed_precision: str = "auto"  # autocast: auto = bf16 on CUDA, "no" on CPU; "bf16" / "no"
+    gradient_checkpointing: str = "auto"  # auto = on for CUDA; "on" / "off"
+    attn: str = "sdpa"
+    min_pixels: int = 56 * 56  # images are resized (up or down) into this pixel range, in 28-pixel steps
+    max_pixels: int = 512 * 512
+
+
+@dataclass
+class LoraConfig:
+    rank: int = 32
+    alpha: int = 64
+    dropout: float = 0.05
+    targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+@dataclass
+class HeadSection:
+    hidden_size: int = 1024  # 0: a linear head
+    init_log_std: float = 0.0
+
+
+@dataclass
+class TinyConfig:
+    """The tiny random base built for model.base = "@tiny" (training from scratch, tests, demos)."""
+
+    seed: int = 0
+    text_hidden: int = 64
+    text_layers: int = 2
+    heads: int = 4
+    kv_heads: int = 2
+    vision_hidden: int = 32
+    vision_depth: int = 2
+    rope_theta: float = 10000.0
+
+
+@dataclass
+class DataConfig:
+    train: str = ""  # dataset folder (manifest.jsonl) or pairs .jsonl
+    val: str = ""  # default: the train source's val split when it has splits; "none": no validation
+    train_split: str = "train"  # rows of this split; "all" keeps every row (files without splits: all rows)
+    val_split: str = "val"
+    val_pairs: int = 512  # validate on at most this many pairs (the first ones, always the same)
+
+
+@dataclass
+class TrainConfig:
+    loss: str = "gaussian_bt"  # one of losses.LOSSES
+    mc_samples: int = 1000  # samples per pair for "mc_gaussian_bt"
+    steps: int = 1000  # optimizer steps
+    batch_size: int = 32  # pairs per optimizer step, over all processes and accumulation micro-steps
+    micro_batch_size: int = 8  # pairs per forward pass per process; accumulation = batch / (micro * processes)
+    learning_rate: float = 1e-4
+    head_learning_rate: float = 0.0  # 0: same as learning_rate
+    weight_decay: float = 0.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_eps: float = 1e-8
+    warmup_steps: int = 50  # linear warm-up from 0
+    schedule: str = "cosine"  # after warm-up: "cosine", "linear" (to min_lr_ratio) or "constant"
+    min_lr_ratio: float = 0.0
+    max_grad_norm: float = 1.0  # 0: no clipping
+    seed: int = 0
+
+
+@dataclass
+class OutputConfig:
+    dir: str = ""
+    eval_every: int = 100  # validate every N steps (and always at the last step); 0: only at the end
+    checkpoint_every: int = 100  # 0: only at the end
+    keep_checkpoints: int = 2
+    log_every: int = 1
+    tensorboard: bool = True  # when tensorboard is installed (accelerate's tracker)
+    progress: bool = True  # tqdm bar on the main process
+
+
+@dataclass
+class RewardTrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    head: HeadSection = field(default_factory=HeadSection)
+    tiny: TinyConfig = field(default_factory=TinyConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_PATH_FIELDS = {"model": ("base", "init_from"), "data": ("train", "val")}
+
+
+def _sections() -> dict[str, type]:
+    hints = typing.get_type_hints(RewardTrainConfig)
+    return {f.name: hints[f.name] for f in dataclasses.fields(RewardTrainConfig)}
+
+
+def _field_types(cls: type) -> dict[str, object]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _unknown(name: str, known, where: str) -> ConfigError:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ConfigError(f"{where}: unknown field {name!r}{hint}; known: {', '.join(sorted(known))}")
+
+
+def _coerce(value, expected, where: str):
+    ok = {
+        bool: lambda v: isinstance(v, bool),
+        int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+        float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        str: lambda v: isinstance(v, str),
+    }
+    if expected in ok and ok[expected](value):
+        return float(value) if expected is float else value
+    if typing.get_origin(expected) is list and isinstance(value, list):
+        (item,) = typing.get_args(expected)
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    name = getattr(expected, "__name__", str(expected))
+    raise ConfigError(f"{where}: expected {name}, got {value!r} ({type(value).__name__})")
+
+
+def _resolve_path(value: str, base_dir: Path) -> str:
+    """Relative paths in a TOML file are relative to that file; "@tiny", "none" and bare names stay."""
+    if not value or value.startswith("@") or value == "none" or ("/" not in value and "." not in value):
+        return value
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else (base_dir / p).resolve())
+
+
+def _apply(config: RewardTrainConfig, data: dict, source: str, base_dir: Path | None) -> None:
+    sections = _sections()
+    for section_name, values in data.items():
+        if section_name not in sections:
+            raise _unknown(section_name, sections, f"{source}: section")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: [{section_name}] must be a table of fields, got {values!r}")
+        section = getattr(config, section_name)
+        types = _field_types(type(section))
+        for name, value in values.items():
+            if name not in types:
+                raise _unknown(name, types, f"{source}: [{section_name}]")
+            value = _coerce(value, types[name], f"{source}: {section_name}.{name}")
+            if base_dir is not None and name in _PATH_FIELDS.get(section_name, ()):
+                value = _resolve_path(value, base_dir)
+            setattr(section, name, value)
+
+
+def parse_value(text: str, expected):
+    """A command-line value: "3", "0.5", "true", "a,b" or TOML; strings stay as typed."""
+    text = text.strip()
+    if expected is str:
+        return text
+    if expected is bool and text.lower() in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+        return text.lower() in ("true", "yes", "1", "on")
+    if typing.get_origin(expected) is list and not text.startswith("["):
+        (item,) = typing.get_args(expected)
+        return [parse_value(part, item) for part in text.split(",") if part.strip()]
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text  # _coerce names the field and the expected type
+
+
+def _field_type(key: str):
+    if "." not in key:
+        raise ConfigError(f"override {key!r}: expected section.field=value, e.g. train.learning_rate=1e-4")
+    section, name = key.split(".", 1)
+    sections = _sections()
+    if section not in sections:
+        raise _unknown(section, sections, f"override {key!r}: section")
+    types = _field_types(sections[section])
+    if name not in types:
+        raise _unknown(name, types, f"override {key!r}: [{section}]")
+    return section, name, types[name]
+
+
+def load_config(path: str | Path | None = None, preset: str | None = None,
+                overrides: dict[str, object] | None = None, check: bool = True) -> RewardTrainConfig:
+    """Defaults <- preset or TOML file <- overrides {"section.field": value}; then `validate`."""
+    config = RewardTrainConfig()
+    if preset is not None and path is not None:
+        raise ConfigError("give either a preset or a config file, not both")
+    if preset is not None:
+        known = presets()
+        if preset not in known:
+            raise ConfigError(f"unknown preset {preset!r}; presets: {', '.join(known)}")
+        path = known[preset]
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        _apply(config, data, str(path), path.parent.resolve())
+    nested: dict[str, dict] = {}
+    for key, value in (overrides or {}).items():
+        section, name, expected = _field_type(key)
+        if isinstance(value, str):
+            value = parse_value(value, expected)
+        nested.setdefault(section, {})[name] = value
+    _apply(config, nested, "command line", Path.cwd())
+    if check:
+        validate(config)
+    return config
+
+
+def validate(config: RewardTrainConfig) -> None:
+    """Checks that need no files and no models; one ConfigError lists every problem."""
+    m, lo, h, d, t, o = config.model, config.lora, config.head, config.data, config.train, config.output
+    problems: list[str] = []
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            problems.append(message)
+
+    need(bool(m.base or m.init_from), "model.base is empty: pass --base /path/to/Qwen2.5-VL (a local folder), "
+                                      "'@tiny', or --set model.init_from=SCORER")
+    need(m.weights in ("lora", "full"), f"model.weights must be 'lora' or 'full', got {m.weights!r}")
+    need(m.dtype in ("auto", "float32", "bfloat16"), f"model.dtype must be auto/float32/bfloat16, got {m.dtype!r}")
+    need(m.mixed_precision in ("auto", "no", "bf16"), f"model.mixed_precision must be auto/no/bf16, got "
+                                                      f"{m.mixed_precision!r}")
+    need(m.gradient_checkpointing in ("auto", "on", "off"),
+         f"model.gradient_checkpointing must be auto/on/off, got {m.gradient_checkpointing!r}")
+    need(m.attn in ("sdpa", "eager", "flash_attention_2"), f"model.attn must be sdpa/eager/flash_attention_2, "
+                                                           f"got {m.attn!r}")
+    need(0 < m.min_pixels <= m.max_pixels, f"need 0 < model.min_pixels <= model.max_pixels, got {m.min_pixels}, "
+                                           f"{m.max_pixels}")
+    need(lo.rank >= 1, f"lora.rank must be >= 1, got {lo.rank}")
+    need(lo.alpha > 0, f"lora.alpha must be > 0, got {lo.alpha}")
+    need(0 <= lo.dropout < 1, f"lora.dropout must be in [0, 1), got {lo.dropout}")
+    need(bool(lo.targets), "lora.targets is empty: name modules such as q_proj,v_proj")
+    need(h.hidden_size >= 0, f"head.hidden_size must be >= 0, got {h.hidden_size}")
+    need(bool(d.train), "data.train is empty: pass --data DIR (a dataset folder) or a pairs .jsonl")
+    need(d.val_pairs >= 1, f"data.val_pairs must be >= 1, got {d.val_pairs}")
+    need(t.loss in LOSSES, f"train.loss must be one of {', '.join(LOSSES)}, got {t.loss!r}")
+    need(t.mc_samples >= 1, f"train.mc_samples must be >= 1, got {t.mc_samples}")
+    need(t.steps >= 1, f"train.steps must be >= 1, got {t.steps}")
+    need(t.batch_size >= 1, f"train.batch_size must be >= 1, got {t.batch_size}")
+    need(t.micro_batch_size >= 1, f"train.micro_batch_size must be >= 1, got {t.micro_batch_size}")
+    need(t.learning_rate > 0, f"train.learning_rate must be > 0, got {t.learning_rate}")
+    need(t.head_learning_rate >= 0, f"train.head_learning_rate must be >= 0, got {t.head_learning_rate}")
+    need(t.weight_decay >= 0, f"train.weight_decay must be >= 0, got {t.weight_decay}")
+    need(t.warmup_steps >= 0, f"train.warmup_steps must be >= 0, got {t.warmup_steps}")
+    need(t.schedule in ("cosine", "linear", "constant"), f"train.schedule must be cosine/linear/constant, got "
+                                                         f"{t.schedule!r}")
+    need(0 <= t.min_lr_ratio <= 1, f"train.min_lr_ratio must be in [0, 1], got {t.min_lr_ratio}")
+    need(t.max_grad_norm >= 0, f"train.max_grad_norm must be >= 0, got {t.max_grad_norm}")
+    need(bool(o.dir), "output.dir is empty: pass --out DIR")
+    for name in ("eval_every", "checkpoint_every"):
+        need(getattr(o, name) >= 0, f"output.{name} must be >= 0, got {getattr(o, name)}")
+    need(o.keep_checkpoints >= 1, f"output.keep_checkpoints must be >= 1, got {o.keep_checkpoints}")
+    need(o.log_every >= 1, f"output.log_every must be >= 1, got {o.log_every}")
+    if problems:
+        raise ConfigError("invalid reward-training config:\n  - " + "\n  - ".join(problems))
+
+
+def accumulation_steps(config: RewardTrainConfig, num_processes: int) -> int:
+    """Micro-steps per optimizer step; the global batch must split evenly over processes and micro-batches."""
+    t = config.train
+    per_round = t.micro_batch_size * num_processes
+    if t.batch_size % per_round:
+        raise ConfigError(
+            f"train.batch_size={t.batch_size} pairs do not split into micro-batches of train.micro_batch_size="
+            f"{t.micro_batch_size} on {num_processes} process(es) ({per_round} pairs a round); choose a batch "
+            f"size that is a multiple of {per_round}"
+        )
+    return t.batch_size // per_round

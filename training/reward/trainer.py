@@ -1,0 +1,283 @@
+"""SpatialScore reward training, top to bottom.
+
+One optimizer step:
+  1. data       the step's `batch_size` pairs are a pure function of (seed, step): an epoch is a seeded
+                permutation, and step s reads positions [s*B, (s+1)*B) of the endless epoch stream. Process r
+                takes the r-th contiguous share, in micro-batches of `micro_batch_size` pairs.
+  2. forward    chosen and rejected images of a micro-batch go through the model in one pass -> Gaussians.
+  3. loss       the per-pair loss (losses.py) summed and scaled by processes / B, so that DDP's gradient mean
+                over processes gives the mean over the global batch: the same update for any number of
+                processes. Monte-Carlo noise is drawn for the whole global batch from (seed, step) and sliced.
+  4. update     gradients accumulate locally (no_sync) and are all-reduced once, clipped, AdamW, LR schedule.
+  5. records    metrics.jsonl (+ TensorBoard), validation accuracy, curves PNG, the best scorer exported as a
+                scorer folder, atomic checkpoints that `--resume` continues exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..common.atomic import write_json
+from .checkpoint import CheckpointError, list_checkpoints, load_checkpoint, rng_state, save_checkpoint
+from .evaluate import accuracy_report, score_pairs_forward
+from .losses import pair_loss, pair_noise
+from .metrics import CURVES_FILE, MetricsLog, plot_curves
+from .pairs import Pair, fingerprint, load_pair_images, read_pairs, splits_of
+from .train_config import TINY, ConfigError, RewardTrainConfig, accumulation_steps
+from .trainable import (
+    base_folder, build_model, build_tiny_base, export_scorer, make_optimizer, make_scheduler,
+    prepare_for_training, resolve_precision,
+)  # fmt: skip
+
+SCORER_DIR = "scorer"  # the best checkpoint, as a scorer folder
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass
+class RunResult:
+    scorer_path: Path | None
+    step: int
+    best: dict | None
+    records: list[dict]
+
+
+class PairStream:
+    """Endless stream of pair indices: epoch e is a permutation seeded by (seed, e); independent of processes."""
+
+    def __init__(self, n_pairs: int, seed: int):
+        self.n, self.seed = n_pairs, seed
+        self._epoch, self._perm = -1, None
+
+    def take(self, start: int, count: int) -> list[int]:
+        out = []
+        for pos in range(start, start + count):
+            epoch, offset = divmod(pos, self.n)
+            if epoch != self._epoch:
+                self._epoch = epoch
+                self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+            out.append(int(self._perm[offset]))
+        return out
+
+
+def load_data(config: RewardTrainConfig) -> tuple[list[Pair], list[Pair]]:
+    d = config.data
+    everything = read_pairs(d.train)
+    has_splits = bool(splits_of(everything))
+    train = read_pairs(d.train, split=d.train_split if has_splits else None)
+    if d.val == "none":
+        val = []
+    elif d.val:
+        val_all = read_pairs(d.val)
+        val = read_pairs(d.val, split=d.val_split) if splits_of(val_all) else val_all
+    elif has_splits and d.val_split in splits_of(everything):
+        val = read_pairs(d.train, split=d.val_split)
+    else:
+        val = []
+    return train, val[: d.val_pairs]
+
+
+def _make_accelerator(config: RewardTrainConfig):
+    from accelerate import Accelerator
+    from accelerate.utils import is_tensorboard_available
+
+    cuda = torch.cuda.is_available()
+    _, mixed, _ = resolve_precision(config, torch.device("cuda" if cuda else "cpu"))
+    tracker = config.output.tensorboard and is_tensorboard_available()
+    return Accelerator(mixed_precision=mixed, log_with="tensorboard" if tracker else None,
+                       project_dir=str(Path(config.output.dir) / "tensorboard") if tracker else None), tracker
+
+
+def _flat_config(config: RewardTrainConfig) -> dict:
+    return {f"{s}.{k}": (v if isinstance(v, (int, float, str, bool)) else str(v))
+            for s, section in config.to_dict().items() for k, v in section.items()}
+
+
+class Validator:
+    """Validation pairs sharded over processes; the gathered result is the same on every process."""
+
+    def __init__(self, pairs: list[Pair], config: RewardTrainConfig, accelerator):
+        self.pairs, self.config, self.acc = pairs, config, accelerator
+        w = accelerator.num_processes
+        self.mine = pairs[accelerator.process_index::w]
+        self.per_rank = math.ceil(len(pairs) / w) if pairs else 0
+
+    def __call__(self, model) -> dict | None:
+        if not self.pairs:
+            return None
+        inner = self.acc.unwrap_model(model)
+        inner.eval()
+        t = self.config.train
+        cols = score_pairs_forward(inner, self.mine, t.micro_batch_size, self.acc.autocast)
+        local = torch.full((self.per_rank, 4), float("nan"))
+        if self.mine:
+            local[: len(self.mine)] = torch.stack(cols, dim=1)
+        gathered = self.acc.gather(local.to(self.acc.device)).cpu().view(self.acc.num_processes, self.per_rank, 4)
+        # pair i lives on rank i % W at row i // W
+        rows = torch.stack([gathered[i % self.acc.num_processes, i // self.acc.num_processes]
+                            for i in range(len(self.pairs))])
+        mc, lc, mr, lr = rows.unbind(1)
+        noise = pair_noise(t.seed, -1, len(self.pairs), t.mc_samples) if t.loss == "mc_gaussian_bt" else None
+        loss = pair_loss(t.loss, mc, lc, mr, lr, noise=noise)
+        report = accuracy_report(self.pairs, (mc - mr).numpy())
+        inner.train()
+        return {"val_loss": float(loss.mean()), "val_accuracy": report["pairwise_accuracy"],
+                "val_pairs": report["pairs"], "val_by_perturbations": report["by_perturbations"],
+                "val_by_relation": report["by_relation"], "val_std": float(torch.exp(torch.cat([lc, lr])).mean())}
+
+
+def _is_better(val: dict, best: dict | None) -> bool:
+    if best is None:
+        return True
+    return (val["val_accuracy"], -val["val_loss"]) > (best["val_accuracy"], -best["val_loss"])
+
+
+def train(config: RewardTrainConfig, resume: bool = False) -> RunResult:
+    """Run (or continue, with resume=True) a reward-training run into config.output.dir."""
+    from accelerate.utils import gather_object
+    from tqdm import tqdm
+
+    out = Path(config.output.dir)
+    accelerator, tracker = _make_accelerator(config)
+    accum = accumulation_steps(config, accelerator.num_processes)
+    world, rank, main = accelerator.num_processes, accelerator.process_index, accelerator.is_main_process
+    checkpoints = list_checkpoints(out)
+    if checkpoints and not resume:
+        raise ConfigError(f"{out} already holds checkpoints (newest {checkpoints[-1].name}); pass --resume to "
+                          f"continue that run, or choose a new --out")
+    train_pairs, val_pairs = load_data(config)
+    if len(train_pairs) < config.train.micro_batch_size:
+        raise ConfigError(f"data.train: only {len(train_pairs)} training pairs, fewer than one micro-batch "
+                          f"({config.train.micro_batch_size})")
+    if config.model.base == TINY and not config.model.init_from:
+        if main:
+            build_tiny_base(config)
+        accelerator.wait_for_everyone()
+    dtype, _, checkpointing = resolve_precision(config, accelerator.device)
+    model = build_model(config, accelerator.device, dtype)
+    trainable = prepare_for_training(model, checkpointing)
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    optimizer = make_optimizer(model, config)
+    scheduler = make_scheduler(optimizer, config)
+    config_dict = config.to_dict()
+    data_id = fingerprint(train_pairs)
+
+    start_step, best = 0, None
+    if resume and checkpoints:
+        state = load_checkpoint(checkpoints[-1], params, optimizer, scheduler, config_dict, rank)
+        if state["data"]["fingerprint"] != data_id:
+            raise CheckpointError(f"{checkpoints[-1]}: the training pairs changed since this checkpoint "
+                                  f"(fingerprint {state['data']['fingerprint']} -> {data_id})")
+        start_step, best = int(state["step"]), state.get("best")
+    else:
+        torch.manual_seed(config.train.seed + 1000 * rank)  # LoRA dropout, per process
+        random.seed(config.train.seed + 1000 * rank)
+    log = MetricsLog(out, resume_step=start_step if resume else None) if main else None
+    records = log.records if log else []
+    if tracker:
+        accelerator.init_trackers("spatialscore", config=_flat_config(config))
+    ddp_model = accelerator.prepare(model)
+    inner = model
+    stream = PairStream(len(train_pairs), config.train.seed)
+    validate = Validator(val_pairs, config, accelerator)
+    t = config.train
+    per_rank = t.batch_size // world
+    notes_base = {"trained_by": "python -m training.reward train", "data": config.data.train,
+                  "loss": t.loss, "batch_size": t.batch_size, "base": base_folder(config) or None}
+    scorer_path = out / SCORER_DIR
+    bar = tqdm(total=t.steps, initial=start_step, disable=not (main and config.output.progress),
+               desc="reward training", unit="step", dynamic_ncols=True)
+    started = time.perf_counter()
+    step = start_step
+    for step in range(start_step + 1, t.steps + 1):
+        tick = time.perf_counter()
+        indices = stream.take((step - 1) * t.batch_size, t.batch_size)
+        mine = indices[rank * per_rank:(rank + 1) * per_rank]
+        noise = pair_noise(t.seed, step, t.batch_size, t.mc_samples) if t.loss == "mc_gaussian_bt" else None
+        sums = torch.zeros(4, dtype=torch.float64)  # loss, correct, std, margin (sums over this rank's pairs)
+        for j in range(accum):
+            chunk = slice(j * t.micro_batch_size, (j + 1) * t.micro_batch_size)
+            micro = [train_pairs[i] for i in mine[chunk]]
+            images = [load_pair_images(p) for p in micro]
+            prompts = [p.prompt for p in micro]
+            batch = inner.encode([c for c, _ in images] + [r for _, r in images], prompts + prompts)
+            sync = contextlib.nullcontext() if j == accum - 1 else accelerator.no_sync(ddp_model)
+            with sync:
+                mean, log_std = ddp_model(batch)
+                n = len(micro)
+                offset = rank * per_rank + j * t.micro_batch_size
+                per_pair = pair_loss(t.loss, mean[:n], log_std[:n], mean[n:], log_std[n:],
+                                     noise=None if noise is None else noise[offset:offset + n])
+                accelerator.backward(per_pair.sum() * (world / t.batch_size))
+            margin = (mean[:n] - mean[n:]).detach().double().cpu()
+            sums += torch.stack([per_pair.detach().double().sum().cpu(),
+                                 ((margin > 0).double() + 0.5 * (margin == 0).double()).sum(),
+                                 log_std.detach().double().exp().sum().cpu() / 2, margin.sum()])
+        grad_norm = accelerator.clip_grad_norm_(list(params.values()), t.max_grad_norm or float("inf"))
+        lr = scheduler.get_last_lr()[0]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        totals = accelerator.reduce(sums.to(accelerator.device), reduction="sum").cpu() / t.batch_size
+        record = {"kind": "train", "step": step, "loss": float(totals[0]), "accuracy": float(totals[1]),
+                  "std": float(totals[2]), "margin": float(totals[3]), "lr": lr, "grad_norm": float(grad_norm),
+                  "pairs_per_s": t.batch_size / (time.perf_counter() - tick),
+                  "elapsed_s": time.perf_counter() - started}
+        last = step == t.steps
+        if main and (step % config.output.log_every == 0 or last):
+            log.log(record)
+            if tracker:
+                accelerator.log({f"train/{k}": v for k, v in record.items() if k not in ("kind", "step")}, step=step)
+        bar.update(1)
+        bar.set_postfix(loss=f"{record['loss']:.4f}", acc=f"{record['accuracy']:.2f}")
+
+        every = config.output.eval_every
+        if last or (every and step % every == 0):
+            val = validate(ddp_model)
+            if val is not None and main:
+                log.log({"kind": "val", "step": step, **val})
+                if tracker:
+                    accelerator.log({"val/loss": val["val_loss"], "val/accuracy": val["val_accuracy"]}, step=step)
+                bar.write(f"step {step}: val accuracy {val['val_accuracy']:.4f}, loss {val['val_loss']:.4f} "
+                          f"({val['val_pairs']} pairs)")
+            if val is not None and _is_better(val, best):
+                best = {"step": step, "val_accuracy": val["val_accuracy"], "val_loss": val["val_loss"],
+                        "val_by_perturbations": val["val_by_perturbations"]}
+                if main:
+                    export_scorer(inner, scorer_path, {**notes_base, "step": step, **best})
+            if main:
+                plot_curves(log.records, out / CURVES_FILE)
+        if val_pairs == [] and last and main:  # no validation data: the last weights are the export
+            best = {"step": step, "val_accuracy": None, "val_loss": None}
+            export_scorer(inner, scorer_path, {**notes_base, **best})
+        every = config.output.checkpoint_every
+        if last or (every and step % every == 0):
+            rngs = gather_object([rng_state()])
+            python_rngs = gather_object([[random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]]])
+            if main:
+                extra = {"data": {"fingerprint": data_id, "pairs": len(train_pairs),
+                                  "position": step * t.batch_size,
+                                  "epoch": step * t.batch_size // len(train_pairs)},
+                         "best": best, "world_size": world, "trainable": len(trainable)}
+                save_checkpoint(out, step, params, optimizer, scheduler, rngs, python_rngs, extra, config_dict,
+                                keep=config.output.keep_checkpoints)
+            accelerator.wait_for_everyone()
+    bar.close()
+    if main:
+        if log.records:
+            plot_curves(log.records, out / CURVES_FILE)
+        write_json(out / SUMMARY_FILE, {"steps": step, "best": best, "scorer": str(scorer_path),
+                                        "metrics": str(out / "metrics.jsonl"), "curves": str(out / CURVES_FILE),
+                                        "train_pairs": len(train_pairs), "val_pairs": len(val_pairs),
+                                        "processes": world})
+    if tracker:
+        accelerator.end_training()
+    accelerator.wait_for_everyone()
+    return RunResult(scorer_path if (scorer_path.exists() or not main) else None, step, best, records)
