@@ -14,8 +14,12 @@ from .score import SpatialScoreScore
 
 def register_model_folder() -> None:
     """models/spatialscore, beside ComfyUI's other model folders; extra_model_paths.yaml may add more."""
-    folder_paths.add_model_folder_path(MODEL_FOLDER, os.path.join(folder_paths.models_dir, MODEL_FOLDER),
-                                       is_default=True)
+    path = os.path.join(folder_paths.models_dir, MODEL_FOLDER)
+    folder_paths.add_model_folder_path(MODEL_FOLDER, path, is_default=True)
+    try:  # so that users find where scorers go; a read-only install is fine too
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        pass
 
 
 class SpatialScoreExtension(ComfyExtension):

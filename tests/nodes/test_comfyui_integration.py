@@ -184,6 +184,34 @@ def test_zero_shot_scoring_through_the_default_model_folder(comfy):
     assert "(zero-shot," in entry["outputs"]["3"]["text"][0]
 
 
+def test_cancel_stops_scoring_between_batches(comfy):
+    """Progress is reported per scored batch, and ComfyUI's progress hook raises on Cancel (POST /interrupt)."""
+    import time
+
+    prompt = {"1": loader(batch_size=1), "2": {"class_type": "LoadImage", "inputs": {"image": "candidates.png"}},
+              "3": {"class_type": "RepeatImageBatch", "inputs": {"image": ["2", 0], "amount": 40}},
+              "4": {"class_type": "SpatialScoreScore", "inputs": {"scorer": ["1", 0], "images": ["3", 0],
+                                                                  "prompt": PROMPT, "prompt_mode": "auto"}}}
+    prompt["3"]["inputs"]["amount"] = 1
+    assert run(comfy, prompt)["status"]["status_str"] == "success"  # loads (and caches) the scorer first
+    prompt["3"]["inputs"]["amount"] = 40
+    code, body = comfy.queue(prompt)
+    assert code == 200, body
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not comfy.get("/queue")["queue_running"]:
+        time.sleep(0.1)
+    time.sleep(1.5)  # into the 320 single-image batches
+    started = time.monotonic()
+    comfy.post("/interrupt", {})
+    entry = comfy.wait(body["prompt_id"], 120)
+    stopped_after = time.monotonic() - started
+    kinds = {kind: data for kind, data in entry["status"]["messages"]}
+    assert "execution_interrupted" in kinds, entry["status"]
+    assert kinds["execution_interrupted"]["node_type"] == "SpatialScoreScore"
+    assert stopped_after < 10.0
+    print(f"\ncancelled mid-batch; stopped {stopped_after:.2f} s after /interrupt")
+
+
 def test_unconnected_latent_blocks_its_reader_instead_of_passing_none(comfy):
     prompt = {"1": loader(), "2": {"class_type": "LoadImage", "inputs": {"image": "candidates.png"}},
               "3": {"class_type": "SpatialScoreRerank", "inputs": {
