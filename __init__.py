@@ -9,6 +9,11 @@ WEB_DIRECTORY = "./web"
 
 
 async def comfy_entrypoint():
+    try:
+        from comfy_api.latest import ComfyExtension  # noqa: F401
+    except ImportError as exc:
+        raise RuntimeError("SpatialScore needs a ComfyUI with the V3 node API (comfy_api.latest; tested with "
+                           f"0.3.64): {exc}") from exc
     from .nodes.extension import SpatialScoreExtension, register_model_folder
 
     register_model_folder()

@@ -42,7 +42,8 @@ class ComfyPlacement:
             scorer.to(self.load_device)  # the scorer keeps its own idea of its device; make it agree
 
     def offload(self, scorer) -> None:
-        if self.patcher is not None and self.load_device != self.offload_device:
+        """Unregister from ComfyUI's loaded models (which moves the weights to the offload device)."""
+        if self.patcher is not None:
             for i, loaded in enumerate(list(mm.current_loaded_models)):
                 if loaded.model is self.patcher:
                     loaded.model_unload()
@@ -55,6 +56,9 @@ class ComfyPlacement:
         if self.load_device.type != "cpu":
             mm.soft_empty_cache()
         logging.debug("SpatialScore: scorer offloaded to %s", self.offload_device)
+
+    def is_registered(self) -> bool:
+        return self.patcher is not None and any(m.model is self.patcher for m in mm.current_loaded_models)
 
 
 def compute_devices(device_choice: str) -> tuple[torch.device, torch.device]:

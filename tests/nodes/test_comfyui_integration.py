@@ -223,6 +223,45 @@ def test_unconnected_latent_blocks_its_reader_instead_of_passing_none(comfy):
     assert len(entry["outputs"]["3"]["spatialscore"]) == 2
 
 
+PLACEMENT_CHECK = """
+import importlib.util, json, sys, torch
+sys.path.insert(0, ".")
+import comfy.options
+comfy.options.enable_args_parsing()  # so that --cpu is read, as main.py does
+import comfy.model_management as mm
+spec = importlib.util.spec_from_file_location("spatialscore_pack", PACK + "/__init__.py",
+                                              submodule_search_locations=[PACK])
+pack = importlib.util.module_from_spec(spec); sys.modules["spatialscore_pack"] = pack; spec.loader.exec_module(pack)
+from spatialscore_pack.nodes.comfy_models import ComfyPlacement
+
+class Scorer:  # the parts of training.reward.Scorer the placement uses
+    def __init__(self):
+        self.model, self.device = torch.nn.Linear(4, 4), torch.device("cpu")
+    def to(self, device):
+        self.device = torch.device(device); self.model.to(device); return self
+
+s = Scorer()
+p = ComfyPlacement(s, mm.get_torch_device(), mm.text_encoder_offload_device())
+before = len(mm.current_loaded_models)
+p.load(s)
+loaded = p.is_registered()
+p.offload(s)
+print(json.dumps({"loaded": loaded, "after_offload": p.is_registered(), "before": before,
+                  "after": len(mm.current_loaded_models), "device": str(s.device)}))
+"""
+
+
+def test_placement_registers_with_comfy_model_management_and_unregisters():
+    import subprocess
+
+    code = PLACEMENT_CHECK.replace("PACK", repr(str(ROOT)), 2)
+    out = subprocess.run([str(PYTHON), "-c", code, "--cpu"], cwd=CHECKOUT, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    info = json.loads(out.stdout.strip().splitlines()[-1])
+    assert info == {"loaded": True, "after_offload": False, "before": 0, "after": 0, "device": "cpu"}, info
+
+
 @pytest.mark.parametrize("name", ["spatialscore_score_images", "spatialscore_flux_best_of_n"])
 def test_example_workflows_validate(comfy, name):
     workflow = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
