@@ -60,6 +60,7 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--paraphrase-api-model", default="default")
     b.add_argument("--pipeline-kwargs", type=_json_object, default={}, metavar="JSON")
     b.add_argument("--chunk", type=int, default=256, help="pairs per generate/verify/append round")
+    b.add_argument("--max-candidates", type=int, help="give up after this many candidates (default 20 x pairs + 100)")
     b.add_argument("--keep-loaded", action="store_true", help="keep all models on the device at once")
     b.add_argument("--no-progress", action="store_true")
     b.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -92,10 +93,10 @@ def cmd_build(args) -> int:
         verify_oracle=not args.no_oracle, verify_scorer=args.verify_scorer, verify_margin=args.verify_margin,
         paraphrase_model=args.paraphrase_model, paraphrase_url=args.paraphrase_url,
         paraphrase_api_model=args.paraphrase_api_model, pipeline_kwargs=args.pipeline_kwargs,
-        chunk_pairs=args.chunk, keep_loaded=args.keep_loaded, progress=not args.no_progress)
+        chunk_pairs=args.chunk, max_candidates=args.max_candidates, keep_loaded=args.keep_loaded, progress=not args.no_progress)
     summary = build(cfg, log=lambda m: print(m, file=sys.stderr))
     print(json.dumps(summary, indent=2) if args.json else f"dataset: {summary['out']}\n" + format_summary(summary))
-    return 0
+    return 0 if summary["complete"] else 1
 
 
 def _verdict_lines(verdict) -> str:

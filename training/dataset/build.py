@@ -105,8 +105,8 @@ def remove_temp_files(out: Path) -> int:
     return n
 
 
-def load_done(out: Path, log) -> tuple[dict[str, dict], set[str], int, int]:
-    """Valid rows whose images exist (by id), dropped candidate ids, and where each file's good part ends."""
+def load_done(out: Path, log) -> tuple[dict[str, dict], list[dict], int, int]:
+    """Valid rows whose images exist (by id), dropped candidates, and where each file's good part ends."""
     read = read_jsonl(out / MANIFEST, REQUIRED_KEYS)
     report_problems(out / MANIFEST, read.problems)
     done: dict[str, dict] = {}
@@ -126,7 +126,7 @@ def load_done(out: Path, log) -> tuple[dict[str, dict], set[str], int, int]:
         done[row["id"]] = row
     dropped_read = read_jsonl(out / DROPPED)
     report_problems(out / DROPPED, dropped_read.problems)
-    dropped = {r["id"] for r in dropped_read.rows}
+    dropped = [r for r in dropped_read.rows if r["id"] not in done]
     return done, dropped, read.good_bytes, dropped_read.good_bytes
 
 
@@ -170,7 +170,10 @@ def finalize(out: Path, done: dict[str, dict], dropped_rows: list[dict]) -> None
 
 
 def build(cfg: BuildConfig, log=print) -> dict:
-    """Build (or resume) the dataset described by `cfg`; returns the summary of the finished folder."""
+    """Build (or resume) the dataset described by `cfg`; returns the summary of the finished folder.
+
+    summary["complete"] is False when fewer than `cfg.pairs` candidates passed verification within
+    `cfg.max_candidates` (rerun with a larger budget to go on)."""
     start = time.time()
     out = cfg.out
     if cfg.generators:
@@ -182,45 +185,47 @@ def build(cfg: BuildConfig, log=print) -> dict:
     with exclusive_lock(out):
         check_identity(out, cfg)
         remove_temp_files(out)
-        done, dropped, good, dropped_good = load_done(out, log)
-        dropped_rows = read_jsonl(out / DROPPED).rows
+        done, dropped_rows, good, dropped_good = load_done(out, log)
+        dropped = {r["id"] for r in dropped_rows}
         resumed = len(done)
         worker = ChunkWorker(cfg, out, log)
         try:
             with JsonlAppender(out / MANIFEST, good) as rows_file, JsonlAppender(out / DROPPED, dropped_good) as drops:
                 worker.open_progress(total=cfg.pairs, initial=min(len(done), cfg.pairs))
-                accepted = 0
-                index, k = 0, 0
+                accepted, position, exhausted = 0, 0, False
                 plans: dict[int, object] = {}
-                while accepted < cfg.pairs:
-                    chunk = []
+                while accepted < cfg.pairs and not exhausted:
+                    chunk = []  # the next candidates in order, as many as could still be needed
                     while accepted + len(chunk) < cfg.pairs and len(chunk) < cfg.chunk_pairs:
+                        if position >= cfg.max_candidates:
+                            exhausted = True
+                            break
+                        index, k = divmod(position, cfg.pairs_per_scene)
                         pid = pair_id(index, k)
                         if pid in done:
                             accepted += 1
                         elif pid not in dropped:
                             if index not in plans:
                                 plans = {index: plan_scene(cfg, index)}  # one scene's plan at a time
-                            sp = plans[index]
-                            chunk.append((sp, sp.pairs[k]))
-                        k += 1
-                        if k == cfg.pairs_per_scene:
-                            index, k = index + 1, 0
+                            chunk.append((plans[index], plans[index].pairs[k]))
+                        position += 1
                     if not chunk:
-                        break
+                        continue
                     rows, drop_rows = worker.run(chunk)
                     rows_file.append(rows)
                     drops.append(drop_rows)
-                    for r in rows:
-                        done[r["id"]] = r
-                    for r in drop_rows:
-                        dropped.add(r["id"])
+                    done.update((r["id"], r) for r in rows)
+                    dropped.update(r["id"] for r in drop_rows)
                     dropped_rows.extend(drop_rows)
                     accepted += len(rows)
         finally:
             worker.close()
         finalize(out, done, dropped_rows)
     summary = summarize(sorted(done.values(), key=_order_key), dropped_rows)
-    summary.update(resumed=resumed, seconds=round(time.time() - start, 2), out=str(out))
+    summary.update(complete=accepted >= cfg.pairs, resumed=resumed, seconds=round(time.time() - start, 2),
+                   out=str(out))
+    if not summary["complete"]:
+        log(f"warning: only {accepted} of {cfg.pairs} pairs passed verification among the first "
+            f"{cfg.max_candidates} candidates ({len(dropped)} dropped, see {out / DROPPED}); rerun with a larger "
+            "max_candidates to go on, or check the generators / verification settings")
     return summary
-

@@ -52,6 +52,7 @@ class BuildConfig:
     paraphrase_api_model: str = "default"
     pipeline_kwargs: dict = field(default_factory=dict)  # extra keyword arguments for the pipelines' __call__
     chunk_pairs: int = 256  # pairs generated and verified before their rows are appended
+    max_candidates: int | None = None  # verification budget: candidates tried at most (None: 20 x pairs + 100)
     keep_loaded: bool = False  # keep every model on the device instead of one at a time
     progress: bool = True
 
@@ -61,6 +62,8 @@ class BuildConfig:
         self.splits = tuple(float(s) for s in self.splits)
         if self.world is None:
             self.world = "general" if self.generators else "shapes"
+        if self.max_candidates is None:
+            self.max_candidates = 20 * self.pairs + 100 if isinstance(self.pairs, int) else 0
         if self.prompt_style is None:
             self.prompt_style = "plain" if self.world == "shapes" else "mixed"
         self.validate()
@@ -77,7 +80,7 @@ class BuildConfig:
         if self.world == "shapes" and self.prompt_style not in ("plain", "shapes-varied"):
             raise ConfigError(f"prompt_style {self.prompt_style!r} is not readable by the shapes oracle; use "
                               "'plain' or 'shapes-varied' with --world shapes")
-        for name in ("pairs", "pairs_per_scene", "steps", "batch_size", "chunk_pairs"):
+        for name in ("pairs", "pairs_per_scene", "steps", "batch_size", "chunk_pairs", "max_candidates"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name}: expected a positive integer, got {value!r}")

@@ -111,10 +111,15 @@ class Blob:
         return self.y1 - self.y0
 
 
-def _largest_component(mask: np.ndarray) -> Blob | None:
-    """Largest 8-connected blob, labelled run by run (fast in Python: one union per touching pair of runs)."""
-    parent: list[int] = []
-    runs: list[tuple[int, int, int]] = []  # (row, start, end exclusive)
+def _label_runs(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """8-connected components, labelled run by run (fast in Python: one union per touching pair of runs).
+    Returns a label image (0 = background, 1..n) and n."""
+    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), dtype=np.int8)
+    padded[:, 1:-1] = mask
+    edges = np.diff(padded, axis=1)
+    rows, starts = np.nonzero(edges == 1)  # row-major order, so starts and ends pair up
+    _, ends = np.nonzero(edges == -1)
+    parent = list(range(len(rows)))
 
     def find(i: int) -> int:
         while parent[i] != i:
@@ -122,21 +127,14 @@ def _largest_component(mask: np.ndarray) -> Blob | None:
             i = parent[i]
         return i
 
-    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), dtype=np.int8)
-    padded[:, 1:-1] = mask
-    edges = np.diff(padded, axis=1)
-    rows, starts = np.nonzero(edges == 1)  # row-major order, so starts and ends pair up
-    _, ends = np.nonzero(edges == -1)
+    runs = list(zip(rows.tolist(), starts.tolist(), ends.tolist(), strict=True))
     prev: list[int] = []
     cur: list[int] = []
     row = -1
-    for y, s, e in zip(rows.tolist(), starts.tolist(), ends.tolist(), strict=True):
+    for idx, (y, s, e) in enumerate(runs):
         if y != row:
             prev, cur = (cur if y == row + 1 else []), []
             row = y
-        idx = len(runs)
-        runs.append((y, s, e))
-        parent.append(idx)
         for j in prev:
             _, ps, pe = runs[j]
             if ps <= e and s <= pe:  # touching, diagonals included
@@ -144,15 +142,27 @@ def _largest_component(mask: np.ndarray) -> Blob | None:
                 if a != b:
                     parent[a] = b
         cur.append(idx)
-    if not runs:
+    labels = np.zeros(mask.shape, dtype=np.int32)
+    ids: dict[int, int] = {}
+    for idx, (y, s, e) in enumerate(runs):
+        labels[y, s:e] = ids.setdefault(find(idx), len(ids) + 1)
+    return labels, len(ids)
+
+
+def _object_blob(mask: np.ndarray, core: np.ndarray) -> Blob | None:
+    """The component of `mask` holding the most of `core` (the mask opened), measured on the whole component:
+    opening decides which blob is the object (specks and thin lines have no core), the unopened pixels give its
+    true extent (opening would shave off a small triangle's tip)."""
+    labels, n = _label_runs(mask)
+    if n == 0:
         return None
-    groups: dict[int, list[int]] = {}
-    for i in range(len(runs)):
-        groups.setdefault(find(i), []).append(i)
-    best = max(groups.values(), key=lambda g: sum(runs[i][2] - runs[i][1] for i in g))
-    area = sum(runs[i][2] - runs[i][1] for i in best)
-    ys = [runs[i][0] for i in best]
-    return Blob(area, min(runs[i][1] for i in best), min(ys), max(runs[i][2] for i in best), max(ys) + 1)
+    core_area = np.bincount(labels[core], minlength=n + 1)
+    core_area[0] = 0
+    best = int(core_area.argmax())
+    if core_area[best] == 0:
+        return None
+    ys, xs = np.nonzero(labels == best)
+    return Blob(int(ys.size), int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
 
 
 def _open(mask: np.ndarray) -> np.ndarray:
@@ -208,7 +218,8 @@ def find_objects(image, colors=COLORS) -> dict[str, Blob | None]:
     for color in colors:
         if color not in HUES:
             raise ValueError(f"the shapes oracle knows colours {', '.join(COLORS)}, not {color!r}")
-        blob = _largest_component(_open(foreground & _hue_mask(hue, color)))
+        mask = foreground & _hue_mask(hue, color)
+        blob = _object_blob(mask, _open(mask))
         found[color] = blob if blob is not None and blob.area >= min_area else None
     return found
 

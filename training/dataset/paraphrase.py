@@ -53,7 +53,7 @@ def _clean(text: str) -> str:
 
 
 class LocalParaphraser:
-    def __init__(self, folder: str | os.PathLike, device: str = "auto"):
+    def __init__(self, folder: str | os.PathLike, device: str = "auto", max_new_tokens: int | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -71,6 +71,7 @@ class LocalParaphraser:
         except Exception as exc:
             raise ParaphraseError(f"cannot load paraphrase model {folder}: {type(exc).__name__}: {exc}") from exc
         self.model.to(self.device).eval()
+        self.max_new_tokens = max_new_tokens  # None: twice the request's length, at most 384
 
     def __call__(self, text: str) -> str:
         import torch
@@ -84,7 +85,7 @@ class LocalParaphraser:
         ids = ids.to(self.device)
         with torch.inference_mode():
             out = self.model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                                      max_new_tokens=min(384, 2 * ids.shape[1] + 32),
+                                      max_new_tokens=self.max_new_tokens or min(384, 2 * ids.shape[1] + 32),
                                       pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
         return _clean(self.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True))
 

@@ -10,8 +10,12 @@ SHAPE_RGB = {"red": (220, 40, 40), "green": (40, 165, 70), "blue": (40, 85, 220)
 BACKGROUND_RGB = (246, 245, 240)
 
 
-def render_shapes(scene: Scene, size: int = 64, background: tuple[int, int, int] = BACKGROUND_RGB) -> Image.Image:
-    """A `size` x `size` RGB image of the scene; each shape fills its layout box (triangles point up)."""
+def render_shapes(scene: Scene, size: int = 64, background: tuple[int, int, int] = BACKGROUND_RGB,
+                  palette: dict[str, tuple[int, int, int]] | None = None) -> Image.Image:
+    """A `size` x `size` RGB image of the scene; each shape fills its layout box (triangles point up).
+
+    `palette` overrides colours (other shades of the four), e.g. to test the oracle's robustness."""
+    palette = {**SHAPE_RGB, **(palette or {})}
     if scene.world != "shapes":
         raise ValueError(f"render_shapes draws shapes-world scenes only, got a {scene.world!r} scene")
     if size < 16:
@@ -19,12 +23,12 @@ def render_shapes(scene: Scene, size: int = 64, background: tuple[int, int, int]
     img = Image.new("RGB", (size, size), background)
     draw = ImageDraw.Draw(img)
     for obj in scene.objects:
-        if obj.color not in SHAPE_RGB:
+        if obj.color not in palette:
             raise ValueError(f"shapes world has no colour {obj.color!r}; expected one of {', '.join(SHAPE_RGB)}")
         b = obj.box
         x0, y0 = round(b.x0 * size), round(b.y0 * size)
         x1, y1 = round(b.x1 * size) - 1, round(b.y1 * size) - 1
-        fill = SHAPE_RGB[obj.color]
+        fill = palette[obj.color]
         if obj.category == "circle":
             draw.ellipse([x0, y0, x1, y1], fill=fill)
         elif obj.category == "square":

@@ -90,6 +90,8 @@ def format_summary(s: dict) -> str:
         sc = s["scorer"]
         lines.append(f"scorer margin (chosen - rejected): mean {sc['mean_margin']}, min {sc['min_margin']} "
                      f"over {sc['checked']} pairs")
+    if s.get("complete") is False:
+        lines.append("INCOMPLETE: fewer pairs than asked passed verification (see the warning above)")
     for key in ("resumed", "seconds"):
         if key in s:
             lines.append(f"{key}: {s[key]}")
