@@ -34,7 +34,8 @@ DEFAULT_REWARD_USER = (
     "Judge whether every spatial relation described in the prompt holds in the image."
 )
 DEFAULT_ZERO_SHOT_USER = (
-    '{image}Does this image show "{prompt}", with every object placed exactly as described? Answer Yes or No.'
+    'Description: "{prompt}"\n{image}Does the image show this description, with every object placed exactly '
+    "as described? Answer Yes or No."
 )
 
 
