@@ -195,6 +195,19 @@ async function build(page, name) {
   return meta;
 }
 
+// The previews load asynchronously after execution: wait until every node shows its images and has drawn badges.
+async function waitForBadges(page, ids, timeout = 30000) {
+  try {
+    await page.waitForFunction((ids) => ids.every((id) => {
+      const n = window.__ss.app.graph.getNodeById(id);
+      const rows = n.spatialScoreRows?.length ?? 0;
+      return rows > 0 && n.imgs?.length === rows && n.imgs.every((im) => im.complete) && n.spatialScoreBadgesDrawn === rows;
+    }), ids, { timeout, polling: 250 });
+  } catch {
+    // reported as a failed check below
+  }
+}
+
 async function badgeState(page, ids) {
   return await page.evaluate((ids) => ids.map((id) => {
     const n = window.__ss.app.graph.getNodeById(id);
@@ -222,7 +235,8 @@ async function buildWorkflows(url, outDir, apiDir) {
     const { workflow, output } = await page.evaluate(async () => await window.__ss.app.graphToPrompt());
     if (meta.run) {
       await page.evaluate(async () => await window.__ss.run());
-      await page.waitForTimeout(1500);
+      await waitForBadges(page, [meta.badgeNode]);
+      await page.waitForTimeout(300);
       report[name] = await badgeState(page, [meta.badgeNode]);
     }
     writeFileSync(join(outDir, `${name}.json`), JSON.stringify(workflow, null, 2) + "\n");
@@ -250,7 +264,8 @@ async function badgeCheck(url, outDir) {
   await page.evaluate(PAGE_HELPERS);
   const meta = await build(page, "rerank_check");
   await page.evaluate(async () => await window.__ss.run());
-  await page.waitForTimeout(1500);
+  await waitForBadges(page, meta.badgeNodes);
+  await page.waitForTimeout(300);
   const state = await badgeState(page, meta.badgeNodes);
   await canvasShot(page, join(outDir, "badges_grid.png"));
   // one image at a time, as after a click on a preview image

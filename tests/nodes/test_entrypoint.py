@@ -36,6 +36,19 @@ def test_importing_the_pack_is_cheap_and_safe_without_comfyui():
     assert info["seconds"] < 1.0
 
 
+def test_entrypoint_outside_comfyui_says_what_is_missing():
+    code = IMPORT_PACK + """
+import asyncio
+try:
+    asyncio.run(pack.comfy_entrypoint())
+except RuntimeError as exc:
+    print("ERROR:", exc)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd="/")
+    assert out.returncode == 0, out.stderr
+    assert "ERROR: SpatialScore needs a ComfyUI with the V3 node API" in out.stdout
+
+
 def test_node_logic_never_imports_comfyui():
     code = ("import sys; import nodes.logic.annotate, nodes.logic.discovery, nodes.logic.loading, "
             "nodes.logic.prompts, nodes.logic.ranking, nodes.logic.rerank, nodes.logic.scoring, "
