@@ -88,16 +88,17 @@ def scan_root(root: Path, depth: int = _SCAN_DEPTH) -> list[ScorerFolder]:
 def list_scorers(roots: list[str | os.PathLike], builtin_dir: Path | None = None) -> list[ScorerFolder]:
     """Every choice, in dropdown order: the built-in demo when it is installed, then folders by name.
 
-    A name found in several roots is taken from the first root, as ComfyUI's folder_paths does.
+    A name found in several roots is taken from the first root, as ComfyUI's folder_paths does; a user folder
+    named 'shapes' is shadowed by the built-in demo when that is installed.
     """
     builtin_dir = builtin_shapes_dir() if builtin_dir is None else builtin_dir
+    builtin = [ScorerFolder(BUILTIN_SHAPES, builtin_dir, "scorer")] if folder_kind(builtin_dir)[0] == "scorer" else []
     seen: dict[str, ScorerFolder] = {}
-    if folder_kind(builtin_dir)[0] == "scorer":
-        seen[BUILTIN_SHAPES] = ScorerFolder(BUILTIN_SHAPES, builtin_dir, "scorer")
     for root in roots:
         for folder in scan_root(Path(root)):
+            if folder.name == BUILTIN_SHAPES and builtin:
+                continue  # the name 'shapes' means the built-in demo
             seen.setdefault(folder.name, folder)
-    builtin = [seen.pop(BUILTIN_SHAPES)] if BUILTIN_SHAPES in seen and seen[BUILTIN_SHAPES].path == builtin_dir else []
     return builtin + sorted(seen.values(), key=lambda f: f.name.lower())
 
 

@@ -8,7 +8,6 @@ and scripts/comfyui_setup.sh).
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -283,4 +282,3 @@ def test_workflow_templates_are_served(comfy):
     templates = comfy.get("/workflow_templates")
     assert sorted(templates.get("comfyui-spatialscore", [])) == ["spatialscore_flux_best_of_n",
                                                                  "spatialscore_score_images"]
-    shutil.rmtree(comfy.base / "output" / "spatialscore", ignore_errors=True)

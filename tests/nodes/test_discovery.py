@@ -1,5 +1,6 @@
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -47,6 +48,14 @@ def test_lists_scorers_and_qwen_folders_builtin_first(roots):
     assert kinds["shapes"] == ("scorer", "reward")
     assert kinds["Qwen/Qwen2.5-VL-7B-Instruct"] == ("qwen2_5_vl", "zero-shot")
     assert str(found[1].path).startswith(paths[0])
+
+
+def test_builtin_shadows_a_user_folder_named_shapes(roots, tmp_path):
+    paths, builtin = roots
+    make_scorer(Path(paths[1]) / "shapes")
+    found = [f for f in list_scorers(paths, builtin) if f.name == "shapes"]
+    assert len(found) == 1 and found[0].path == builtin
+    assert resolve_scorer("shapes", paths, tmp_path / "missing").path == Path(paths[1]) / "shapes"
 
 
 def test_builtin_is_listed_only_when_installed(roots, tmp_path):
