@@ -4,8 +4,8 @@ written to folders and loaded back through the Loader's code (training.reward.lo
 import pytest
 import torch
 
-from nodes.logic.discovery import ScorerChoiceError
-from nodes.logic.loading import load_handle
+from nodes.logic.discovery import ScorerChoiceError, resolve_scorer
+from nodes.logic.loading import find_moved_base, load_handle
 from nodes.logic.prompts import PromptCountError
 from nodes.logic.ranking import rank, take_latent, take_mask
 from nodes.logic.scoring import score_images
@@ -71,3 +71,22 @@ def test_loader_errors_name_the_folder(model_root, tmp_path):
         load_handle("empty_dir", [model_root], builtin_dir=tmp_path)
     with pytest.raises(ValueError, match="batch_size"):
         load_handle("tiny_scorer", [model_root], batch_size=0, builtin_dir=tmp_path)
+
+
+def test_lora_scorer_finds_its_base_under_the_same_name_when_moved(tmp_path):
+    tiny = pytest.importorskip("training.reward.tiny")
+    import shutil
+
+    trained_on = tmp_path / "trainer_machine" / "tiny-base"
+    root = tmp_path / "models"
+    tiny.save_tiny_scorer(root / "lora_scorer", seed=0, weights="lora", base_dir=trained_on)
+    assert find_moved_base(resolve_scorer("lora_scorer", [root], tmp_path), [root], tmp_path) is None  # path exists
+    shutil.move(str(trained_on), str(root / "Qwen" / "tiny-base"))  # the user's layout
+    folder = resolve_scorer("lora_scorer", [root], tmp_path)
+    assert find_moved_base(folder, [root], tmp_path) == root / "Qwen" / "tiny-base"
+    handle = load_handle("lora_scorer", [root], builtin_dir=tmp_path)
+    assert handle.mode == "reward"
+    assert torch.isfinite(score_images(handle, candidates(2), PROMPT).mean).all()
+    shutil.rmtree(root / "Qwen")
+    with pytest.raises(Exception, match="base model"):  # the scorer's own error names the missing base
+        load_handle("lora_scorer", [root], builtin_dir=tmp_path)
