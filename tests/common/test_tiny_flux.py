@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,15 @@ def _generate(pipe, prompts, seeds, steps=3):
 def _digest(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models run no slower on one thread, and far steadier on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -88,5 +98,5 @@ def test_saved_folder_is_identical_across_processes(saved, tmp_path):
     other = tmp_path / "flux_subprocess"
     code = f"from training.common.tiny_flux import save_tiny_flux_pipeline; save_tiny_flux_pipeline({str(other)!r}, seed=0)"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2],
-                   capture_output=True)
+                   capture_output=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert _digest(other) == _digest(saved)

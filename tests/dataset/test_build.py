@@ -82,10 +82,17 @@ def test_same_arguments_same_bytes_and_pairs_can_grow(tmp_path, reference):
 
 
 def test_rerun_with_other_settings_is_refused(tmp_path):
+    from training.dataset.build import check_identity, prepare_out
+
     out = tmp_path / "ds"
     quiet_build(shapes_config(out, pairs=4))
     with pytest.raises(BuildError, match=r"other settings \(seed: was 3, now 4\)"):
         quiet_build(shapes_config(out, pairs=4, seed=4))
+    # A first run that died before making anything does not pin its settings.
+    empty = tmp_path / "empty"
+    prepare_out(empty)
+    check_identity(empty, shapes_config(empty, seed=9))
+    assert quiet_build(shapes_config(empty, pairs=2))["pairs"] == 2
 
 
 def test_crash_between_images_and_rows_then_resume(tmp_path, reference, monkeypatch):

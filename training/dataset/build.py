@@ -14,9 +14,10 @@ import json
 import os
 import re
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from training.common.atomic import write_json, write_text
+from training.common.atomic import atomic_path, write_json, write_text
 
 from .config import BuildConfig
 from .manifest import (
@@ -26,6 +27,7 @@ from .manifest import (
     REQUIRED_KEYS,
     JsonlAppender,
     dumps_row,
+    iter_jsonl,
     read_jsonl,
     report_problems,
 )
@@ -89,6 +91,10 @@ def check_identity(out: Path, cfg: BuildConfig) -> None:
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise BuildError(f"{path} is unreadable ({exc}); delete the folder or choose another --out") from exc
         diff = [k for k in ident if before.get(k) != ident[k]]
+        started = any((out / name).exists() and (out / name).stat().st_size > 0 for name in (MANIFEST, DROPPED))
+        if diff and not started and not any((out / "images").rglob("*.png")):
+            write_json(path, {"identity": ident, "format": 1})  # nothing made yet: new settings are fine
+            return
         if diff:
             detail = "; ".join(f"{k}: was {before.get(k)!r}, now {ident[k]!r}" for k in diff)
             raise BuildError(f"{out} was built with other settings ({detail}); rerun with the same arguments to "
@@ -105,29 +111,61 @@ def remove_temp_files(out: Path) -> int:
     return n
 
 
-def load_done(out: Path, log) -> tuple[dict[str, dict], list[dict], int, int]:
-    """Valid rows whose images exist (by id), dropped candidates, and where each file's good part ends."""
-    read = read_jsonl(out / MANIFEST, REQUIRED_KEYS)
-    report_problems(out / MANIFEST, read.problems)
-    done: dict[str, dict] = {}
-    for row, line in zip(read.rows, read.line_numbers, strict=True):
+@dataclass
+class Done:
+    """Finished pairs, kept as their manifest lines (a parsed 80k-row manifest would take gigabytes)."""
+
+    lines: dict[str, bytes] = field(default_factory=dict)  # id -> JSON line, no newline
+    images: set[str] = field(default_factory=set)  # image paths (relative to DIR) the rows refer to
+
+    def add(self, row: dict, line: bytes | None = None) -> None:
+        self.lines[row["id"]] = line if line is not None else dumps_row(row).encode("utf-8")
+        self.images.update(os.path.normpath(row[k]) for k in ("chosen", "rejected"))
+
+    def __contains__(self, pid: str) -> bool:
+        return pid in self.lines
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def ordered_ids(self) -> list[str]:
+        return sorted(self.lines, key=parse_pair_id)
+
+    def rows(self):
+        for pid in self.ordered_ids():
+            yield json.loads(self.lines[pid])
+
+
+def load_done(out: Path, log) -> tuple[Done, list[dict], int, int]:
+    """Valid rows whose images exist, dropped candidates, and where each file's good part ends."""
+    done = Done()
+    good = 0
+    if (out / MANIFEST).exists():
+        good = (out / MANIFEST).stat().st_size
+    for line, row, raw, problem in iter_jsonl(out / MANIFEST, REQUIRED_KEYS):
+        where = f"{out / MANIFEST}:{line}"
+        if problem is not None:
+            log(f"warning: {where}: {problem}; skipped")
+            if not raw.endswith(b"\n"):
+                good -= len(raw)
+            continue
         try:
             parse_pair_id(row["id"])
         except ValueError as exc:
-            log(f"warning: {out / MANIFEST}:{line}: {exc}; skipped")
+            log(f"warning: {where}: {exc}; skipped")
             continue
         if row["id"] in done:
-            log(f"warning: {out / MANIFEST}:{line}: duplicate row {row['id']}; skipped")
+            log(f"warning: {where}: duplicate row {row['id']}; skipped")
             continue
         missing = [row[k] for k in ("chosen", "rejected") if not _nonempty(out / row[k])]
         if missing:
-            log(f"warning: {out / MANIFEST}:{line}: image(s) missing: {', '.join(missing)}; pair will be remade")
+            log(f"warning: {where}: image(s) missing: {', '.join(missing)}; pair will be remade")
             continue
-        done[row["id"]] = row
+        done.add(row, raw.rstrip(b"\n"))
     dropped_read = read_jsonl(out / DROPPED)
     report_problems(out / DROPPED, dropped_read.problems)
     dropped = [r for r in dropped_read.rows if r["id"] not in done]
-    return done, dropped, read.good_bytes, dropped_read.good_bytes
+    return done, dropped, good, dropped_read.good_bytes
 
 
 def _nonempty(path: Path) -> bool:
@@ -141,13 +179,13 @@ def _order_key(row: dict) -> tuple[int, int]:
     return parse_pair_id(row["id"])
 
 
-def finalize(out: Path, done: dict[str, dict], dropped_rows: list[dict]) -> None:
+def finalize(out: Path, done: Done, dropped_rows: list[dict]) -> None:
     """Canonical manifest (sorted, no bad lines) and ledger, then delete images no row refers to."""
-    rows = sorted(done.values(), key=_order_key)
-    text = "".join(dumps_row(r) + "\n" for r in rows)
+    data = b"".join(done.lines[pid] + b"\n" for pid in done.ordered_ids())
     path = out / MANIFEST
-    if not path.exists() or path.read_bytes() != text.encode("utf-8"):
-        write_text(path, text)
+    if not path.exists() or path.read_bytes() != data:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
     seen: dict[str, dict] = {}
     for r in dropped_rows:
         seen.setdefault(r["id"], r)
@@ -157,12 +195,11 @@ def finalize(out: Path, done: dict[str, dict], dropped_rows: list[dict]) -> None
         dpath.unlink(missing_ok=True)
     elif not dpath.exists() or dpath.read_bytes() != drop_text.encode("utf-8"):
         write_text(dpath, drop_text)
-    referenced = {os.path.normpath(r[k]) for r in rows for k in ("chosen", "rejected")}
     images = out / "images"
     if images.is_dir():
         for p in images.rglob("*.png"):
             rel = os.path.normpath(p.relative_to(out).as_posix())
-            if rel not in referenced and IMAGE_NAME.match(p.name):
+            if rel not in done.images and IMAGE_NAME.match(p.name):
                 p.unlink()
         for d in sorted((d for d in images.rglob("*") if d.is_dir()), reverse=True):
             with contextlib.suppress(OSError):
@@ -214,14 +251,15 @@ def build(cfg: BuildConfig, log=print) -> dict:
                     rows, drop_rows = worker.run(chunk)
                     rows_file.append(rows)
                     drops.append(drop_rows)
-                    done.update((r["id"], r) for r in rows)
+                    for r in rows:
+                        done.add(r)
                     dropped.update(r["id"] for r in drop_rows)
                     dropped_rows.extend(drop_rows)
                     accepted += len(rows)
         finally:
             worker.close()
         finalize(out, done, dropped_rows)
-    summary = summarize(sorted(done.values(), key=_order_key), dropped_rows)
+    summary = summarize(done.rows(), dropped_rows)
     summary.update(complete=accepted >= cfg.pairs, resumed=resumed, seconds=round(time.time() - start, 2),
                    out=str(out))
     if not summary["complete"]:

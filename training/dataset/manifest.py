@@ -33,38 +33,47 @@ class JsonlRead:
     torn_tail: bool = False
 
 
+def iter_jsonl(path: str | os.PathLike, required: tuple[str, ...] = ("id",)):
+    """Yield (line number, row or None, raw line bytes, problem or None) for each non-empty line; a last line
+    without its newline (a write cut short) comes with row None. Streams: a big manifest is never held twice."""
+    path = Path(path)
+    if not path.exists():
+        return
+    with open(path, "rb") as f:
+        for line_no, raw in enumerate(f, 1):
+            if not raw.endswith(b"\n"):  # never trust an unterminated line, even if it parses
+                yield line_no, None, raw, "incomplete last line (a write was interrupted); ignored"
+                return
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                yield line_no, None, raw, f"not valid JSON ({getattr(exc, 'msg', exc)})"
+                continue
+            if not isinstance(row, dict):
+                yield line_no, None, raw, f"expected a JSON object, got {type(row).__name__}"
+                continue
+            missing = [k for k in required if k not in row]
+            if missing:
+                yield line_no, None, raw, f"missing key(s): {', '.join(missing)}"
+                continue
+            yield line_no, row, raw, None
+
+
 def read_jsonl(path: str | os.PathLike, required: tuple[str, ...] = ("id",)) -> JsonlRead:
     """Every valid row of a JSONL file; bad lines are listed in `problems`, never raised."""
     out = JsonlRead()
     path = Path(path)
     if not path.exists():
         return out
-    data = path.read_bytes()
-    pos = 0
-    line_no = 0
-    while pos < len(data):
-        line_no += 1
-        end = data.find(b"\n", pos)
-        if end == -1:  # no newline: a write was cut short (or a hand edit); never trust it
-            out.torn_tail = True
-            out.problems.append((line_no, "incomplete last line (a write was interrupted); ignored"))
-            break
-        raw = data[pos:end]
-        pos = end + 1
-        out.good_bytes = pos
-        if not raw.strip():
-            continue
-        try:
-            row = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            out.problems.append((line_no, f"not valid JSON ({exc.msg if hasattr(exc, 'msg') else exc})"))
-            continue
-        if not isinstance(row, dict):
-            out.problems.append((line_no, f"expected a JSON object, got {type(row).__name__}"))
-            continue
-        missing = [k for k in required if k not in row]
-        if missing:
-            out.problems.append((line_no, f"missing key(s): {', '.join(missing)}"))
+    out.good_bytes = path.stat().st_size
+    for line_no, row, raw, problem in iter_jsonl(path, required):
+        if problem is not None:
+            out.problems.append((line_no, problem))
+            if not raw.endswith(b"\n"):
+                out.torn_tail = True
+                out.good_bytes -= len(raw)
             continue
         out.rows.append(row)
         out.line_numbers.append(line_no)

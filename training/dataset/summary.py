@@ -4,13 +4,14 @@ verification results; and a check that no scene appears in two splits."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 
 
 def _sorted(counter: Counter) -> dict:
     return {str(k): counter[k] for k in sorted(counter, key=lambda k: (str(type(k)), k))}
 
 
-def summarize(rows: list[dict], dropped: list[dict] | None = None) -> dict:
+def summarize(rows: Iterable[dict], dropped: list[dict] | None = None) -> dict:
     dropped = dropped or []
     by_split, by_n, by_rel, by_op, by_gen = Counter(), Counter(), Counter(), Counter(), Counter()
     scene_splits: dict[str, set] = defaultdict(set)
@@ -38,7 +39,7 @@ def summarize(rows: list[dict], dropped: list[dict] | None = None) -> dict:
         if s:
             margins.append(s["margin"])
     summary = {
-        "pairs": len(rows),
+        "pairs": sum(by_split.values()),
         "scenes": len(scene_splits),
         "by_split": _sorted(by_split),
         "scenes_by_split": _sorted(Counter(next(iter(s)) for s in scene_splits.values() if len(s) == 1)),
