@@ -7,7 +7,7 @@ from comfy_api.latest import io, ui
 
 from .logic.annotate import badge_payload
 from .logic.prompts import PROMPT_MODES
-from .types import SpatialScoreModel
+from .socket_types import SpatialScoreModel
 
 
 def scorer_input() -> io.Input:

@@ -8,7 +8,7 @@ from comfy_api.latest import io
 from .comfy_models import ComfyPlacement, compute_devices, resolve_dtype
 from .logic.discovery import ScorerChoiceError, folder_fingerprint, list_scorers, resolve_scorer
 from .logic.loading import load_handle
-from .types import CATEGORY, SpatialScoreModel
+from .socket_types import CATEGORY, SpatialScoreModel
 
 MODEL_FOLDER = "spatialscore"
 

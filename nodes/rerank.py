@@ -9,7 +9,7 @@ from .common import images_input, progress_callback, prompt_inputs, scorer_input
 from .logic.ranking import RANK_BY
 from .logic.rerank import check_carried, rerank
 from .logic.scoring import check_image_batch, score_images
-from .types import CATEGORY
+from .socket_types import CATEGORY
 
 
 class SpatialScoreRerank(io.ComfyNode):

@@ -7,7 +7,7 @@ from comfy_api.latest import io
 from .common import images_input, progress_callback, prompt_inputs, scorer_input, ui_payload
 from .logic.annotate import draw_badges, format_score, score_lines
 from .logic.scoring import check_image_batch, score_images
-from .types import CATEGORY
+from .socket_types import CATEGORY
 
 
 class SpatialScoreScore(io.ComfyNode):

@@ -13,7 +13,7 @@ import torch
 
 from .discovery import SCORER_MARKER, ScorerFolder, list_scorers, resolve_scorer
 from .scoring import DirectPlacement, Placement, ScorerHandle
-from .training_import import import_training
+from .training_import import import_training, missing_dependency
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,11 @@ def load_handle(name: str, roots: list[str | os.PathLike], *, offload_device: st
     reward = import_training("reward")
     log.info("SpatialScore: loading %s from %s (%s, %s)%s", folder.name, folder.path, folder.mode, dtype_name,
              f" on base {base}" if base else "")
-    scorer = reward.load_scorer(str(folder.path), device=offload_device, dtype=dtype, batch_size=batch_size,
-                                **({"base_model": str(base)} if base else {}))
+    try:
+        scorer = reward.load_scorer(str(folder.path), device=offload_device, dtype=dtype, batch_size=batch_size,
+                                    **({"base_model": str(base)} if base else {}))
+    except ModuleNotFoundError as exc:  # peft is imported only for LoRA scorers
+        raise missing_dependency(exc) from exc
     placement = placement_factory(scorer) if placement_factory is not None else DirectPlacement(offload_device)
     return ScorerHandle(scorer=scorer, folder=folder, placement=placement, keep_loaded=keep_loaded,
                         dtype=dtype_name)

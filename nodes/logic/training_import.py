@@ -16,7 +16,23 @@ from types import ModuleType
 from .discovery import pack_root
 
 
+def missing_dependency(exc: ModuleNotFoundError) -> ImportError:
+    """A clear error for a dependency of the scorer that is not installed in ComfyUI's Python."""
+    requirements = pack_root() / "requirements.txt"
+    return ImportError(f"SpatialScore needs the Python package '{exc.name}', which is not installed in ComfyUI's "
+                       f"environment: run `{sys.executable} -m pip install -r {requirements}` and restart ComfyUI")
+
+
 def import_training(submodule: str = "reward") -> ModuleType:
+    try:
+        return _import_training(submodule)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] == "training":
+            raise
+        raise missing_dependency(exc) from exc
+
+
+def _import_training(submodule: str) -> ModuleType:
     root = pack_root()
     loaded = sys.modules.get("training")
     if loaded is not None:
