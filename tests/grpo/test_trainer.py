@@ -25,6 +25,8 @@ QUIET = {"prompts.num_eval": 0}  # no eval grids: the runs below compare trainin
 
 
 def _env() -> dict:
+    # One thread per process, like this module's in-process runs (see `one_thread`): matmul reductions, and so the
+    # last bits of every gradient, depend on the thread count.
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return env
@@ -42,8 +44,28 @@ def _assert_same_lora(a: Path, b: Path, atol: float) -> None:
 
 
 @pytest.fixture(scope="module")
-def models(tiny_flux_dir, tiny_scorer_full):
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def models(tiny_flux_dir, tiny_scorer_full, one_thread):
     return tiny_flux_dir, tiny_scorer_full
+
+
+REFERENCE = {"train.steps": 4, "output.checkpoint_every": 1, "output.keep_checkpoints": 4}
+
+
+@pytest.fixture(scope="module")
+def reference_run(models, tmp_path_factory):
+    """An uninterrupted 4-step tiny run on one process, checkpointed (with its LoRA) after every step."""
+    flux, scorer = models
+    out = tmp_path_factory.mktemp("reference") / "run"
+    train(tiny_config(out, flux, scorer, **QUIET, **REFERENCE))
+    return out
 
 
 def test_cli_tiny_preset_writes_everything_and_its_lora_loads_in_diffusers(tmp_path):
@@ -77,20 +99,17 @@ def test_cli_tiny_preset_writes_everything_and_its_lora_loads_in_diffusers(tmp_p
     assert (image() - base).abs().max() > 1e-4  # the trained LoRA changes what the pipeline draws
 
 
-def test_existing_checkpoints_need_resume(tmp_path, models):
-    flux, scorer = models
-    out = tmp_path / "run"
-    train(tiny_config(out, flux, scorer, **QUIET, **{"train.steps": 1}))
+def test_existing_checkpoints_need_resume(reference_run, models):
     from training.grpo.config import ConfigError
 
+    flux, scorer = models
     with pytest.raises(ConfigError, match="pass --resume"):
-        train(tiny_config(out, flux, scorer, **QUIET, **{"train.steps": 2}))
+        train(tiny_config(reference_run, flux, scorer, **QUIET, **REFERENCE))
 
 
-def test_killed_and_resumed_equals_uninterrupted(tmp_path, models):
+def test_killed_and_resumed_equals_uninterrupted(tmp_path, models, reference_run):
     """SIGKILL a CLI run after its step-2 checkpoint, --resume it, compare with a run that was never killed."""
     flux, scorer = models
-    steps = {"train.steps": 4, "output.checkpoint_every": 1}
     killed = tmp_path / "killed"
     args = ["--preset", "tiny", "--out", str(killed), "--model.path", str(flux), "--reward.path", str(scorer),
             "--steps", "4", "--output.checkpoint_every", "1", "--prompts.num_eval", "0"]  # fmt: skip
@@ -107,9 +126,8 @@ def test_killed_and_resumed_equals_uninterrupted(tmp_path, models):
         proc.wait()
     assert not (killed / "lora.safetensors").exists()
 
-    resumed = train(tiny_config(killed, flux, scorer, **QUIET, **steps), resume=True)
-    reference_dir = tmp_path / "uninterrupted"
-    train(tiny_config(reference_dir, flux, scorer, **QUIET, **steps))
+    resumed = train(tiny_config(killed, flux, scorer, **QUIET, **REFERENCE), resume=True)
+    reference_dir = reference_run
 
     assert resumed.step == 4
     _assert_same_lora(killed / "lora.safetensors", reference_dir / "lora.safetensors", atol=1e-6)
@@ -121,10 +139,9 @@ def test_killed_and_resumed_equals_uninterrupted(tmp_path, models):
         assert a["loss"] == pytest.approx(b["loss"], abs=1e-6)
 
 
-def test_two_processes_give_the_same_advantages_and_loss_as_one(tmp_path, models):
+def test_two_processes_give_the_same_advantages_and_loss_as_one(tmp_path, models, reference_run):
     """torchrun --nproc_per_node 2 on the CPU (gloo): each process samples half of every group."""
     flux, scorer = models
-    one_step = {"train.steps": 1, "train.updates_per_step": 2}
     two = tmp_path / "two"
     args = ["--preset", "tiny", "--out", str(two), "--model.path", str(flux), "--reward.path", str(scorer),
             "--steps", "1", "--train.updates_per_step", "2", "--prompts.num_eval", "0"]  # fmt: skip
@@ -132,10 +149,7 @@ def test_two_processes_give_the_same_advantages_and_loss_as_one(tmp_path, models
                              "-m", "training.grpo", *args], cwd=REPO, env=_env(), capture_output=True, text=True,
                             timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    one = tmp_path / "one"
-    train(tiny_config(one, flux, scorer, **QUIET, **one_step))
-
-    (a,), (b,) = _records(one), _records(two)
+    a, (b,) = _records(reference_run)[0], _records(two)  # step 1 of the one-process reference run
     assert (a["processes"], b["processes"]) == (1, 2)
     torch.testing.assert_close(torch.tensor(b["rewards"]), torch.tensor(a["rewards"]), rtol=0, atol=1e-6)
     torch.testing.assert_close(torch.tensor(b["advantages"]), torch.tensor(a["advantages"]), rtol=0, atol=1e-5)
@@ -143,4 +157,5 @@ def test_two_processes_give_the_same_advantages_and_loss_as_one(tmp_path, models
         assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-8), key
     # Gradients agree to float rounding (grad_norm above); Adam's first steps move each weight by about lr * sign(grad),
     # which turns rounding-level differences in near-zero gradients into ~1e-3 * lr differences in the weights.
-    _assert_same_lora(one / "lora.safetensors", two / "lora.safetensors", atol=1e-5)
+    _assert_same_lora(reference_run / "checkpoints" / "step_000001" / "lora.safetensors", two / "lora.safetensors",
+                      atol=1e-5)

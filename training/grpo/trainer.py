@@ -135,8 +135,13 @@ def train(config: GRPOConfig, *, resume: bool = False, policy: FlowPolicy | None
 
     `callback(record)` is called after every step; an exception raised in it stops the run (e.g. a UI's cancel).
     """
-    with torch.inference_mode(False), torch.enable_grad():
-        return _train(config, resume, policy, scorer, accelerator, callback)
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True  # the fp32 LoRA matmuls on tensor cores; restored afterwards
+    try:
+        with torch.inference_mode(False), torch.enable_grad():
+            return _train(config, resume, policy, scorer, accelerator, callback)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
 
 
 def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
@@ -282,13 +287,16 @@ def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
             record["gpu_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
         done = step + 1
         last = done == t.steps
-        if main and eval_prompts and (last or (config.output.eval_every and done % config.output.eval_every == 0)):
+        evaluate_now = last or (config.output.eval_every and done % config.output.eval_every == 0)
+        checkpoint_now = last or (config.output.checkpoint_every and done % config.output.checkpoint_every == 0)
+        if main and eval_prompts and evaluate_now:
             record["eval_reward_mean"] = evaluate(policy, scorer, eval_prompts, config, done, out)
         if main:
             metrics.append(record)
             records.append(record)
-            plot_reward_curve(metrics.records(), out / "reward_curve.png")
-        if last or (config.output.checkpoint_every and done % config.output.checkpoint_every == 0):
+            if evaluate_now or checkpoint_now:
+                plot_reward_curve(metrics.records(), out / "reward_curve.png")
+        if checkpoint_now:
             if main:
                 save_checkpoint(out, done, named_params, optimizer, config.to_dict(), policy.lora_state_dict(),
                                 keep=config.output.keep_checkpoints)  # fmt: skip
@@ -300,6 +308,5 @@ def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
     if main:
         lora_path = save_lora_file(policy.lora_state_dict(), out / LORA_FILE,
                                    metadata={"steps": str(t.steps), "config": json.dumps(config.to_dict())})
-        plot_reward_curve(metrics.records(), out / "reward_curve.png")
     accelerator.wait_for_everyone()
     return RunResult(lora_path=lora_path, step=t.steps, records=records)
