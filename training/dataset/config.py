@@ -17,9 +17,10 @@ PROMPT_STYLES = {
     "shapes-varied": ("plain", "sentences", "there_is"),  # forms the shapes oracle still reads
 }
 # Fields that change what a build writes; a resumed build must agree on all of them (pairs may grow).
-IDENTITY_FIELDS = ("world", "seed", "pairs_per_scene", "image_size", "height", "width", "generators", "steps",
-                   "guidance", "prompt_style", "splits", "same_noise", "verify_oracle", "verify_scorer",
-                   "verify_margin", "paraphrase_model", "paraphrase_url", "paraphrase_api_model", "pipeline_kwargs")
+IDENTITY_FIELDS = ("world", "seed", "pairs_per_scene", "prompt_style", "splits", "verify_oracle", "verify_scorer",
+                   "verify_margin", "paraphrase_model", "paraphrase_url", "paraphrase_api_model")
+RENDER_FIELDS = ("image_size",)  # only matter when the shapes world is rendered
+GENERATOR_FIELDS = ("generators", "height", "width", "steps", "guidance", "same_noise", "pipeline_kwargs")
 
 
 class ConfigError(ValueError):
@@ -86,8 +87,8 @@ class BuildConfig:
                 raise ConfigError(f"{name}: expected a positive integer, got {value!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed: expected a non-negative integer, got {self.seed!r}")
-        if not 16 <= self.image_size <= 4096:
-            raise ConfigError(f"image_size: expected 16..4096 pixels, got {self.image_size}")
+        if not 32 <= self.image_size <= 4096:  # below 32 px the shapes get too small for the oracle
+            raise ConfigError(f"image_size: expected 32..4096 pixels, got {self.image_size}")
         for name in ("height", "width"):
             value = getattr(self, name)
             if value < 16 or value % 16:
@@ -108,7 +109,9 @@ class BuildConfig:
 
     def identity(self) -> dict:
         d = asdict(self)
-        ident = {k: d[k] for k in IDENTITY_FIELDS}
+        fields = IDENTITY_FIELDS + (GENERATOR_FIELDS if self.generators else RENDER_FIELDS)
+        ident = {k: d[k] for k in fields}
         ident["splits"] = list(self.splits)
-        ident["generators"] = [os.path.abspath(g) for g in self.generators]
+        if self.generators:
+            ident["generators"] = [os.path.abspath(g) for g in self.generators]
         return ident

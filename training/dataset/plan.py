@@ -119,8 +119,8 @@ def plan_scene(cfg: BuildConfig, index: int) -> ScenePlan:
             if cfg.generators:
                 seeds = {"chosen": image_seed,
                          "rejected": image_seed if cfg.same_noise else derive_seed(cfg.seed, "image", index, k) % 2**31}
-            else:  # rendered exactly: the images are functions of the seeds that drew the scenes
-                seeds = {"chosen": scene_seed % 2**31, "rejected": p_seed % 2**31}
+            else:  # rendered exactly: the images are functions of the seeds that drew the scene and its change
+                seeds = {"chosen": scene_seed, "rejected": p_seed}
             pairs.append(PairPlan(pair_id(index, k), k, p, render(scene, choices), render(p.scene, choices), seeds))
         n_gen = max(1, len(cfg.generators))
         return ScenePlan(index, f"s{index:07d}", scene, choices, split_of(scene, cfg.splits), index % n_gen,

@@ -86,7 +86,7 @@ class ChunkWorker:
     def _run_shapes(self, chunk):
         size = self.cfg.image_size
         rows, drops, scenes = [], [], {}
-        for sp, pp in chunk:
+        for (sp, pp), (prompt, perturbed, para) in zip(chunk, self._prompts(chunk), strict=True):
             if sp.index not in scenes:
                 img = render_shapes(sp.scene, size)
                 path = self._dir(sp) / f"{sp.id}_c{_digest(json.dumps(sp.scene.to_dict()), size)}.png"
@@ -103,8 +103,8 @@ class ChunkWorker:
                 scenes[sp.index][3] = True
             rpath = self._dir(sp) / f"{pp.id}_r{_digest(json.dumps(pp.perturbation.scene.to_dict()), size)}.png"
             save_png_atomic(rimg, rpath)
-            rows.append(make_row(self.cfg, sp, pp, self._rel(path), self._rel(rpath), "shapes", pp.prompt,
-                                 pp.perturbed_prompt, verdict, None))
+            rows.append(make_row(self.cfg, sp, pp, self._rel(path), self._rel(rpath), "shapes", prompt, perturbed,
+                                 verdict, para))
             self.bar.update(1)
         return rows, drops
 
