@@ -10,6 +10,8 @@ import json
 import random
 from pathlib import Path
 
+import pytest
+import torch
 from PIL import Image, ImageDraw
 
 COLOURS = {"red": (220, 40, 40), "blue": (40, 60, 220), "green": (40, 170, 60)}
@@ -25,8 +27,12 @@ def _draw(path: Path, boxes: list[tuple[str, int, int]], size: int = 64) -> str:
 
 
 def make_pairs(folder: Path, n: int = 24, seed: int = 0, splits=("train", "val"), name: str = "pairs.jsonl",
-               val_every: int = 4) -> Path:
-    """Write n pairs (images + a pairs JSONL) into folder; every val_every-th pair is in the second split."""
+               val_every: int = 4, trivial: bool = False) -> Path:
+    """Write n pairs (images + a pairs JSONL) into folder; every val_every-th pair is in the second split.
+
+    trivial=True: the rejected image shows a green square instead of the blue one (a colour a model sees at
+    once), for checking that training learns at all.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     lines = []
@@ -36,6 +42,8 @@ def make_pairs(folder: Path, n: int = 24, seed: int = 0, splits=("train", "val")
         chosen = _draw(folder / f"{i:04d}_c.png", [("red", x1, y1), ("blue", x2, y2)])
         k = 1 + (i % 3 == 2)
         moved = [("red", x2, y1 if k == 1 else 63 - 15 - y1), ("blue", x1, y2)]
+        if trivial:
+            moved = [("red", x1, y1), ("green", x2, y2)]
         rejected = _draw(folder / f"{i:04d}_r.png", moved)
         relation = {"subject": "red", "predicate": "left_of", "objects": ["blue"]}
         changes = [{"op": "swap", "before": relation}] + ([{"op": "move", "before": {**relation, "predicate": "above"}}]
@@ -46,3 +54,13 @@ def make_pairs(folder: Path, n: int = 24, seed: int = 0, splits=("train", "val")
     path = folder / name
     path.write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
     return path
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Tiny models gain nothing from a second thread, and on a shared 2-core machine OpenMP threads spinning
+    against other processes made the training tests several times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -33,8 +33,14 @@ from .metrics import CURVES_FILE, MetricsLog, plot_curves
 from .pairs import Pair, fingerprint, load_pair_images, read_pairs, splits_of
 from .train_config import TINY, ConfigError, RewardTrainConfig, accumulation_steps
 from .trainable import (
-    base_folder, build_model, build_tiny_base, export_scorer, make_optimizer, make_scheduler,
-    prepare_for_training, resolve_precision,
+    base_folder,
+    build_model,
+    build_tiny_base,
+    export_scorer,
+    make_optimizer,
+    make_scheduler,
+    prepare_for_training,
+    resolve_precision,
 )  # fmt: skip
 
 SCORER_DIR = "scorer"  # the best checkpoint, as a scorer folder
@@ -91,7 +97,10 @@ def _make_accelerator(config: RewardTrainConfig):
     cuda = torch.cuda.is_available()
     _, mixed, _ = resolve_precision(config, torch.device("cuda" if cuda else "cpu"))
     tracker = config.output.tensorboard and is_tensorboard_available()
-    return Accelerator(mixed_precision=mixed, log_with="tensorboard" if tracker else None,
+    # cpu=True without CUDA: accelerate then runs several launched CPU processes as DDP over gloo (without it,
+    # each process of `accelerate launch` would train alone).
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    return Accelerator(mixed_precision=mixed, cpu=not (cuda or mps), log_with="tensorboard" if tracker else None,
                        project_dir=str(Path(config.output.dir) / "tensorboard") if tracker else None), tracker
 
 
