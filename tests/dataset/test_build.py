@@ -212,8 +212,12 @@ def test_bad_input_gets_clear_errors(tmp_path, capsys):
     assert "not a dataset folder" in capsys.readouterr().err
 
 
-def test_stats_command(reference, capsys):
+def test_stats_command(reference, capsys, tmp_path):
     out, _, _ = reference
+    assert main(["stats", str(out), "--preview", str(tmp_path / "sheet.png"), "--preview-pairs", "3"]) == 0
+    with Image.open(tmp_path / "sheet.png") as sheet:
+        assert sheet.format == "PNG" and sheet.height > 3 * 160
+    capsys.readouterr()
     assert main(["stats", str(out), "--oracle", "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "pairs: 40" in text and "by split:" in text and "by perturbation count:" in text

@@ -77,6 +77,8 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--oracle", action="store_true", help="re-judge every shapes pair from its image files")
     s.add_argument("--json", action="store_true")
     s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--preview", type=Path, metavar="PNG", help="also draw a contact sheet of some pairs")
+    s.add_argument("--preview-pairs", type=int, default=8)
     return parser
 
 
@@ -153,6 +155,14 @@ def cmd_stats(args) -> int:
 
     summary = dataset_stats(args.folder, oracle=args.oracle, progress=not args.no_progress)
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    if args.preview:
+        from .manifest import load_manifest
+        from .preview import preview_sheet
+
+        rows = load_manifest(args.folder, absolute=False, warn=False)
+        step = max(1, len(rows) // max(1, args.preview_pairs))
+        path = preview_sheet(args.folder, rows[::step][: args.preview_pairs], args.preview)
+        print(f"preview: {path}", file=sys.stderr)
     return 0
 
 
