@@ -126,6 +126,7 @@ def test_resume_repairs_torn_tail_corrupt_lines_missing_images_and_leftovers(tmp
     victim = json.loads(lines[5])
     (out / victim["rejected"]).unlink()  # a row whose image is gone: remade, not kept
     lines[2] = "{not json\n"  # a corrupt line in the middle
+    lines[7] = json.dumps(dict(json.loads(lines[7]), chosen=5)) + "\n"  # valid JSON, nonsense row
     torn = lines[-1][: len(lines[-1]) // 2]  # a write cut short
     (out / "manifest.jsonl").write_text("".join(lines[:-1]) + torn)
     (out / "images" / "0000" / ".s0000001_c0.png.99.tmp").write_bytes(b"partial")
@@ -134,7 +135,8 @@ def test_resume_repairs_torn_tail_corrupt_lines_missing_images_and_leftovers(tmp
     stats = dataset_stats(out, progress=False)
     err = capsys.readouterr().err
     assert "manifest.jsonl:3: not valid JSON" in err and "manifest.jsonl:40: incomplete last line" in err
-    assert stats["pairs"] == 38 and stats["bad_lines"] == [3, 40]  # reported, skipped, not fatal
+    assert "manifest.jsonl:8: wrong type(s): chosen should be str" in err
+    assert stats["pairs"] == 37 and stats["bad_lines"] == [3, 8, 40]  # reported, skipped, not fatal
 
     summary = quiet_build(shapes_config(out))
     logs = "\n".join(summary["logs"])

@@ -18,6 +18,8 @@ DROPPED = "dropped.jsonl"
 BUILD_JSON = "build.json"
 REQUIRED_KEYS = ("id", "prompt", "perturbed_prompt", "chosen", "rejected", "perturbations", "changed", "generator",
                  "seeds", "split")
+ROW_TYPES = {"id": str, "prompt": str, "perturbed_prompt": str, "chosen": str, "rejected": str, "perturbations": int,
+             "changed": list, "generator": str, "seeds": dict, "split": str}
 
 
 class ManifestError(ValueError):
@@ -57,6 +59,11 @@ def iter_jsonl(path: str | os.PathLike, required: tuple[str, ...] = ("id",)):
             missing = [k for k in required if k not in row]
             if missing:
                 yield line_no, None, raw, f"missing key(s): {', '.join(missing)}"
+                continue
+            wrong = [f"{k} should be {ROW_TYPES[k].__name__}" for k in required
+                     if k in ROW_TYPES and not isinstance(row[k], ROW_TYPES[k])]
+            if wrong:
+                yield line_no, None, raw, f"wrong type(s): {', '.join(wrong)}"
                 continue
             yield line_no, row, raw, None
 
