@@ -83,6 +83,7 @@ def test_scorer_verification_keeps_only_pairs_scored_the_right_way(tmp_path, flu
 
     class FakeScorer:  # prefers the perfect image, except for the pairs numbered 1
         def score(self, images, prompts):
+            assert len(set(zip(images, prompts, strict=True))) == len(images)  # nothing scored twice
             return type("R", (), {"mean": torch.tensor(
                 [(1.0 if "_c" in str(p) else 0.0) if "-p1_" not in str(p) else (2.0 if "_r" in str(p) else 0.0)
                  for p in images])})()
@@ -96,7 +97,7 @@ def test_scorer_verification_keeps_only_pairs_scored_the_right_way(tmp_path, flu
     rows = load_manifest(out)
     assert [r["id"] for r in rows] == ["s0000000-p0", "s0000001-p0", "s0000002-p0"]
     assert all(r["verification"]["scorer"]["margin"] == 1.0 for r in rows)
-    assert summary["dropped"] == 2 and summary["dropped_by_reason"] == {"verification": 2}
+    assert summary["dropped"] == 2 and summary["dropped_by_reason"] == {"scorer": 2}
 
 
 def test_real_tiny_scorer_verifies_and_shapes_oracle_drops_noise(tmp_path, fluxes):

@@ -68,13 +68,14 @@ def exclusive_lock(out: Path):
     f = open(out / ".lock", "a+")  # noqa: SIM115 - held for the whole build
     try:
         try:
-            import fcntl
+            try:
+                import fcntl
+            except ImportError:  # Windows
+                import msvcrt
 
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except ImportError:  # Windows
-            import msvcrt
-
-            msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+                msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+            else:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             raise BuildError(f"another build is writing {out} right now (its .lock is held)") from exc
         yield

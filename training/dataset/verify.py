@@ -30,11 +30,18 @@ def oracle_verify(chosen_image, rejected_image, plan: ScenePlan, pair: PairPlan)
 
 
 def scorer_margins(scorer, chosen_images: list, rejected_images: list, prompts: list[str]) -> list[dict]:
-    """Per pair, the scorer's mean reward for each image against the original prompt, and their difference."""
+    """Per pair, the scorer's mean reward for each image against the original prompt, and their difference.
+    Each distinct (image, prompt) is scored once: the pairs of a scene share their perfect image."""
     if not prompts:
         return []
-    both = scorer.score(list(chosen_images) + list(rejected_images), list(prompts) + list(prompts))
+    keys = [(str(img), p) for img, p in zip(chosen_images, prompts, strict=True)]
+    keys += [(str(img), p) for img, p in zip(rejected_images, prompts, strict=True)]
+    unique = list(dict.fromkeys(keys))
+    means = scorer.score([img for img, _ in unique], [p for _, p in unique]).mean.tolist()
+    mean_of = dict(zip(unique, means, strict=True))
     n = len(prompts)
-    means = both.mean.tolist()
-    return [{"chosen": round(means[i], 6), "rejected": round(means[n + i], 6),
-             "margin": round(means[i] - means[n + i], 6)} for i in range(n)]
+    out = []
+    for i in range(n):
+        c, r = mean_of[keys[i]], mean_of[keys[n + i]]
+        out.append({"chosen": round(c, 6), "rejected": round(r, 6), "margin": round(c - r, 6)})
+    return out

@@ -169,13 +169,13 @@ class ChunkWorker:
         rows, drops = [], []
         for (sp, pp), (prompt, perturbed, para), (cpath, rpath), verdict in zip(chunk, prompts, paths, verdicts,
                                                                                  strict=True):
-            ok = True
-            if "oracle" in verdict and cfg.verify_oracle:
-                ok = all(verdict["oracle"].values())
-            if "scorer" in verdict:
-                ok = ok and verdict["scorer"]["margin"] > cfg.verify_margin
-            if not ok:
-                drops.append({"id": pp.id, "reason": "verification", "verification": verdict})
+            failed = []
+            if "oracle" in verdict and cfg.verify_oracle and not all(verdict["oracle"].values()):
+                failed.append("oracle")
+            if "scorer" in verdict and not verdict["scorer"]["margin"] > cfg.verify_margin:
+                failed.append("scorer")
+            if failed:
+                drops.append({"id": pp.id, "reason": "+".join(failed), "verification": verdict})
                 continue
             rows.append(make_row(cfg, sp, pp, self._rel(cpath), self._rel(rpath), names[sp.generator], prompt,
                                  perturbed, verdict, para))
