@@ -20,7 +20,7 @@ PHRASES = {
     "below": ("below", "positioned below", "lower down than"),
     "next_to": ("next to", "beside", "right beside"),
     "between": ("between {0} and {1}", "in between {0} and {1}", "right between {0} and {1}"),
-    "in_front_of": ("in front of", "standing in front of", "closer to the camera than"),
+    "in_front_of": ("in front of", "placed in front of", "closer to the camera than"),
     "behind": ("behind", "in back of", "farther from the camera than"),
     "on_top_of": ("on top of", "resting on", "sitting on top of"),
     "under": ("under", "underneath", "beneath"),
