@@ -94,6 +94,18 @@ def test_model_folder_that_is_not_a_pipeline(tmp_path):
         check_paths(config)
     with pytest.raises(ConfigError, match="model.path is empty"):
         check_paths(load_config(preset="flux_dev_spatial", overrides={"reward.path": "shapes"}))
+    (tmp_path / "flux" / "model_index.json").write_text('{"_class_name": "StableDiffusion3Pipeline"}')
+    with pytest.raises(ConfigError, match="holds a StableDiffusion3Pipeline, expected a FluxPipeline"):
+        check_paths(config)
+
+
+def test_reward_folder_that_is_not_a_scorer(tmp_path):
+    (tmp_path / "flux").mkdir()
+    (tmp_path / "flux" / "model_index.json").write_text('{"_class_name": "FluxPipeline"}')
+    config = load_config(preset="flux_dev_spatial", overrides={"model.path": str(tmp_path / "flux"),
+                                                               "reward.path": str(tmp_path / "flux")})
+    with pytest.raises(ConfigError, match="reward.path: .* is a diffusers pipeline, not a SpatialScore"):
+        check_paths(config)
 
 
 def test_all_problems_reported_together():

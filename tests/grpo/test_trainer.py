@@ -56,7 +56,8 @@ def models(tiny_flux_dir, tiny_scorer_full, one_thread):
     return tiny_flux_dir, tiny_scorer_full
 
 
-REFERENCE = {"train.steps": 4, "output.checkpoint_every": 1, "output.keep_checkpoints": 4}
+# One prompt per step: in the 2-process run below, each group's 8 samples are split 4 + 4 over the processes.
+REFERENCE = {"train.steps": 4, "output.checkpoint_every": 1, "output.keep_checkpoints": 4, "prompts.per_step": 1}
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +113,7 @@ def test_killed_and_resumed_equals_uninterrupted(tmp_path, models, reference_run
     flux, scorer = models
     killed = tmp_path / "killed"
     args = ["--preset", "tiny", "--out", str(killed), "--model.path", str(flux), "--reward.path", str(scorer),
-            "--steps", "4", "--output.checkpoint_every", "1", "--prompts.num_eval", "0"]  # fmt: skip
+            "--steps", "4", "--output.checkpoint_every", "1", "--prompts.num_eval", "0", "--prompts.per_step", "1"]  # fmt: skip
     with open(tmp_path / "killed.log", "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "training.grpo", *args], cwd=REPO, env=_env(),
                                 stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
@@ -140,11 +141,11 @@ def test_killed_and_resumed_equals_uninterrupted(tmp_path, models, reference_run
 
 
 def test_two_processes_give_the_same_advantages_and_loss_as_one(tmp_path, models, reference_run):
-    """torchrun --nproc_per_node 2 on the CPU (gloo): each process samples half of every group."""
+    """torchrun --nproc_per_node 2 on the CPU (gloo): each process samples and scores half of the group."""
     flux, scorer = models
     two = tmp_path / "two"
     args = ["--preset", "tiny", "--out", str(two), "--model.path", str(flux), "--reward.path", str(scorer),
-            "--steps", "1", "--train.updates_per_step", "2", "--prompts.num_eval", "0"]  # fmt: skip
+            "--steps", "1", "--prompts.per_step", "1", "--prompts.num_eval", "0"]  # fmt: skip
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                              "-m", "training.grpo", *args], cwd=REPO, env=_env(), capture_output=True, text=True,
                             timeout=300)  # fmt: skip

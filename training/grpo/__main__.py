@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .checkpoint import CheckpointError
 from .config import PRESETS, TINY, ConfigError, check_paths, load_config
+from .prompts import PromptFileError
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, dict[str, str]]:
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         result = train(config, resume=args.resume)
-    except ConfigError as exc:
+    except (ConfigError, PromptFileError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if result.lora_path is not None:

@@ -1,0 +1,146 @@
+"""Validation of a GRPO config: every check that can fail before a model is loaded, all problems reported at once."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import GRPOConfig
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message names every bad field and what was expected."""
+
+
+def validate(config: GRPOConfig) -> None:
+    """Checks that need no files and no models; raises one ConfigError listing every problem."""
+    m, r, p, s, t, lo, o = (config.model, config.reward, config.prompts, config.sample, config.train, config.lora,
+                            config.output)  # fmt: skip
+    problems = []
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            problems.append(message)
+
+    for name, value in (("model.dtype", m.dtype), ("reward.dtype", r.dtype)):
+        need(value in DTYPES, f"{name} must be one of {DTYPES}, got {value!r}")
+    need(m.device in ("auto", "cpu"), f"model.device must be 'auto' or 'cpu', got {m.device!r} (the GPU of each "
+                                      "process is chosen by the launcher: torchrun / accelerate launch)")
+    need(m.vae_batch_size >= 1, f"model.vae_batch_size must be >= 1, got {m.vae_batch_size}")
+    need(1 <= m.max_sequence_length <= 512, f"model.max_sequence_length must be in 1..512, got {m.max_sequence_length}")
+    need(r.batch_size >= 1, f"reward.batch_size must be >= 1, got {r.batch_size}")
+    need(r.std_penalty >= 0, f"reward.std_penalty must be >= 0, got {r.std_penalty}")
+    need(p.per_step >= 1, f"prompts.per_step must be >= 1, got {p.per_step}")
+    need(p.num_eval >= 0, f"prompts.num_eval must be >= 0, got {p.num_eval}")
+
+    need(s.group_size >= 2, f"sample.group_size (G) must be >= 2 for group-relative advantages, got {s.group_size}")
+    need(s.batch_size >= 1, f"sample.batch_size must be >= 1, got {s.batch_size}")
+    if s.group_size >= 1 and s.batch_size >= 1:
+        need(s.group_size % s.batch_size == 0,
+             f"sample.group_size (G={s.group_size}) must be divisible by the per-device sampling batch "
+             f"sample.batch_size={s.batch_size} (a micro-batch never spans two groups)")  # fmt: skip
+    need(s.num_steps >= 1, f"sample.num_steps must be >= 1, got {s.num_steps}")
+    for name, value in (("sample.height", s.height), ("sample.width", s.width)):
+        need(value >= 16 and value % 16 == 0, f"{name} must be a positive multiple of 16, got {value}")
+    need(s.noise_level > 0, f"sample.noise_level must be > 0 to train (0 is the deterministic ODE), got {s.noise_level}")
+    need(s.eval_noise_level >= 0, f"sample.eval_noise_level must be >= 0, got {s.eval_noise_level}")
+    need(s.sde_type in ("sde", "cps"), f"sample.sde_type must be 'sde' or 'cps', got {s.sde_type!r}")
+    if s.sde_type == "cps":
+        need(s.noise_level <= 1, f"sample.noise_level must be <= 1 with sde_type 'cps', got {s.noise_level}")
+
+    need(t.steps >= 1, f"train.steps must be >= 1, got {t.steps}")
+    need(t.top_k >= 0, f"train.top_k must be >= 0 (0 keeps every sample), got {t.top_k}")
+    need(2 * t.top_k <= s.group_size,
+         f"train.top_k={t.top_k} is more than half the group (G={s.group_size}): the top and bottom "
+         f"{t.top_k} would overlap; use top_k <= {s.group_size // 2}")  # fmt: skip
+    need(t.adv_std in ("group", "global"), f"train.adv_std must be 'group' or 'global', got {t.adv_std!r}")
+    need(t.adv_clip > 0, f"train.adv_clip must be > 0, got {t.adv_clip}")
+    need(t.clip_range > 0, f"train.clip_range must be > 0, got {t.clip_range}")
+    need(t.beta >= 0, f"train.beta must be >= 0, got {t.beta}")
+    need(t.learning_rate > 0, f"train.learning_rate must be > 0, got {t.learning_rate}")
+    need(t.max_grad_norm > 0, f"train.max_grad_norm must be > 0, got {t.max_grad_norm}")
+    need(t.batch_size >= 1, f"train.batch_size must be >= 1, got {t.batch_size}")
+    need(t.updates_per_step >= 1, f"train.updates_per_step must be >= 1, got {t.updates_per_step}")
+    need(0 < t.timestep_fraction <= 1, f"train.timestep_fraction must be in (0, 1], got {t.timestep_fraction}")
+    if t.timestep_window:
+        ok = (len(t.timestep_window) == 2 and 0 <= t.timestep_window[0] < t.timestep_window[1] <= s.num_steps)
+        need(ok, f"train.timestep_window must be [start, end) with 0 <= start < end <= sample.num_steps "
+                 f"({s.num_steps}), got {t.timestep_window}")  # fmt: skip
+    if s.group_size >= 2 and t.top_k >= 1 and 2 * t.top_k <= s.group_size:
+        kept = p.per_step * 2 * t.top_k
+        need(t.updates_per_step <= kept,
+             f"train.updates_per_step={t.updates_per_step} is more than the {kept} kept samples per step")
+
+    need(lo.rank >= 1, f"lora.rank must be >= 1, got {lo.rank}")
+    need(lo.alpha > 0 and math.isfinite(lo.alpha), f"lora.alpha must be > 0, got {lo.alpha}")
+    need(len(lo.targets) > 0, "lora.targets is empty: name at least one module (e.g. attn.to_q)")
+    need(o.checkpoint_every >= 0, f"output.checkpoint_every must be >= 0, got {o.checkpoint_every}")
+    need(o.keep_checkpoints >= 1, f"output.keep_checkpoints must be >= 1, got {o.keep_checkpoints}")
+    need(o.eval_every >= 0, f"output.eval_every must be >= 0, got {o.eval_every}")
+    need(bool(o.dir), "output.dir is empty: pass --out DIR")
+    if problems:
+        raise ConfigError("invalid GRPO config:\n  - " + "\n  - ".join(problems))
+
+
+def check_paths(config: GRPOConfig, model: bool = True, reward: bool = True) -> None:
+    """Checks the model folders and prompt files exist (after "@tiny" models were built); no model is loaded.
+
+    model / reward False: that model is supplied by the caller (e.g. the ComfyUI node), not loaded from a folder.
+    """
+    problems = []
+    flux, scorer = config.model.path, config.reward.path
+    if model and not flux:
+        problems.append("model.path is empty: pass --model.path /path/to/FLUX.1-dev (a local FluxPipeline folder)")
+    elif model and not Path(flux).is_dir():
+        problems.append(f"model.path: folder not found: {flux} (expected a local FluxPipeline folder)")
+    elif model and not (Path(flux) / "model_index.json").is_file():
+        problems.append(f"model.path: {flux} has no model_index.json: not a diffusers FluxPipeline folder")
+    elif model and (kind := _pipeline_class(Path(flux) / "model_index.json")) != "FluxPipeline":
+        problems.append(f"model.path: {flux} holds a {kind}, expected a FluxPipeline (FLUX.1-dev or compatible)")
+    is_name = scorer and "/" not in scorer and not Path(scorer).exists()  # e.g. "shapes": left to load_scorer
+    if reward and not scorer:
+        problems.append("reward.path is empty: pass --reward.path /path/to/scorer (a SpatialScore or Qwen2.5-VL folder)")
+    elif reward and not is_name and not Path(scorer).is_dir():
+        problems.append(f"reward.path: folder not found: {scorer} (expected a SpatialScore or Qwen2.5-VL folder)")
+    elif reward and not is_name:
+        from training.reward import ScorerFolderError
+        from training.reward.loading import folder_kind
+
+        try:
+            folder_kind(Path(scorer))  # reads only the folder's JSON: a scorer or a Qwen2.5-VL base
+        except ScorerFolderError as exc:
+            problems.append(f"reward.path: {exc}")
+    if not config.prompts.train_file:
+        problems.append("prompts.train_file is empty: pass --prompts.train_file prompts.txt")
+    for name in ("train_file", "eval_file"):
+        value = getattr(config.prompts, name)
+        if value and not Path(value).is_file():
+            problems.append(f"prompts.{name}: file not found: {value}")
+    if config.lora.init_from and not Path(config.lora.init_from).is_file():
+        problems.append(f"lora.init_from: file not found: {config.lora.init_from}")
+    if problems:
+        raise ConfigError("invalid GRPO config:\n  - " + "\n  - ".join(problems))
+
+
+def _pipeline_class(model_index: Path) -> str:
+    try:
+        return str(json.loads(model_index.read_text(encoding="utf-8")).get("_class_name"))
+    except (OSError, json.JSONDecodeError, AttributeError) as exc:
+        return f"unreadable model_index.json ({exc})"
+
+
+def check_world(config: GRPOConfig, num_processes: int) -> None:
+    """The step's P*G samples must split into whole micro-batches, equally over the processes."""
+    total = config.prompts.per_step * config.sample.group_size
+    per_batch = config.sample.batch_size * num_processes
+    if total % per_batch:
+        raise ConfigError(
+            f"prompts.per_step * sample.group_size = {total} samples per step do not split into micro-batches of "
+            f"sample.batch_size={config.sample.batch_size} on {num_processes} processes ({per_batch} per round); "
+            "change prompts.per_step, sample.batch_size or the number of processes"
+        )
