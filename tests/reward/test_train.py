@@ -143,3 +143,34 @@ def test_train_cli_rejects_malformed_pairs_with_line_numbers(tmp_path, capsys):
     assert not (tmp_path / "o" / "checkpoints").exists()
     rc = main(["train", "--preset", "tiny", "--data", str(bad), "--out", str(tmp_path / "o"), "--set", "train.x=1"])
     assert rc == 2 and "unknown field 'x'" in capsys.readouterr().err
+
+
+def test_init_from_a_lora_scorer_continues_its_weights(tiny_base, tmp_path):
+    from safetensors.torch import load_file
+
+    from training.reward import ScorerConfig, create_model, save_model
+    from training.reward.config import HeadConfig, LoraSettings
+    from training.reward.trainable import build_model, prepare_for_training
+
+    trained = create_model(tiny_base, ScorerConfig(weights="lora", lora=LoraSettings(rank=4, alpha=8),
+                                                   head=HeadConfig(hidden_size=32)), seed=4)
+    with torch.no_grad():  # as if trained: LoRA B is no longer zero
+        for name, p in trained.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.1)
+    scorer = save_model(trained, tmp_path / "scorer")
+    config = load_config(preset="tiny_lora", overrides={"model.init_from": str(scorer), "data.train": "d",
+                                                        "output.dir": str(tmp_path / "o")})
+    model = build_model(config, torch.device("cpu"), torch.float32)
+    names = prepare_for_training(model, gradient_checkpointing=False)
+    assert any("lora_B" in n for n in names) and any("trainable_tokens" in n for n in names)
+    assert any(n.startswith("head.") for n in names) and not any("visual" in n for n in names)
+    head = load_file(str(scorer / "head.safetensors"))
+    for key, value in head.items():
+        torch.testing.assert_close(model.head.state_dict()[key], value)
+    adapter = load_file(str(scorer / "adapter" / "adapter_model.safetensors"))
+    params = dict(model.named_parameters())
+    lora_b = [k for k in adapter if "lora_B" in k][0]
+    match = [n for n in params if n.endswith(lora_b.split("base_model.model.")[-1].replace(".weight", ".default.weight"))]
+    assert match and adapter[lora_b].abs().sum() > 0
+    assert torch.equal(params[match[0]].detach(), adapter[lora_b])

@@ -106,6 +106,16 @@ def list_checkpoints(out: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def remove_stale_temporaries(out: str | Path) -> list[Path]:
+    """Delete half-written checkpoint / export folders a killed run left behind (`.step_000004.xyz.tmp`)."""
+    out = Path(out)
+    stale = [p for root in (out, out / "checkpoints") if root.is_dir()
+             for p in root.glob(".*.tmp") if p.is_dir()]
+    for p in stale:
+        shutil.rmtree(p, ignore_errors=True)
+    return stale
+
+
 def _get(config: dict, dotted: str):
     section, name = dotted.split(".")
     return config.get(section, {}).get(name)

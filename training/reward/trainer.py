@@ -26,7 +26,14 @@ import numpy as np
 import torch
 
 from ..common.atomic import write_json
-from .checkpoint import CheckpointError, list_checkpoints, load_checkpoint, rng_state, save_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    list_checkpoints,
+    load_checkpoint,
+    remove_stale_temporaries,
+    rng_state,
+    save_checkpoint,
+)  # fmt: skip
 from .evaluate import accuracy_report, score_pairs_forward
 from .losses import pair_loss, pair_noise
 from .metrics import CURVES_FILE, MetricsLog, plot_curves
@@ -161,6 +168,8 @@ def train(config: RewardTrainConfig, resume: bool = False) -> RunResult:
     if checkpoints and not resume:
         raise ConfigError(f"{out} already holds checkpoints (newest {checkpoints[-1].name}); pass --resume to "
                           f"continue that run, or choose a new --out")
+    if resume and main:
+        remove_stale_temporaries(out)
     train_pairs, val_pairs = load_data(config)
     if len(train_pairs) < config.train.micro_batch_size:
         raise ConfigError(f"data.train: only {len(train_pairs)} training pairs, fewer than one micro-batch "
