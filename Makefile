@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 # A CPU wheel that lies on this machine's disk; users with a CUDA torch already installed keep theirs.
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?= -q
+DEMO_TRAIN_STEPS ?= 20
 
 .PHONY: install test demo bench lint clean
 
@@ -20,7 +21,7 @@ test: install
 	OMP_NUM_THREADS=2 $(PY) -m pytest $(PYTEST_ARGS)
 
 demo: install
-	$(PY) -m training.demo --out demo_out
+	$(PY) -m training.demo --out demo_out --train-steps $(DEMO_TRAIN_STEPS)
 
 bench: install
 	OMP_NUM_THREADS=1 $(PY) -m benchmarks.bench_scorer
