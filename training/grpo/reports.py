@@ -90,7 +90,8 @@ def save_sample_grid(images: torch.Tensor, prompts: list[str], scores: list[floa
         draw.text((4, 4), title, fill="black", font=font)
     for i in range(n):
         pixels = (images[i].clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
-        img = Image.fromarray(pixels).resize((GRID_CELL, GRID_CELL), Image.NEAREST)
+        img = Image.fromarray(pixels)
+        img = img.resize((GRID_CELL, GRID_CELL), Image.NEAREST if img.width < GRID_CELL else Image.LANCZOS)
         grid.paste(img, (i * GRID_CELL, title_h))
         text = prompts[i] if scores is None else f"{scores[i]:+.3f}  {prompts[i]}"
         lines = _wrap(text, 40)[:4]
