@@ -1,9 +1,10 @@
-"""python -m training.grpo: Spatial GRPO of a Flux LoRA against SpatialScore.
+r"""python -m training.grpo: Spatial GRPO of a Flux LoRA against SpatialScore.
 
     python -m training.grpo --preset tiny --steps 4 --out runs/tiny
     python -m training.grpo --preset flux_dev_spatial --model.path /models/FLUX.1-dev \
         --reward.path /models/spatialscore-7b --out runs/spatial_grpo
-    accelerate launch --num_processes 8 -m training.grpo --config my.toml --prompts.per_step 8 --out runs/x
+    accelerate launch --multi_gpu --num_processes 8 -m training.grpo --config my.toml --prompts.per_step 8 --out x
+    torchrun --standalone --nproc_per_node 2 -m training.grpo --preset tiny --out runs/tiny2   # 2 CPU processes
     python -m training.grpo ... --resume          # continue from the newest checkpoint in --out
 
 Any config field can be set as --section.field VALUE (e.g. --train.learning_rate 1e-4, --lora.targets a,b).

@@ -6,9 +6,30 @@ FLUX.1-dev and SpatialScore-7B, so the tiny run exercises the real code path end
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+from ..common.atomic import atomic_dir
 from .config import TINY, GRPOConfig
+
+WAIT_S = 600
+
+
+def _build_once(folder: Path, marker: str, build: Callable[[Path], object]) -> None:
+    """Build `folder` once per machine: local rank 0 builds it atomically, other processes wait for it."""
+    if (folder / marker).is_file():
+        return
+    if int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0"))) != 0:
+        deadline = time.monotonic() + WAIT_S
+        while not (folder / marker).is_file():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"waited {WAIT_S} s for local rank 0 to build {folder}")
+            time.sleep(0.2)
+        return
+    with atomic_dir(folder) as tmp:
+        build(tmp)
 
 
 def materialize_tiny_models(config: GRPOConfig) -> GRPOConfig:
@@ -16,17 +37,13 @@ def materialize_tiny_models(config: GRPOConfig) -> GRPOConfig:
     root = Path(config.output.dir) / "tiny_models"
     seed = config.train.seed
     if config.model.path == TINY:
-        folder = root / "flux"
-        if not (folder / "model_index.json").is_file():
-            from ..common.tiny_flux import save_tiny_flux_pipeline
+        from ..common.tiny_flux import save_tiny_flux_pipeline
 
-            save_tiny_flux_pipeline(folder, seed=seed)
-        config.model.path = str(folder)
+        _build_once(root / "flux", "model_index.json", lambda tmp: save_tiny_flux_pipeline(tmp, seed=seed))
+        config.model.path = str(root / "flux")
     if config.reward.path == TINY:
-        folder = root / "scorer"
-        if not (folder / "spatialscore.json").is_file():
-            from ..reward.tiny import save_tiny_scorer
+        from ..reward.tiny import save_tiny_scorer
 
-            save_tiny_scorer(folder, seed=seed)
-        config.reward.path = str(folder)
+        _build_once(root / "scorer", "spatialscore.json", lambda tmp: save_tiny_scorer(tmp, seed=seed))
+        config.reward.path = str(root / "scorer")
     return config
