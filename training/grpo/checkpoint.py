@@ -86,9 +86,8 @@ def _get(config: dict, dotted: str):
     return config.get(section, {}).get(name)
 
 
-def load_checkpoint(path: str | Path, params: dict[str, torch.nn.Parameter], optimizer: torch.optim.Optimizer,
-                    config: dict) -> int:
-    """Restore LoRA weights, optimizer and RNG from a checkpoint folder; returns its step."""
+def check_compatible(path: str | Path, config: dict) -> dict:
+    """The checkpoint's state.json, if this run can resume from it (no model needed); else CheckpointError."""
     path = Path(path)
     try:
         state = json.loads((path / "state.json").read_text(encoding="utf-8"))
@@ -100,6 +99,14 @@ def load_checkpoint(path: str | Path, params: dict[str, torch.nn.Parameter], opt
               for k in MUST_MATCH if _get(state["config"], k) != _get(config, k)]  # fmt: skip
     if differ:
         raise CheckpointError(f"{path}: cannot resume with a different setup:\n  " + "\n  ".join(differ))
+    return state
+
+
+def load_checkpoint(path: str | Path, params: dict[str, torch.nn.Parameter], optimizer: torch.optim.Optimizer,
+                    config: dict) -> int:
+    """Restore LoRA weights, optimizer and RNG from a checkpoint folder; returns its step."""
+    path = Path(path)
+    state = check_compatible(path, config)
     saved = load_file(str(path / "adapter.safetensors"))
     if set(saved) != set(params):
         raise CheckpointError(f"{path}: adapter weights do not match the model's LoRA ({len(saved)} saved tensors, "

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from ..common.atomic import write_json
 from .advantages import group_advantages, group_stats
-from .checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from .checkpoint import check_compatible, list_checkpoints, load_checkpoint, save_checkpoint
 from .config import ConfigError, GRPOConfig, check_paths, check_world
 from .lora import save_lora_file
 from .loss import grpo_step_loss
@@ -163,6 +163,8 @@ def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
     if checkpoints and not resume:
         raise ConfigError(f"{out} already holds checkpoints ({checkpoints[-1].name}): pass --resume to continue that "
                           "run, or choose another output folder")  # fmt: skip
+    if checkpoints:
+        check_compatible(checkpoints[-1], config.to_dict())  # before any model loads
 
     # ---- models, optimizer, resume
     policy = policy if policy is not None else build_policy(config, accelerator.device)
