@@ -4,7 +4,8 @@
     python -m training.reward evaluate --model A --model B --data pairs.jsonl --baseline-base /models/Qwen2.5-VL-7B
 
 Rows: each --model (a scorer folder, a shipped name, or a plain Qwen2.5-VL folder, which is scored zero-shot),
-then the baselines on --baseline-base (default: the base model of the first LoRA scorer): the zero-shot
+then the baselines on --baseline-base (default: the base model of the first LoRA scorer, or the base a full
+scorer was trained from when its notes name an existing folder): the zero-shot
 pointwise judge and the pairwise judge that sees both images, asked in both orders and averaged.
 The JSON holds the first model's result at the top level ({"pairwise_accuracy", "pairs", "by_perturbations",
 "by_relation"}) and every row under "rows".
@@ -67,7 +68,8 @@ def _baseline_base(args, first_model) -> str | None:
         if args.base_model:
             return args.base_model
         return str(config.resolve_base(first_model.source)) if config.base_model else None
-    return None
+    trained_on = (config.notes or {}).get("base") if config is not None else None  # full scorers from `train`
+    return trained_on if trained_on and Path(trained_on).is_dir() else None
 
 
 def run(args: argparse.Namespace) -> int:
