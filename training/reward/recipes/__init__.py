@@ -1,0 +1,1 @@
+"""Recipes that reproduce shipped scorers from an empty folder (see shapes.py)."""

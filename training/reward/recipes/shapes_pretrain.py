@@ -1,0 +1,140 @@
+"""Dense yes/no pretraining of the tiny shapes base VLM (all weights), on oracle-labelled streams.
+
+The LM head predicts Yes / No at every query token of a stream (shapes_data.py). This is the "pretrained VLM"
+the shapes scorer's LoRA is trained on, as Qwen2.5-VL-7B is for the real scorer. Progress is logged as JSON lines
+(loss, accuracy at the first query and at the others, held-out pairwise accuracy in the scorer's format).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from .shapes_data import Stream, StreamTable, build_streams, load_rows
+
+
+@dataclass
+class PretrainConfig:
+    minutes: float = 25.0  # time budget (the schedule is cosine over it); `steps` stops earlier if set
+    steps: int = 0
+    batch_size: int = 16
+    learning_rate: float = 1.5e-3
+    warmup_steps: int = 50
+    train_rows: int = 6000  # pairs of the training set used (2 streams each)
+    val_pairs: int = 200
+    eval_every: int = 50
+    seed: int = 0
+    # the tiny Qwen2.5-VL (training.reward.tiny.save_tiny_qwen25vl)
+    text_hidden: int = 96
+    text_layers: int = 4
+    heads: int = 4
+    kv_heads: int = 2
+    vision_hidden: int = 64
+    vision_depth: int = 2
+    rope_theta: float = 5.0
+    pixels: int = 112
+
+
+def _hidden(vlm, batch):
+    return vlm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                     mm_token_type_ids=batch["mm_token_type_ids"], pixel_values=batch["pixel_values"],
+                     image_grid_thw=batch["image_grid_thw"], use_cache=False).last_hidden_state
+
+
+@torch.no_grad()
+def pairwise_accuracy(vlm, table: StreamTable, pairs, batch_size: int = 64) -> tuple[float, dict]:
+    """Held-out pairs in the scorer's format: logit(Yes) - logit(No) at the query, chosen above rejected?"""
+    was = vlm.training
+    vlm.eval()
+    hits: dict[int, list[int]] = {}
+    for i in range(0, len(pairs), batch_size // 2):
+        chunk = pairs[i: i + batch_size // 2]
+        streams = [s for p, c, r, n in chunk for s in (Stream(c, [p], [1], n), Stream(r, [p], [0], n))]
+        b = table.batch(streams)
+        h = _hidden(vlm, b)[torch.arange(len(streams)), b["first"]]
+        logits = vlm.lm_head(h)[:, [table.yes_id, table.no_id]].float()
+        margin = (logits[:, 0] - logits[:, 1]).view(-1, 2)
+        for (_, _, _, n), row in zip(chunk, margin):
+            hits.setdefault(n, [0, 0])
+            hits[n][0] += int(row[0] > row[1])
+            hits[n][1] += 1
+    vlm.train(was)
+    total = sum(h[0] for h in hits.values()) / max(1, sum(h[1] for h in hits.values()))
+    return total, {k: round(v[0] / v[1], 3) for k, v in sorted(hits.items())}
+
+
+def pretrain(train_dir: Path, val_dir: Path, out: Path, cfg: PretrainConfig, progress=print) -> Path:
+    """Build the tiny base, pretrain it, save it to out/pretrained (config, safetensors, processor); log."""
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    from ..processor import SpatialProcessor
+    from ..tiny import save_tiny_qwen25vl
+
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    px = cfg.pixels * cfg.pixels
+    init = save_tiny_qwen25vl(out / "init", seed=cfg.seed, text_hidden=cfg.text_hidden, text_layers=cfg.text_layers,
+                              heads=cfg.heads, kv_heads=cfg.kv_heads, vision_hidden=cfg.vision_hidden,
+                              vision_depth=cfg.vision_depth, rope_theta=cfg.rope_theta, min_pixels=px, max_pixels=px)
+    vlm = Qwen2_5_VLForConditionalGeneration.from_pretrained(init, local_files_only=True, dtype=torch.float32)
+    processor = SpatialProcessor.from_pretrained(init, local_files_only=True)
+    table = StreamTable(processor, cfg.pixels)
+    streams, _ = build_streams(table, load_rows(train_dir, ("train",))[: cfg.train_rows], train_dir, rng)
+    val_rows = load_rows(val_dir, ("train", "val", "test"))[: cfg.val_pairs]
+    _, val_pairs = build_streams(table, val_rows, val_dir, rng, singles=0)
+    progress(f"pretrain: {sum(p.numel() for p in vlm.parameters())} parameters, {len(streams)} streams")
+    opt = torch.optim.AdamW(vlm.parameters(), lr=cfg.learning_rate, weight_decay=0.01, betas=(0.9, 0.98))
+    (out / "pretrain_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    log = (out / "pretrain_log.jsonl").open("w")
+    vlm.train()
+    order, cursor, step, t0 = list(range(len(streams))), len(streams), 0, time.time()
+    stats: dict[str, list[float]] = {"loss": [], "first": [], "rest": []}
+    budget = cfg.minutes * 60
+    while time.time() - t0 < budget and (cfg.steps <= 0 or step < cfg.steps):
+        frac = (time.time() - t0) / budget if cfg.steps <= 0 else step / cfg.steps
+        lr = cfg.learning_rate * min(1.0, (step + 1) / cfg.warmup_steps) * (0.05 + 0.475 * (1 + math.cos(math.pi * frac)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        if cursor + cfg.batch_size > len(order):
+            rng.shuffle(order)
+            cursor = 0
+        chunk = [streams[i] for i in order[cursor: cursor + cfg.batch_size]]
+        cursor += cfg.batch_size
+        b = table.batch(chunk)
+        sel = b["targets"] != -100
+        logits = vlm.lm_head(_hidden(vlm, b)[sel])[:, [table.yes_id, table.no_id]].float()
+        target = (b["targets"][sel] == table.no_id).long()  # class 0 = Yes
+        loss = torch.nn.functional.cross_entropy(logits, target)
+        opt.zero_grad()
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(vlm.parameters(), 1.0)
+        opt.step()
+        step += 1
+        hit = (logits.argmax(1) == target).float()
+        is_first = torch.zeros_like(sel)
+        is_first[torch.arange(len(chunk)), b["first"]] = True
+        is_first = is_first[sel]
+        stats["loss"].append(loss.item())
+        stats["first"].append(hit[is_first].mean().item())
+        stats["rest"].append(hit[~is_first].mean().item())
+        if step % cfg.eval_every == 0:
+            acc, by_objects = pairwise_accuracy(vlm, table, val_pairs)
+            rec = {"step": step, "sec": round(time.time() - t0), "lr": round(lr, 6), "grad_norm": round(float(grad_norm), 3),
+                   **{k: round(sum(v) / len(v), 4) for k, v in stats.items()},
+                   "val_pairwise": round(acc, 4), "val_by_objects": by_objects}
+            progress(json.dumps(rec))
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            stats = {k: [] for k in stats}
+    log.close()
+    final = out / "pretrained"
+    vlm.save_pretrained(final)
+    processor.save_pretrained(final)
+    return final
