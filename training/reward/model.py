@@ -12,6 +12,7 @@ from torch import nn
 
 from .config import ScorerConfig, Template
 from .head import RewardHead
+from .rope import prefix_positions, suffix_positions
 
 _PROMPT_SLOT = "\x00SPATIALSCORE_PROMPT\x00"
 
@@ -107,8 +108,8 @@ class SpatialScoreModel(nn.Module):
         """Same result as forward(encode(...)), computing the text before the image once per distinct prompt.
 
         The prefixes of the distinct prompts run as one left-padded batch; their keys and values are then
-        gathered to every row, and only the image and the text after it run per image. Positions come from the
-        whole (prefix + suffix) sequence, so M-RoPE sees exactly what the one-pass forward sees.
+        gathered to every row, and only the image and the text after it run per image. Each row's positions
+        continue from its own prefix length (rope.py), so M-RoPE sees exactly what the one-pass forward sees.
         """
         inner = text_decoder_layers(self.vlm)
         device = next(inner.parameters()).device
@@ -122,18 +123,14 @@ class SpatialScoreModel(nn.Module):
                              padding=True, padding_side="right", size=size)
         pre_ids, pre_mask = pre["input_ids"].to(device), pre["attention_mask"].to(device)
         suf = {k: v.to(device) for k, v in suf.items()}
-        ids = torch.cat([pre_ids[row_to_prefix], suf["input_ids"]], dim=1)
         mask = torch.cat([pre_mask[row_to_prefix], suf["attention_mask"]], dim=1)
-        types = torch.cat([torch.zeros_like(pre_ids[row_to_prefix]), suf["mm_token_type_ids"]], dim=1)
-        positions, _ = inner.get_rope_index(ids, mm_token_type_ids=types, image_grid_thw=suf["image_grid_thw"],
-                                            attention_mask=mask)
-        n_pre = pre_ids.shape[1]
-        first_row = torch.tensor([parts.index(next(p for p in parts if p[0] == d)) for d in distinct],
-                                 device=device)
+        merge = inner.config.vision_config.spatial_merge_size
+        after_pos = suffix_positions(pre_mask.sum(1)[row_to_prefix], suf["attention_mask"], suf["image_grid_thw"],
+                                     merge)
         cache = inner.language_model(input_ids=pre_ids, attention_mask=pre_mask,
-                                     position_ids=positions[:, first_row, :n_pre], use_cache=True).past_key_values
+                                     position_ids=prefix_positions(pre_mask), use_cache=True).past_key_values
         cache.batch_select_indices(row_to_prefix)
-        hidden = inner(input_ids=suf["input_ids"], attention_mask=mask, position_ids=positions[:, :, n_pre:],
+        hidden = inner(input_ids=suf["input_ids"], attention_mask=mask, position_ids=after_pos,
                        pixel_values=suf["pixel_values"].to(inner.visual.dtype),
                        image_grid_thw=suf["image_grid_thw"], past_key_values=cache, use_cache=True
                        ).last_hidden_state
