@@ -39,12 +39,18 @@ class PretrainConfig:
     vision_depth: int = 2
     rope_theta: float = 5.0
     pixels: int = 112
+    # auxiliary loss: a linear probe on each image token's hidden state after the middle decoder layer predicts
+    # its row and column, so
+    # image tokens learn absolute position (which RoPE alone only gives relatively); the probe is not shipped
+    aux_position: float = 1.0
 
 
-def _hidden(vlm, batch):
-    return vlm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                     mm_token_type_ids=batch["mm_token_type_ids"], pixel_values=batch["pixel_values"],
-                     image_grid_thw=batch["image_grid_thw"], use_cache=False).last_hidden_state
+def _hidden(vlm, batch, layer: int | None = None):
+    """Last hidden state; with `layer`, also the hidden state after that decoder layer."""
+    out = vlm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                    mm_token_type_ids=batch["mm_token_type_ids"], pixel_values=batch["pixel_values"],
+                    image_grid_thw=batch["image_grid_thw"], use_cache=False, output_hidden_states=layer is not None)
+    return out.last_hidden_state if layer is None else (out.last_hidden_state, out.hidden_states[layer])
 
 
 @torch.no_grad()
@@ -90,12 +96,17 @@ def pretrain(train_dir: Path, val_dir: Path, out: Path, cfg: PretrainConfig, pro
     val_rows = load_rows(val_dir, ("train", "val", "test"))[: cfg.val_pairs]
     _, val_pairs = build_streams(table, val_rows, val_dir, rng, singles=0)
     progress(f"pretrain: {sum(p.numel() for p in vlm.parameters())} parameters, {len(streams)} streams")
-    opt = torch.optim.AdamW(vlm.parameters(), lr=cfg.learning_rate, weight_decay=0.01, betas=(0.9, 0.98))
+    side = cfg.pixels // 28
+    probe = torch.nn.Linear(cfg.text_hidden, 2 * side)
+    cell = torch.arange(side * side)
+    rows_cols = torch.stack([cell // side, cell % side + side], 1)  # class ids: row in [0, side), col after
+    params = list(vlm.parameters()) + list(probe.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.01, betas=(0.9, 0.98))
     (out / "pretrain_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
     log = (out / "pretrain_log.jsonl").open("w")
     vlm.train()
     order, cursor, step, t0 = list(range(len(streams))), len(streams), 0, time.time()
-    stats: dict[str, list[float]] = {"loss": [], "first": [], "rest": []}
+    stats: dict[str, list[float]] = {"loss": [], "first": [], "rest": [], "aux": []}
     budget = cfg.minutes * 60
     while time.time() - t0 < budget and (cfg.steps <= 0 or step < cfg.steps):
         frac = (time.time() - t0) / budget if cfg.steps <= 0 else step / cfg.steps
@@ -109,12 +120,20 @@ def pretrain(train_dir: Path, val_dir: Path, out: Path, cfg: PretrainConfig, pro
         cursor += cfg.batch_size
         b = table.batch(chunk)
         sel = b["targets"] != -100
-        logits = vlm.lm_head(_hidden(vlm, b)[sel])[:, [table.yes_id, table.no_id]].float()
+        hidden, middle = _hidden(vlm, b, layer=max(1, cfg.text_layers // 2))
+        logits = vlm.lm_head(hidden[sel])[:, [table.yes_id, table.no_id]].float()
         target = (b["targets"][sel] == table.no_id).long()  # class 0 = Yes
         loss = torch.nn.functional.cross_entropy(logits, target)
+        aux = torch.zeros(())
+        if cfg.aux_position > 0:
+            img = probe(middle[b["mm_token_type_ids"].bool()]).view(len(chunk), side * side, 2, side)
+            tgt = rows_cols.unsqueeze(0).expand(len(chunk), -1, -1)
+            tgt = tgt - torch.tensor([0, side])
+            aux = torch.nn.functional.cross_entropy(img.reshape(-1, side), tgt.reshape(-1))
+        total = loss + cfg.aux_position * aux
         opt.zero_grad()
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(vlm.parameters(), 1.0)
+        total.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         step += 1
         hit = (logits.argmax(1) == target).float()
@@ -122,6 +141,7 @@ def pretrain(train_dir: Path, val_dir: Path, out: Path, cfg: PretrainConfig, pro
         is_first[torch.arange(len(chunk)), b["first"]] = True
         is_first = is_first[sel]
         stats["loss"].append(loss.item())
+        stats["aux"].append(aux.item())
         stats["first"].append(hit[is_first].mean().item())
         stats["rest"].append(hit[~is_first].mean().item())
         if step % cfg.eval_every == 0:
@@ -134,7 +154,44 @@ def pretrain(train_dir: Path, val_dir: Path, out: Path, cfg: PretrainConfig, pro
             log.flush()
             stats = {k: [] for k in stats}
     log.close()
+    plot_pretrain_log(out / "pretrain_log.jsonl", out / "pretrain_curves.png")
     final = out / "pretrained"
     vlm.save_pretrained(final)
     processor.save_pretrained(final)
     return final
+
+
+def plot_pretrain_log(log: Path, png: Path, title: str = "shapes base: dense yes/no pretraining") -> Path:
+    """Loss and accuracies of a pretraining log (JSON lines) against the step, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    recs = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+    steps = [r["step"] for r in recs]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax_loss.plot(steps, [r["loss"] for r in recs], "o-", ms=3, label="yes/no loss")
+    if recs and "aux" in recs[0]:
+        ax_loss.plot(steps, [r["aux"] for r in recs], "o-", ms=3, label="position probe loss (aux)")
+    ax_loss.axhline(math.log(2), color="grey", lw=0.6, ls=":")
+    ax_loss.set_xlabel("step")
+    ax_loss.legend(fontsize=8)
+    ax_acc.plot(steps, [r["first"] for r in recs], "o-", ms=3, label="train: first statement (scorer format)")
+    ax_acc.plot(steps, [r["rest"] for r in recs], "o-", ms=3, label="train: further statements")
+    ax_acc.plot(steps, [r["val_pairwise"] for r in recs], "o-", ms=3, lw=2, label="held-out pairwise")
+    for n in ("2", "3"):
+        pts = [(r["step"], r["val_by_objects"][n]) for r in recs if n in r.get("val_by_objects", {})]
+        if pts:
+            ax_acc.plot(*zip(*pts), ":", label=f"held-out pairwise, {n} objects")
+    ax_acc.axhline(0.5, color="grey", lw=0.6, ls=":")
+    ax_acc.axhline(0.9, color="red", lw=0.6, ls="--")
+    ax_acc.set_ylim(0.3, 1.02)
+    ax_acc.set_xlabel("step")
+    ax_acc.legend(fontsize=7, loc="lower right")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, format="png", dpi=110)
+    plt.close(fig)
+    return png
