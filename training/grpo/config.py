@@ -3,23 +3,18 @@
 Every field lives here, with its default and its meaning. A run is: defaults <- a TOML file (a shipped preset or
 the user's) <- `--section.field value` flags. Unknown fields and wrong types are refused while loading; everything
 else a user can get wrong (a group that does not split into micro-batches, top_k > G/2, a missing model folder)
-is checked by validation.py, all problems at once, before any model is loaded.
+is checked by validation.py, all problems at once, before any model is loaded. The TOML / override machinery
+shared with the other stages is training/common/config_loading.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..common.config_loading import ConfigSchema
 from .validation import ConfigError, check_paths, check_world, validate
-
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    import tomli as tomllib
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 PRESETS = {"flux_dev_spatial": CONFIG_DIR / "flux_dev_spatial.toml", "tiny": CONFIG_DIR / "tiny.toml"}
@@ -139,131 +134,20 @@ class GRPOConfig:
 
 # ---------------------------------------------------------------------------------------------------- loading
 
-
-def _sections() -> dict[str, type]:
-    hints = typing.get_type_hints(GRPOConfig)
-    return {f.name: hints[f.name] for f in dataclasses.fields(GRPOConfig)}
-
-
-def _field_types(section_cls: type) -> dict[str, object]:
-    hints = typing.get_type_hints(section_cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(section_cls)}
-
-
-def _unknown(name: str, known, where: str) -> ConfigError:
-    close = difflib.get_close_matches(name, list(known), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return ConfigError(f"{where}: unknown field {name!r}{hint}; known fields: {', '.join(sorted(known))}")
-
-
-def _coerce(value, expected, where: str):
-    """Check a TOML / CLI value against a field's type; ints are accepted for floats."""
-    if expected is bool:
-        if isinstance(value, bool):
-            return value
-    elif expected is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif expected is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif expected is str:
-        if isinstance(value, str):
-            return value
-    elif typing.get_origin(expected) is list:
-        (item_type,) = typing.get_args(expected)
-        if isinstance(value, list):
-            return [_coerce(v, item_type, f"{where}[{i}]") for i, v in enumerate(value)]
-    type_name = getattr(expected, "__name__", str(expected))
-    raise ConfigError(f"{where}: expected {type_name}, got {value!r} ({type(value).__name__})")
-
-
-def _apply(config: GRPOConfig, data: dict, source: str, base_dir: Path | None) -> None:
-    sections = _sections()
-    for section_name, values in data.items():
-        if section_name not in sections:
-            raise _unknown(section_name, sections, f"{source}: section")
-        if not isinstance(values, dict):
-            raise ConfigError(f"{source}: [{section_name}] must be a table of fields, got {values!r}")
-        section = getattr(config, section_name)
-        types = _field_types(type(section))
-        for name, value in values.items():
-            if name not in types:
-                raise _unknown(name, types, f"{source}: [{section_name}]")
-            value = _coerce(value, types[name], f"{source}: {section_name}.{name}")
-            if base_dir is not None and name in _PATH_FIELDS.get(section_name, ()):
-                value = _resolve_path(value, base_dir)
-            setattr(section, name, value)
-
-
-_PATH_FIELDS = {"model": ("path",), "reward": ("path",), "prompts": ("train_file", "eval_file"), "lora": ("init_from",)}
-
-
-def _resolve_path(value: str, base_dir: Path) -> str:
-    """Relative paths in a TOML file are relative to that file; "@tiny" and bare names are kept."""
-    if not value or value.startswith("@") or ("/" not in value and "." not in value):
-        return value
-    p = Path(value).expanduser()
-    return str(p if p.is_absolute() else (base_dir / p).resolve())
-
-
-def parse_value(text: str, expected) -> object:
-    """A command-line value for a field of type `expected`: "3", "0.5", "true", "a,b" or '["a", "b"]'."""
-    text = text.strip()
-    if expected is str:
-        return text
-    if expected is bool and text.lower() in ("true", "false", "yes", "no", "1", "0", "on", "off"):
-        return text.lower() in ("true", "yes", "1", "on")
-    if typing.get_origin(expected) is list and not text.startswith("["):
-        (item_type,) = typing.get_args(expected)
-        return [parse_value(part, item_type) for part in text.split(",") if part.strip()]
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text  # left to _coerce, which names the field and the expected type
+SCHEMA = ConfigSchema(
+    root=GRPOConfig,
+    error=ConfigError,
+    path_fields={"model": ("path",), "reward": ("path",), "prompts": ("train_file", "eval_file"), "lora": ("init_from",)},
+)
 
 
 def load_config(
     path: str | Path | None = None, preset: str | None = None, overrides: dict[str, object] | None = None
 ) -> GRPOConfig:
     """Defaults <- preset or TOML file <- overrides {"section.field": value}; then `validate`."""
-    config = GRPOConfig()
-    if preset is not None and path is not None:
-        raise ConfigError("give either a preset or a config file, not both")
-    if preset is not None:
-        if preset not in PRESETS:
-            raise ConfigError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
-        path = PRESETS[preset]
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-        _apply(config, data, str(path), path.parent.resolve())
-    nested: dict[str, dict] = {}
-    for key, value in (overrides or {}).items():
-        if "." not in key:
-            raise ConfigError(f"override {key!r}: expected section.field, e.g. train.learning_rate")
-        section, name = key.split(".", 1)
-        if isinstance(value, str):
-            value = parse_value(value, _lookup_type(section, name))
-        nested.setdefault(section, {})[name] = value
-    _apply(config, nested, "command line", Path.cwd())
+    config = SCHEMA.load(path, preset, PRESETS, overrides)
     validate(config)
     return config
-
-
-def _lookup_type(section: str, name: str):
-    sections = _sections()
-    if section not in sections:
-        raise _unknown(section, sections, "command line: section")
-    types = _field_types(sections[section])
-    if name not in types:
-        raise _unknown(name, types, f"command line: [{section}]")
-    return types[name]
 
 
 __all__ = ["ConfigError", "GRPOConfig", "check_paths", "check_world", "load_config", "validate", "PRESETS", "TINY"]

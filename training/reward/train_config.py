@@ -2,22 +2,17 @@
 
 A run is: defaults <- a preset or TOML file <- overrides. Everything that can be checked without loading a model
 (an unknown field, a batch that does not split into micro-batches, a missing data file) is reported here, all
-problems at once.
+problems at once. The TOML / override machinery shared with the other stages is
+training/common/config_loading.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    import tomli as tomllib
-
+from ..common.config_loading import ConfigSchema
 from .losses import LOSSES
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -127,123 +122,21 @@ class RewardTrainConfig:
         return dataclasses.asdict(self)
 
 
-_PATH_FIELDS = {"model": ("base", "init_from"), "data": ("train", "val")}
-
-
-def _sections() -> dict[str, type]:
-    hints = typing.get_type_hints(RewardTrainConfig)
-    return {f.name: hints[f.name] for f in dataclasses.fields(RewardTrainConfig)}
-
-
-def _field_types(cls: type) -> dict[str, object]:
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
-
-
-def _unknown(name: str, known, where: str) -> ConfigError:
-    close = difflib.get_close_matches(name, list(known), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return ConfigError(f"{where}: unknown field {name!r}{hint}; known: {', '.join(sorted(known))}")
-
-
-def _coerce(value, expected, where: str):
-    ok = {
-        bool: lambda v: isinstance(v, bool),
-        int: lambda v: isinstance(v, int) and not isinstance(v, bool),
-        float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-        str: lambda v: isinstance(v, str),
-    }
-    if expected in ok and ok[expected](value):
-        return float(value) if expected is float else value
-    if typing.get_origin(expected) is list and isinstance(value, list):
-        (item,) = typing.get_args(expected)
-        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
-    name = getattr(expected, "__name__", str(expected))
-    raise ConfigError(f"{where}: expected {name}, got {value!r} ({type(value).__name__})")
-
-
-def _resolve_path(value: str, base_dir: Path) -> str:
-    """Relative paths in a TOML file are relative to that file; "@tiny", "none" and bare names stay."""
-    if not value or value.startswith("@") or value == "none" or ("/" not in value and "." not in value):
-        return value
-    p = Path(value).expanduser()
-    return str(p if p.is_absolute() else (base_dir / p).resolve())
-
-
-def _apply(config: RewardTrainConfig, data: dict, source: str, base_dir: Path | None) -> None:
-    sections = _sections()
-    for section_name, values in data.items():
-        if section_name not in sections:
-            raise _unknown(section_name, sections, f"{source}: section")
-        if not isinstance(values, dict):
-            raise ConfigError(f"{source}: [{section_name}] must be a table of fields, got {values!r}")
-        section = getattr(config, section_name)
-        types = _field_types(type(section))
-        for name, value in values.items():
-            if name not in types:
-                raise _unknown(name, types, f"{source}: [{section_name}]")
-            value = _coerce(value, types[name], f"{source}: {section_name}.{name}")
-            if base_dir is not None and name in _PATH_FIELDS.get(section_name, ()):
-                value = _resolve_path(value, base_dir)
-            setattr(section, name, value)
-
-
-def parse_value(text: str, expected):
-    """A command-line value: "3", "0.5", "true", "a,b" or TOML; strings stay as typed."""
-    text = text.strip()
-    if expected is str:
-        return text
-    if expected is bool and text.lower() in ("true", "false", "yes", "no", "1", "0", "on", "off"):
-        return text.lower() in ("true", "yes", "1", "on")
-    if typing.get_origin(expected) is list and not text.startswith("["):
-        (item,) = typing.get_args(expected)
-        return [parse_value(part, item) for part in text.split(",") if part.strip()]
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text  # _coerce names the field and the expected type
-
-
-def _field_type(key: str):
-    if "." not in key:
-        raise ConfigError(f"override {key!r}: expected section.field=value, e.g. train.learning_rate=1e-4")
-    section, name = key.split(".", 1)
-    sections = _sections()
-    if section not in sections:
-        raise _unknown(section, sections, f"override {key!r}: section")
-    types = _field_types(sections[section])
-    if name not in types:
-        raise _unknown(name, types, f"override {key!r}: [{section}]")
-    return section, name, types[name]
+SCHEMA = ConfigSchema(
+    root=RewardTrainConfig,
+    error=ConfigError,
+    path_fields={"model": ("base", "init_from"), "data": ("train", "val")},
+    path_keywords=("none",),  # data.val = "none": no validation
+    known_label="known",
+    override_where="override {key!r}",
+    override_syntax="section.field=value, e.g. train.learning_rate=1e-4",
+)
 
 
 def load_config(path: str | Path | None = None, preset: str | None = None,
                 overrides: dict[str, object] | None = None, check: bool = True) -> RewardTrainConfig:
     """Defaults <- preset or TOML file <- overrides {"section.field": value}; then `validate`."""
-    config = RewardTrainConfig()
-    if preset is not None and path is not None:
-        raise ConfigError("give either a preset or a config file, not both")
-    if preset is not None:
-        known = presets()
-        if preset not in known:
-            raise ConfigError(f"unknown preset {preset!r}; presets: {', '.join(known)}")
-        path = known[preset]
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-        _apply(config, data, str(path), path.parent.resolve())
-    nested: dict[str, dict] = {}
-    for key, value in (overrides or {}).items():
-        section, name, expected = _field_type(key)
-        if isinstance(value, str):
-            value = parse_value(value, expected)
-        nested.setdefault(section, {})[name] = value
-    _apply(config, nested, "command line", Path.cwd())
+    config = SCHEMA.load(path, preset, presets(), overrides)
     if check:
         validate(config)
     return config
