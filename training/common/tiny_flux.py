@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from .tokenizers import add_merge_chain, bytes_to_unicode
+
 # Whole words the prompts of this project use; anything else still tokenizes (CLIP: by byte, T5: <unk>/chars).
 WORDS = (
     "a an the and of to in on is are it its this that with there at by from near "
@@ -29,39 +31,19 @@ CLIP_MAX_LENGTH = 77
 T5_MAX_LENGTH = 512  # as FLUX.1-dev; T5 has relative positions, so any length works
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible byte -> printable character map (CLIP's BPE vocabulary is written in it)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, (chr(c) for c in cs), strict=True))
-
-
 def build_tiny_clip_tokenizer():
     """A deterministic CLIP BPE tokenizer: every byte (bare and word-final), plus merges for WORDS."""
     from transformers import CLIPTokenizer
 
     vocab: dict[str, int] = {}
-    for ch in _bytes_to_unicode().values():
+    for ch in bytes_to_unicode().values():
         vocab.setdefault(ch, len(vocab))
-    for ch in _bytes_to_unicode().values():
+    for ch in bytes_to_unicode().values():
         vocab.setdefault(ch + "</w>", len(vocab))
     merges: list[tuple[str, str]] = []
     # Longest words first: BPE applies merges by rank, so "square" must not lose to the merges of "are".
     for word in sorted(WORDS, key=lambda w: (-len(w), w)):
-        symbols = list(word[:-1]) + [word[-1] + "</w>"]
-        current = symbols[0]
-        for sym in symbols[1:]:
-            merged = current + sym
-            if merged not in vocab:
-                vocab[merged] = len(vocab)
-                merges.append((current, sym))
-            current = merged
+        add_merge_chain(list(word[:-1]) + [word[-1] + "</w>"], vocab, merges)
     vocab["<|startoftext|>"] = len(vocab)
     vocab["<|endoftext|>"] = len(vocab)
     return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=CLIP_MAX_LENGTH)

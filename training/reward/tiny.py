@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from ..common.tokenizers import add_merge_chain, bytes_to_unicode
+
 # The tokens Qwen2.5-VL's processor and chat template rely on, in the order the real vocabulary has them.
 SPECIAL_TOKENS = [
     "<|endoftext|>",
@@ -43,39 +45,20 @@ CHAT_TEMPLATE = (
 )
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible byte -> printable character map, which byte-level BPE vocabularies are written in."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, (chr(c) for c in cs), strict=True))
-
-
 def build_tiny_tokenizer():
     """A deterministic byte-level BPE Qwen2 tokenizer with the Qwen2.5-VL special tokens."""
     from transformers import Qwen2Tokenizer
 
-    byte_chars = list(_bytes_to_unicode().values())
+    byte_chars = list(bytes_to_unicode().values())
     vocab: dict[str, int] = {}
     for ch in byte_chars:
         vocab.setdefault(ch, len(vocab))
     merges: list[tuple[str, str]] = []
-    space = _bytes_to_unicode()[ord(" ")]
+    space = bytes_to_unicode()[ord(" ")]
     # Space-prefixed forms first: BPE applies merges by rank, so their chains must outrank the bare ones.
     by_length = sorted(WORDS, key=len, reverse=True)  # long chains first, so short words cannot split them
     for form in [space + w for w in by_length] + by_length:
-        current = form[0]
-        for ch in form[1:]:
-            merged = current + ch
-            if merged not in vocab:
-                vocab[merged] = len(vocab)
-                merges.append((current, ch))
-            current = merged
+        add_merge_chain(form, vocab, merges)
     for tok in SPECIAL_TOKENS:
         vocab[tok] = len(vocab)
     tok = Qwen2Tokenizer(vocab=vocab, merges=merges)
