@@ -13,21 +13,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..common.checkpointing import (
-    CheckpointError,
-    check_same_setup,
-    checkpoint_dir,
-    copy_params,
-    list_checkpoints,
-    load_optimizer,
-    read_state,
-    rng_state,
-    save_optimizer,
-    save_params,
-    set_rng_state,
-    write_state,
-    writing_checkpoint,
-)
+from ..common import checkpointing as ckpt
+from ..common.checkpointing import CheckpointError, list_checkpoints
 
 FORMAT_VERSION = 1
 # Fields a resumed run must share with the run that wrote the checkpoint (else the saved state means something else).
@@ -41,22 +28,22 @@ def save_checkpoint(folder: str | Path, step: int, params: dict[str, torch.nn.Pa
                     optimizer: torch.optim.Optimizer, config: dict, lora_export: dict[str, torch.Tensor] | None = None,
                     keep: int = 2) -> Path:
     """Write checkpoints/step_{step}/ atomically under `folder`, then drop all but the newest `keep`."""
-    with writing_checkpoint(folder, step, keep) as tmp:
-        save_params(params, tmp / "adapter.safetensors")
-        optimizer_meta = save_optimizer(optimizer, tmp / "optimizer.safetensors")
-        save_file(rng_state(), str(tmp / "rng.safetensors"))
+    with ckpt.writing_checkpoint(folder, step, keep) as tmp:
+        ckpt.save_params(params, tmp / "adapter.safetensors")
+        optimizer_meta = ckpt.save_optimizer(optimizer, tmp / "optimizer.safetensors")
+        save_file(ckpt.rng_state(), str(tmp / "rng.safetensors"))
         if lora_export is not None:
             save_file(lora_export, str(tmp / "lora.safetensors"), metadata={"format": "pt", "step": str(step)})
-        write_state(tmp, {"format_version": FORMAT_VERSION, "step": step, "optimizer": optimizer_meta,
-                          "config": config})
-    return checkpoint_dir(folder, step)
+        ckpt.write_state(tmp, {"format_version": FORMAT_VERSION, "step": step, "optimizer": optimizer_meta,
+                               "config": config})
+    return ckpt.checkpoint_dir(folder, step)
 
 
 def check_compatible(path: str | Path, config: dict) -> dict:
     """The checkpoint's state.json, if this run can resume from it (no model needed); else CheckpointError."""
     path = Path(path)
-    state = read_state(path, FORMAT_VERSION)
-    check_same_setup(path, state["config"], config, MUST_MATCH)
+    state = ckpt.read_state(path, FORMAT_VERSION)
+    ckpt.check_same_setup(path, state["config"], config, MUST_MATCH)
     return state
 
 
@@ -69,7 +56,7 @@ def load_checkpoint(path: str | Path, params: dict[str, torch.nn.Parameter], opt
     if set(saved) != set(params):
         raise CheckpointError(f"{path}: adapter weights do not match the model's LoRA ({len(saved)} saved tensors, "
                               f"{len(params)} expected)")
-    copy_params(path, saved, params)
-    load_optimizer(optimizer, path / "optimizer.safetensors", state["optimizer"])
-    set_rng_state(load_file(str(path / "rng.safetensors")))
+    ckpt.copy_params(path, saved, params)
+    ckpt.load_optimizer(optimizer, path / "optimizer.safetensors", state["optimizer"])
+    ckpt.set_rng_state(load_file(str(path / "rng.safetensors")))
     return int(state["step"])

@@ -20,21 +20,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..common.checkpointing import (
-    CheckpointError,
-    check_same_setup,
-    checkpoint_dir,
-    copy_params,
-    list_checkpoints,
-    load_optimizer,
-    rng_state,
-    save_optimizer,
-    save_params,
-    set_rng_state,
-    write_state,
-    writing_checkpoint,
-)
-from ..common.checkpointing import read_state as _read_state
+from ..common import checkpointing as ckpt
+from ..common.checkpointing import CheckpointError, list_checkpoints, rng_state, set_rng_state
 
 FORMAT_VERSION = 1
 # A resumed run must agree with its checkpoint on these, or the saved state means something else.
@@ -56,13 +43,13 @@ def save_checkpoint(out: str | Path, step: int, params: dict[str, torch.nn.Param
     """Write checkpoints/step_{step}/ atomically under `out` (main process only), keep the newest `keep`."""
     rng = {f"rank{r}.{k}": v.cpu() for r, state in enumerate(rng_by_rank) for k, v in state.items()}
     sched = {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"}
-    with writing_checkpoint(out, step, keep) as tmp:
-        save_params(params, tmp / "trainable.safetensors")
-        opt_meta = save_optimizer(optimizer, tmp / "optimizer.safetensors")
+    with ckpt.writing_checkpoint(out, step, keep) as tmp:
+        ckpt.save_params(params, tmp / "trainable.safetensors")
+        opt_meta = ckpt.save_optimizer(optimizer, tmp / "optimizer.safetensors")
         save_file(rng, str(tmp / "rng.safetensors"))
-        write_state(tmp, {"format_version": FORMAT_VERSION, "step": step, "optimizer": opt_meta, "scheduler": sched,
-                          "python_rng": python_rng, "config": config, **extra})
-    return checkpoint_dir(out, step)
+        ckpt.write_state(tmp, {"format_version": FORMAT_VERSION, "step": step, "optimizer": opt_meta,
+                               "scheduler": sched, "python_rng": python_rng, "config": config, **extra})
+    return ckpt.checkpoint_dir(out, step)
 
 
 def remove_stale_temporaries(out: str | Path) -> list[Path]:
@@ -76,7 +63,7 @@ def remove_stale_temporaries(out: str | Path) -> list[Path]:
 
 
 def read_state(path: Path) -> dict:
-    return _read_state(path, FORMAT_VERSION)
+    return ckpt.read_state(path, FORMAT_VERSION)
 
 
 def load_checkpoint(path: str | Path, params: dict[str, torch.nn.Parameter], optimizer: torch.optim.Optimizer,
@@ -84,14 +71,14 @@ def load_checkpoint(path: str | Path, params: dict[str, torch.nn.Parameter], opt
     """Restore weights, optimizer, scheduler and this rank's RNG; returns state.json (step, data, best...)."""
     path = Path(path)
     state = read_state(path)
-    check_same_setup(path, state["config"], config, MUST_MATCH)
+    ckpt.check_same_setup(path, state["config"], config, MUST_MATCH)
     saved = load_file(str(path / "trainable.safetensors"))
     if set(saved) != set(params):
         missing, unexpected = sorted(set(params) - set(saved)), sorted(set(saved) - set(params))
         raise CheckpointError(f"{path}: trainable weights do not match the model (missing {missing[:3]}, "
                               f"unexpected {unexpected[:3]})")
-    copy_params(path, saved, params)
-    load_optimizer(optimizer, path / "optimizer.safetensors", state["optimizer"])
+    ckpt.copy_params(path, saved, params)
+    ckpt.load_optimizer(optimizer, path / "optimizer.safetensors", state["optimizer"])
     scheduler.load_state_dict({**scheduler.state_dict(), **state["scheduler"]})
     rng = load_file(str(path / "rng.safetensors"))
     mine = {k.split(".", 1)[1]: v for k, v in rng.items() if k.startswith(f"rank{rank}.")}
