@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..common.config_loading import ConfigSchema
+from .config import LoraSettings
 from .losses import LOSSES
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -38,14 +39,6 @@ class ModelConfig:
     attn: str = "sdpa"
     min_pixels: int = 56 * 56  # images are resized (up or down) into this pixel range, in 28-pixel steps
     max_pixels: int = 512 * 512
-
-
-@dataclass
-class LoraConfig:
-    rank: int = 32
-    alpha: int = 64
-    dropout: float = 0.05
-    targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
 
 
 @dataclass
@@ -111,7 +104,7 @@ class OutputConfig:
 @dataclass
 class RewardTrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
-    lora: LoraConfig = field(default_factory=LoraConfig)
+    lora: LoraSettings = field(default_factory=LoraSettings)  # what the trained scorer's folder will record
     head: HeadSection = field(default_factory=HeadSection)
     tiny: TinyConfig = field(default_factory=TinyConfig)
     data: DataConfig = field(default_factory=DataConfig)
