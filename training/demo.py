@@ -106,7 +106,7 @@ def contact_sheet(scorer_name: str, data: Path, out: Path, n: int = 8, seed: int
     result = load_scorer(scorer_name).score(images, row["prompt"])
     verdicts = [judge(im, row["prompt"]).all for im in images]
     order = sorted(range(n), key=lambda i: -float(result.mean[i]))
-    cell, scale = 160, 160 // images[0].width or 1
+    cell = 160  # thumbnail size; every candidate is resized to it
     sheet = Image.new("RGB", (cell * n, cell + 46), "white")
     draw = ImageDraw.Draw(sheet)
     for rank, i in enumerate(order):
