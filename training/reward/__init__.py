@@ -2,7 +2,7 @@
 
 from .config import ScorerConfig, ScorerFolderError
 from .loading import create_model, load_model, save_model, shipped_scorers
-from .scorer import ScoreResult, Scorer, load_scorer
+from .scorer import Scorer, ScoreResult, load_scorer
 
 __all__ = [
     "ScoreResult", "Scorer", "ScorerConfig", "ScorerFolderError", "create_model", "load_model", "load_scorer",

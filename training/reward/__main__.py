@@ -8,7 +8,6 @@ import sys
 from . import cli_score
 
 
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.reward",
                                      description="SpatialScore reward model: score, train, evaluate.")
@@ -26,8 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .config import ScorerFolderError
     from ..common.images import ImageInputError
+    from .config import ScorerFolderError
 
     args = build_parser().parse_args(argv)
     try:

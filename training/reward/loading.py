@@ -19,10 +19,10 @@ from ..common.atomic import atomic_dir
 from .config import (
     ADAPTER_DIR,
     CONFIG_FILE,
+    DEFAULT_ZERO_SHOT_USER,
     HEAD_FILE,
     MODEL_DIR,
     PROCESSOR_DIR,
-    DEFAULT_ZERO_SHOT_USER,
     LoraSettings,
     ScorerConfig,
     ScorerFolderError,
