@@ -83,6 +83,12 @@ def test_streams_are_labelled_by_the_oracle(fresh_shapes):
     at = batch["targets"] != -100
     assert (batch["input_ids"][at] == query).all()
     assert at.sum() == sum(len(s.texts) for s in streams[:4])
+    ids, targets = batch["input_ids"], batch["targets"]
+    for i in range(4):  # teacher forcing: a verdict comes right after its query, never before it
+        queries = (targets[i] != -100).nonzero().flatten().tolist()
+        for q, nxt in zip(queries, queries[1:]):
+            assert ids[i, q + 1] == targets[i, q]
+            assert not {table.yes_id, table.no_id} & set(ids[i, q + 2: nxt].tolist())
 
 
 def test_initial_scorer_reads_the_base_yes_no_answer(tmp_path):

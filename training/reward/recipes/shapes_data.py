@@ -56,18 +56,22 @@ class StreamTable:
         self.image_tokens = (pixels // 28) ** 2
         self.size = {"shortest_edge": pixels * pixels, "longest_edge": pixels * pixels}
         self.pixels: list[torch.Tensor] = []
+        self.centres: list[dict[str, tuple[float, float]]] = []  # per image: colour -> object centre in [0, 1]
         self.grid: torch.Tensor | None = None
         self.ids_cache: dict[str, list[int]] = {}
         self.pad_id = self.tok.convert_tokens_to_ids("<|endoftext|>")
         self.image_pad_id = self.tok.convert_tokens_to_ids("<|image_pad|>")
         self.yes_id, self.no_id, self.query_id = (self.tok.encode(w)[0] for w in ("Yes", "No", QUERY))
+        self.colour_of = {self.tok.encode(" " + c)[0]: c for c in ("red", "green", "blue", "yellow")}
 
     def add_image(self, path: Path) -> tuple[int, dict]:
         image = Image.open(path).convert("RGB")
         out = self.processor.image_processor(images=[image], return_tensors="pt", size=self.size)
         self.pixels.append(out["pixel_values"])
         self.grid = out["image_grid_thw"][0]
-        return len(self.pixels) - 1, find_objects(image)
+        objects = find_objects(image)
+        self.centres.append({c: (b.cx / image.width, b.cy / image.height) for c, b in objects.items() if b})
+        return len(self.pixels) - 1, objects
 
     def ids(self, text: str) -> list[int]:
         if text not in self.ids_cache:
@@ -83,11 +87,14 @@ class StreamTable:
             tgt = [-100] * len(ids)
             tgt[-1] = self.yes_id if s.labels[0] else self.no_id
             n = len(s.texts) if extra is None else min(len(s.texts), 1 + extra)
+            previous = tgt[-1]
             for text, label in zip(s.texts[1:n], s.labels[1:n]):
+                # the previous statement's verdict (teacher forcing), then this statement and its query
                 ans = self.yes_id if label else self.no_id
-                piece = [ans] + self.tok(" " + text, add_special_tokens=False)["input_ids"] + [self.query_id]
+                piece = [previous] + self.tok(" " + text, add_special_tokens=False)["input_ids"] + [self.query_id]
                 ids += piece
                 tgt += [-100] * (len(piece) - 1) + [ans]
+                previous = ans
             seqs.append(ids)
             tgts.append(tgt)
         n = max(len(s) for s in seqs)
@@ -98,8 +105,16 @@ class StreamTable:
             ids[i, : len(s)] = torch.tensor(s)
             targets[i, : len(t)] = torch.tensor(t)
             mask[i, : len(s)] = 1
+        # where each colour word's object is (x, y in [0, 1]; nan where the token is no colour word)
+        centres = torch.full((len(seqs), n, 2), float("nan"))
+        for i, s in enumerate(streams):
+            for j, t in enumerate(ids[i].tolist()):
+                colour = self.colour_of.get(t)
+                if colour in self.centres[s.image]:
+                    centres[i, j] = torch.tensor(self.centres[s.image][colour])
         return {
             "input_ids": ids, "attention_mask": mask, "mm_token_type_ids": (ids == self.image_pad_id).long(),
+            "word_centres": centres,
             "pixel_values": torch.cat([self.pixels[s.image] for s in streams]),
             "image_grid_thw": self.grid.unsqueeze(0).repeat(len(streams), 1), "targets": targets,
             "first": torch.tensor([len(self.ids(s.texts[0])) - 1 for s in streams]),

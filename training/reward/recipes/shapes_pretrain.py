@@ -21,12 +21,12 @@ from .shapes_data import Stream, StreamTable, build_streams, load_rows
 
 @dataclass
 class PretrainConfig:
-    minutes: float = 25.0  # time budget (the schedule is cosine over it); `steps` stops earlier if set
+    minutes: float = 20.0  # time budget; with steps > 0 the cosine schedule runs over steps instead
     steps: int = 0
     batch_size: int = 16
     learning_rate: float = 1.5e-3
     warmup_steps: int = 50
-    train_rows: int = 6000  # pairs of the training set used (2 streams each)
+    train_rows: int = 4000  # pairs of the training set used (2 streams each)
     val_pairs: int = 200
     eval_every: int = 50
     seed: int = 0
@@ -43,6 +43,9 @@ class PretrainConfig:
     # its row and column, so
     # image tokens learn absolute position (which RoPE alone only gives relatively); the probe is not shipped
     aux_position: float = 1.0
+    # auxiliary loss: a linear probe on each colour word's hidden state after the next-to-last decoder layer
+    # regresses the centre (x, y) of that colour's object, so words learn to find their object in the image
+    aux_word: float = 1.0
 
 
 def _hidden(vlm, batch, layer: int | None = None):
@@ -100,13 +103,14 @@ def pretrain(train_dir: Path, val_dir: Path, out: Path, cfg: PretrainConfig, pro
     probe = torch.nn.Linear(cfg.text_hidden, 2 * side)
     cell = torch.arange(side * side)
     rows_cols = torch.stack([cell // side, cell % side + side], 1)  # class ids: row in [0, side), col after
-    params = list(vlm.parameters()) + list(probe.parameters())
+    word_probe = torch.nn.Linear(cfg.text_hidden, 2)
+    params = list(vlm.parameters()) + list(probe.parameters()) + list(word_probe.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.01, betas=(0.9, 0.98))
     (out / "pretrain_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
     log = (out / "pretrain_log.jsonl").open("w")
     vlm.train()
     order, cursor, step, t0 = list(range(len(streams))), len(streams), 0, time.time()
-    stats: dict[str, list[float]] = {"loss": [], "first": [], "rest": [], "aux": []}
+    stats: dict[str, list[float]] = {"loss": [], "first": [], "rest": [], "aux": [], "word": []}
     budget = cfg.minutes * 60
     while time.time() - t0 < budget and (cfg.steps <= 0 or step < cfg.steps):
         frac = (time.time() - t0) / budget if cfg.steps <= 0 else step / cfg.steps
@@ -120,7 +124,11 @@ def pretrain(train_dir: Path, val_dir: Path, out: Path, cfg: PretrainConfig, pro
         cursor += cfg.batch_size
         b = table.batch(chunk)
         sel = b["targets"] != -100
-        hidden, middle = _hidden(vlm, b, layer=max(1, cfg.text_layers // 2))
+        fwd = vlm.model(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
+                        mm_token_type_ids=b["mm_token_type_ids"], pixel_values=b["pixel_values"],
+                        image_grid_thw=b["image_grid_thw"], use_cache=False, output_hidden_states=True)
+        hidden, middle = fwd.last_hidden_state, fwd.hidden_states[max(1, cfg.text_layers // 2)]
+        late = fwd.hidden_states[max(1, cfg.text_layers - 1)]
         logits = vlm.lm_head(hidden[sel])[:, [table.yes_id, table.no_id]].float()
         target = (b["targets"][sel] == table.no_id).long()  # class 0 = Yes
         loss = torch.nn.functional.cross_entropy(logits, target)
@@ -130,7 +138,11 @@ def pretrain(train_dir: Path, val_dir: Path, out: Path, cfg: PretrainConfig, pro
             tgt = rows_cols.unsqueeze(0).expand(len(chunk), -1, -1)
             tgt = tgt - torch.tensor([0, side])
             aux = torch.nn.functional.cross_entropy(img.reshape(-1, side), tgt.reshape(-1))
-        total = loss + cfg.aux_position * aux
+        word = torch.zeros(())
+        has = ~torch.isnan(b["word_centres"][..., 0])
+        if cfg.aux_word > 0 and has.any():
+            word = torch.nn.functional.mse_loss(word_probe(late[has]), b["word_centres"][has]) * 10
+        total = loss + cfg.aux_position * aux + cfg.aux_word * word
         opt.zero_grad()
         total.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -142,6 +154,7 @@ def pretrain(train_dir: Path, val_dir: Path, out: Path, cfg: PretrainConfig, pro
         is_first = is_first[sel]
         stats["loss"].append(loss.item())
         stats["aux"].append(aux.item())
+        stats["word"].append(word.item())
         stats["first"].append(hit[is_first].mean().item())
         stats["rest"].append(hit[~is_first].mean().item())
         if step % cfg.eval_every == 0:
