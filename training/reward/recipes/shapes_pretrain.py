@@ -46,6 +46,8 @@ class PretrainConfig:
     # auxiliary loss: a linear probe on each colour word's hidden state after the next-to-last decoder layer
     # regresses the centre (x, y) of that colour's object, so words learn to find their object in the image
     aux_word: float = 1.0
+    aux_position_layer: int = 0  # 0: text_layers // 2
+    aux_word_layer: int = 0  # 0: text_layers - 1
 
 
 def _hidden(vlm, batch, layer: int | None = None):
@@ -127,8 +129,9 @@ def pretrain(train_dir: Path, val_dir: Path, out: Path, cfg: PretrainConfig, pro
         fwd = vlm.model(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
                         mm_token_type_ids=b["mm_token_type_ids"], pixel_values=b["pixel_values"],
                         image_grid_thw=b["image_grid_thw"], use_cache=False, output_hidden_states=True)
-        hidden, middle = fwd.last_hidden_state, fwd.hidden_states[max(1, cfg.text_layers // 2)]
-        late = fwd.hidden_states[max(1, cfg.text_layers - 1)]
+        hidden = fwd.last_hidden_state
+        middle = fwd.hidden_states[cfg.aux_position_layer or max(1, cfg.text_layers // 2)]
+        late = fwd.hidden_states[cfg.aux_word_layer or max(1, cfg.text_layers - 1)]
         logits = vlm.lm_head(hidden[sel])[:, [table.yes_id, table.no_id]].float()
         target = (b["targets"][sel] == table.no_id).long()  # class 0 = Yes
         loss = torch.nn.functional.cross_entropy(logits, target)
@@ -187,6 +190,8 @@ def plot_pretrain_log(log: Path, png: Path, title: str = "shapes base: dense yes
     ax_loss.plot(steps, [r["loss"] for r in recs], "o-", ms=3, label="yes/no loss")
     if recs and "aux" in recs[0]:
         ax_loss.plot(steps, [r["aux"] for r in recs], "o-", ms=3, label="position probe loss (aux)")
+    if recs and "word" in recs[0]:
+        ax_loss.plot(steps, [r["word"] for r in recs], "o-", ms=3, label="word-centre probe MSE x10 (aux)")
     ax_loss.axhline(math.log(2), color="grey", lw=0.6, ls=":")
     ax_loss.set_xlabel("step")
     ax_loss.legend(fontsize=8)
