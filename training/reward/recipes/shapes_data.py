@@ -88,7 +88,7 @@ class StreamTable:
             tgt[-1] = self.yes_id if s.labels[0] else self.no_id
             n = len(s.texts) if extra is None else min(len(s.texts), 1 + extra)
             previous = tgt[-1]
-            for text, label in zip(s.texts[1:n], s.labels[1:n]):
+            for text, label in zip(s.texts[1:n], s.labels[1:n], strict=True):
                 # the previous statement's verdict (teacher forcing), then this statement and its query
                 ans = self.yes_id if label else self.no_id
                 piece = [previous] + self.tok(" " + text, add_special_tokens=False)["input_ids"] + [self.query_id]
@@ -101,7 +101,7 @@ class StreamTable:
         ids = torch.full((len(seqs), n), self.pad_id, dtype=torch.long)
         targets = torch.full((len(seqs), n), -100, dtype=torch.long)
         mask = torch.zeros((len(seqs), n), dtype=torch.long)
-        for i, (s, t) in enumerate(zip(seqs, tgts)):
+        for i, (s, t) in enumerate(zip(seqs, tgts, strict=True)):
             ids[i, : len(s)] = torch.tensor(s)
             targets[i, : len(t)] = torch.tensor(t)
             mask[i, : len(s)] = 1

@@ -71,7 +71,7 @@ def pairwise_accuracy(vlm, table: StreamTable, pairs, batch_size: int = 64) -> t
         h = _hidden(vlm, b)[torch.arange(len(streams)), b["first"]]
         logits = vlm.lm_head(h)[:, [table.yes_id, table.no_id]].float()
         margin = (logits[:, 0] - logits[:, 1]).view(-1, 2)
-        for (_, _, _, n), row in zip(chunk, margin):
+        for (_, _, _, n), row in zip(chunk, margin, strict=True):
             hits.setdefault(n, [0, 0])
             hits[n][0] += int(row[0] > row[1])
             hits[n][1] += 1
@@ -201,7 +201,7 @@ def plot_pretrain_log(log: Path, png: Path, title: str = "shapes base: dense yes
     for n in ("2", "3"):
         pts = [(r["step"], r["val_by_objects"][n]) for r in recs if n in r.get("val_by_objects", {})]
         if pts:
-            ax_acc.plot(*zip(*pts), ":", label=f"held-out pairwise, {n} objects")
+            ax_acc.plot(*zip(*pts, strict=True), ":", label=f"held-out pairwise, {n} objects")
     ax_acc.axhline(0.5, color="grey", lw=0.6, ls=":")
     ax_acc.axhline(0.9, color="red", lw=0.6, ls="--")
     ax_acc.set_ylim(0.3, 1.02)
