@@ -46,6 +46,7 @@ class PretrainConfig:
     # auxiliary loss: a linear probe on each colour word's hidden state after the next-to-last decoder layer
     # regresses the centre (x, y) of that colour's object, so words learn to find their object in the image
     aux_word: float = 1.0
+    init_from: str = ""  # continue from this pretrained base folder (the tiny-model fields are then ignored)
     aux_position_layer: int = 0  # 0: text_layers // 2
     aux_word_layer: int = 0  # 0: text_layers - 1
 
@@ -91,9 +92,13 @@ def pretrain(train_dir: Path, val_dir: Path, out: Path, cfg: PretrainConfig, pro
     rng = random.Random(cfg.seed)
     out.mkdir(parents=True, exist_ok=True)
     px = cfg.pixels * cfg.pixels
-    init = save_tiny_qwen25vl(out / "init", seed=cfg.seed, text_hidden=cfg.text_hidden, text_layers=cfg.text_layers,
-                              heads=cfg.heads, kv_heads=cfg.kv_heads, vision_hidden=cfg.vision_hidden,
-                              vision_depth=cfg.vision_depth, rope_theta=cfg.rope_theta, min_pixels=px, max_pixels=px)
+    if cfg.init_from:
+        init = Path(cfg.init_from)
+    else:
+        init = save_tiny_qwen25vl(out / "init", seed=cfg.seed, text_hidden=cfg.text_hidden,
+                                  text_layers=cfg.text_layers, heads=cfg.heads, kv_heads=cfg.kv_heads,
+                                  vision_hidden=cfg.vision_hidden, vision_depth=cfg.vision_depth,
+                                  rope_theta=cfg.rope_theta, min_pixels=px, max_pixels=px)
     vlm = Qwen2_5_VLForConditionalGeneration.from_pretrained(init, local_files_only=True, dtype=torch.float32)
     processor = SpatialProcessor.from_pretrained(init, local_files_only=True)
     table = StreamTable(processor, cfg.pixels)
