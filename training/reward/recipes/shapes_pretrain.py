@@ -21,7 +21,7 @@ from .shapes_data import Stream, StreamTable, build_streams, load_rows
 
 @dataclass
 class PretrainConfig:
-    minutes: float = 20.0  # time budget; with steps > 0 the cosine schedule runs over steps instead
+    minutes: float = 22.0  # time budget; with steps > 0 the cosine schedule runs over steps instead
     steps: int = 0
     batch_size: int = 16
     learning_rate: float = 1.5e-3
@@ -32,23 +32,23 @@ class PretrainConfig:
     seed: int = 0
     # the tiny Qwen2.5-VL (training.reward.tiny.save_tiny_qwen25vl)
     text_hidden: int = 96
-    text_layers: int = 4
+    text_layers: int = 6
     heads: int = 4
     kv_heads: int = 2
     vision_hidden: int = 64
     vision_depth: int = 2
     rope_theta: float = 5.0
     pixels: int = 112
-    # auxiliary loss: a linear probe on each image token's hidden state after the middle decoder layer predicts
-    # its row and column, so
-    # image tokens learn absolute position (which RoPE alone only gives relatively); the probe is not shipped
+    # auxiliary loss: a linear probe on each image token's hidden state after decoder layer aux_position_layer
+    # predicts its row and column, so image tokens learn absolute position (RoPE alone gives it only relatively)
     aux_position: float = 1.0
-    # auxiliary loss: a linear probe on each colour word's hidden state after the next-to-last decoder layer
+    # auxiliary loss: a linear probe on each colour word's hidden state after decoder layer aux_word_layer
     # regresses the centre (x, y) of that colour's object, so words learn to find their object in the image
     aux_word: float = 1.0
+    # (the probes are training-only; defaults = run H of research/shapes_scorer/NOTES.md, the best so far)
     init_from: str = ""  # continue from this pretrained base folder (the tiny-model fields are then ignored)
-    aux_position_layer: int = 0  # 0: text_layers // 2
-    aux_word_layer: int = 0  # 0: text_layers - 1
+    aux_position_layer: int = 2  # 0: text_layers // 2
+    aux_word_layer: int = 3  # 0: text_layers - 1
 
 
 def _hidden(vlm, batch, layer: int | None = None):
