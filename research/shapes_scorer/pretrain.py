@@ -51,7 +51,7 @@ def pairwise_eval(vlm, table, pairs, yes_no, bs=64):
             ex += [Example(c, prompt, 1, "full", n), Example(r, prompt, 0, "full", n)]
         logits = forward_logits(vlm, table.batch(ex), yes_no)
         s = (logits[:, 0] - logits[:, 1]).view(-1, 2)
-        for (prompt, c, r, n), row in zip(chunk, s):
+        for (_prompt, _c, _r, n), row in zip(chunk, s, strict=False):
             correct[n][0] += int(row[0] > row[1])
             correct[n][1] += 1
     vlm.train()

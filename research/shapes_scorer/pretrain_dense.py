@@ -53,7 +53,7 @@ def pairwise_eval(vlm, table, pairs, yes_no, bs=64):
         last = b["attention_mask"].sum(1) - 1
         lg = vlm.lm_head(h[torch.arange(h.shape[0]), last])[:, yes_no].float()
         s = (lg[:, 0] - lg[:, 1]).view(-1, 2)
-        for (prompt, c, r, n), row in zip(chunk, s):
+        for (_prompt, _c, _r, n), row in zip(chunk, s, strict=False):
             correct[n][0] += int(row[0] > row[1])
             correct[n][1] += 1
     vlm.train(was)

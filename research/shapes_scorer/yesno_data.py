@@ -147,7 +147,7 @@ class Stream:
     n_objects: int
 
 
-def build_streams(rows, root: Path, table: "ExampleTable", rng: random.Random, singles: int = 6,
+def build_streams(rows, root: Path, table: ExampleTable, rng: random.Random, singles: int = 6,
                   no_leak: bool = False):
     """Per image of each pair: a stream of a full prompt (scorer format) + the other full prompt + singles."""
     streams, pairs = [], []
@@ -168,7 +168,7 @@ def build_streams(rows, root: Path, table: "ExampleTable", rng: random.Random, s
         for key in ("chosen", "rejected"):
             idx, objs = seen[row[key]]
 
-            def full(text):
+            def full(text, objs=objs):
                 return int(all(relation_holds(r.predicate, objs.get(r.subject[0]), objs.get(r.object[0]))
                                for r in parse_prompt(text)))
             prompts = [row["prompt"], row["perturbed_prompt"]]
@@ -185,7 +185,7 @@ def build_streams(rows, root: Path, table: "ExampleTable", rng: random.Random, s
                 # One statement per unordered pair of objects, so no verdict follows from an earlier one.
                 unordered = [(a, b) for i, a in enumerate(colours) for b in colours[i + 1:]]
                 rng.shuffle(unordered)
-                for k, (a, b) in enumerate(unordered[:singles]):
+                for a, b in unordered[:singles]:
                     if rng.random() < 0.5:
                         a, b = b, a
                     want = rng.random() < 0.5
@@ -199,14 +199,14 @@ def build_streams(rows, root: Path, table: "ExampleTable", rng: random.Random, s
                     a, p, b = rng.choice(pool)
                     texts.append(_clause(shapes[a], p, shapes[b], rng))
                     labels.append(int(relation_holds(p, objs.get(a), objs.get(b))))
-            tail = list(zip(texts[1:], labels[1:]))
+            tail = list(zip(texts[1:], labels[1:], strict=False))
             rng.shuffle(tail)
             streams.append(Stream(idx, [texts[0]] + [t for t, _ in tail], [labels[0]] + [lab for _, lab in tail],
                                   len(shapes)))
     return streams, pairs
 
 
-def stream_batch(table: "ExampleTable", streams: list[Stream], yes_id: int, no_id: int, query_id: int,
+def stream_batch(table: ExampleTable, streams: list[Stream], yes_id: int, no_id: int, query_id: int,
                  extra: int | None = None) -> dict[str, torch.Tensor]:
     """Token ids of each stream; `targets` holds Yes/No ids at the query positions (-100 elsewhere)."""
     seqs, tgts = [], []
@@ -215,7 +215,7 @@ def stream_batch(table: "ExampleTable", streams: list[Stream], yes_id: int, no_i
         tgt = [-100] * len(ids)
         tgt[-1] = yes_id if s.labels[0] else no_id
         n = len(s.texts) if extra is None else min(len(s.texts), 1 + extra)
-        for text, label in zip(s.texts[1:n], s.labels[1:n]):
+        for text, label in zip(s.texts[1:n], s.labels[1:n], strict=False):
             ans = yes_id if label else no_id
             piece = [ans] + table.tok(" " + text, add_special_tokens=False)["input_ids"] + [query_id]
             ids += piece
@@ -226,7 +226,7 @@ def stream_batch(table: "ExampleTable", streams: list[Stream], yes_id: int, no_i
     ids = torch.full((len(seqs), n), table.pad_id, dtype=torch.long)
     targets = torch.full((len(seqs), n), -100, dtype=torch.long)
     mask = torch.zeros((len(seqs), n), dtype=torch.long)
-    for i, (s, t) in enumerate(zip(seqs, tgts)):
+    for i, (s, t) in enumerate(zip(seqs, tgts, strict=False)):
         ids[i, : len(s)] = torch.tensor(s)
         targets[i, : len(t)] = torch.tensor(t)
         mask[i, : len(s)] = 1
