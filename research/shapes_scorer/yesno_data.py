@@ -215,11 +215,14 @@ def stream_batch(table: ExampleTable, streams: list[Stream], yes_id: int, no_id:
         tgt = [-100] * len(ids)
         tgt[-1] = yes_id if s.labels[0] else no_id
         n = len(s.texts) if extra is None else min(len(s.texts), 1 + extra)
+        previous = tgt[-1]
         for text, label in zip(s.texts[1:n], s.labels[1:n], strict=False):
+            # runs B and C had [ans] here: each statement was preceded by its own verdict (see NOTES.md)
             ans = yes_id if label else no_id
-            piece = [ans] + table.tok(" " + text, add_special_tokens=False)["input_ids"] + [query_id]
+            piece = [previous] + table.tok(" " + text, add_special_tokens=False)["input_ids"] + [query_id]
             ids += piece
             tgt += [-100] * (len(piece) - 1) + [ans]
+            previous = ans
         seqs.append(ids)
         tgts.append(tgt)
     n = max(len(s) for s in seqs)
