@@ -24,8 +24,8 @@ demo: install
 	$(PY) -m training.demo --out demo_out --train-steps $(DEMO_TRAIN_STEPS)
 
 bench: install
-	OMP_NUM_THREADS=1 $(PY) -m benchmarks.bench_scorer --prompt short
-	OMP_NUM_THREADS=1 $(PY) -m benchmarks.bench_scorer --prompt long
+	OMP_NUM_THREADS=2 $(PY) -m benchmarks.bench_scorer --prompt short
+	OMP_NUM_THREADS=2 $(PY) -m benchmarks.bench_scorer --prompt long
 	OMP_NUM_THREADS=1 $(PY) -m benchmarks.bench_grpo
 
 lint: install
