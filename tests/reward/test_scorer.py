@@ -83,8 +83,8 @@ def test_lora_scorer_save_load_round_trip(tiny_base, tmp_path):
 def test_score_does_not_depend_on_batch(tiny_scorer_full, batch_size):
     images = shapes(8)
     prompts = [PROMPT, "a blue square", PROMPT + " and a green triangle above the square", "x"] * 2
-    alone = torch.cat([load_scorer(tiny_scorer_full, batch_size=1).score([im], [p]).mean
-                       for im, p in zip(images, prompts, strict=True)])
+    one_at_a_time = load_scorer(tiny_scorer_full, batch_size=1)
+    alone = torch.cat([one_at_a_time.score([im], [p]).mean for im, p in zip(images, prompts, strict=True)])
     batched = load_scorer(tiny_scorer_full, batch_size=batch_size).score(images, prompts).mean
     assert (alone - batched).abs().max() < 1e-4
 
