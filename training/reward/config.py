@@ -6,6 +6,8 @@ A scorer folder holds:
     adapter/               a peft LoRA adapter (weights == "lora"), applied to `base_model`
     model/                 full VLM weights and config (weights == "full"), no base model needed
     processor/             tokenizer (with the reward token), chat template and image processor files
+or, for backbone "coords" (coords_model.py: the small explicit-coordinates backbone of the shipped shapes scorer):
+    backbone.safetensors   every backbone weight; its architecture and vocabulary are under "coords" in the config
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ MODEL_DIR = "model"
 PROCESSOR_DIR = "processor"
 
 REWARD_TOKEN = "<|reward|>"
+BACKBONES = ("qwen2_5_vl", "coords")
 
 DEFAULT_SYSTEM = "You are an expert judge of spatial relations in images."
 # The prompt comes before the image so that every image of a group (GRPO, best-of-N) shares the text prefix,
@@ -96,8 +99,14 @@ class ScorerConfig:
     format: str = FORMAT_NAME
     version: int = FORMAT_VERSION
     notes: dict = field(default_factory=dict)  # free-form provenance: training data, accuracy, recipe
+    backbone: str = "qwen2_5_vl"  # or "coords" (then `coords` holds its CoordsConfig, and weights is "full")
+    coords: dict | None = None
 
     def __post_init__(self):
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
+        if self.backbone == "coords" and (self.weights != "full" or not isinstance(self.coords, dict)):
+            raise ValueError("backbone 'coords' needs weights='full' and a 'coords' architecture section")
         if self.weights not in ("lora", "full"):
             raise ValueError(f"weights must be 'lora' or 'full', got {self.weights!r}")
         if self.weights == "lora" and self.lora is None:

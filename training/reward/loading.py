@@ -1,7 +1,7 @@
 """Load, create and save SpatialScore models, from local folders only.
 
 Three kinds of folder are accepted wherever a scorer is asked for:
-- a trained scorer folder (spatialscore.json, see config.py);
+- a trained scorer folder (spatialscore.json, see config.py), on Qwen2.5-VL or on the coords backbone;
 - a plain Qwen2.5-VL checkpoint folder (config.json of model_type qwen2_5_vl): zero-shot mode;
 - the name of a scorer shipped with the package (see `shipped_scorers`).
 """
@@ -23,6 +23,7 @@ from .config import (
     HEAD_FILE,
     MODEL_DIR,
     PROCESSOR_DIR,
+    HeadConfig,
     LoraSettings,
     ScorerConfig,
     ScorerFolderError,
@@ -121,6 +122,10 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device | Non
         model = SpatialScoreModel(vlm, _load_processor(path, config), config, mode="zero-shot")
     else:
         config = ScorerConfig.read(path)
+        if config.backbone == "coords":
+            model = _load_coords(path, config)
+            model.source = str(path)
+            return model.to(device=device, dtype=torch.float32).eval()
         for needed in (HEAD_FILE, PROCESSOR_DIR):
             if not (path / needed).exists():
                 raise ScorerFolderError(f"scorer folder {path} is missing {needed}")
@@ -150,6 +155,37 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device | Non
         model = SpatialScoreModel(vlm, processor, config, mode="reward", head=head)
     model.source = str(path)
     return model.to(device).eval()
+
+
+def _load_coords(path: Path, config: ScorerConfig):
+    from .coords_model import BACKBONE_FILE, CoordsConfig, CoordsScorerModel
+
+    for needed in (HEAD_FILE, BACKBONE_FILE):
+        if not (path / needed).is_file():
+            raise ScorerFolderError(f"scorer folder {path} is missing {needed}")
+    try:
+        coords = CoordsConfig(**config.coords)
+    except (TypeError, ValueError) as exc:
+        raise ScorerFolderError(f"{path / CONFIG_FILE}: malformed 'coords' section ({exc})") from exc
+    model = CoordsScorerModel(config, coords)
+    for module, file in ((model.backbone, BACKBONE_FILE), (model.head, HEAD_FILE)):
+        try:
+            module.load_state_dict(load_file(path / file))
+        except RuntimeError as exc:  # missing / unexpected / mis-shaped tensors
+            raise ScorerFolderError(f"{path / file} does not match the config's architecture: {exc}") from exc
+    return model
+
+
+def create_coords_model(coords, head: HeadConfig, device: str | torch.device = "cpu", seed: int = 0):
+    """A fresh, trainable scorer on the coords backbone (every weight trains; no base model)."""
+    from .coords_model import CoordsScorerModel
+
+    config = ScorerConfig(weights="full", lora=None, head=head, backbone="coords", coords=coords.to_dict())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = CoordsScorerModel(config, coords)
+    model.source = "coords"
+    return model.to(device)
 
 
 def _text_hidden(vlm) -> int:
@@ -224,6 +260,16 @@ def save_model(model: SpatialScoreModel, folder: str | os.PathLike) -> Path:
     if model.mode != "reward":
         raise ValueError("only reward-mode models are saved as scorers (zero-shot needs no folder)")
     folder = Path(folder)
+    if model.config.backbone == "coords":
+        from .coords_model import BACKBONE_FILE
+
+        model.config.coords = model.coords_config.to_dict()
+        with atomic_dir(folder) as tmp:
+            for module, file in ((model.backbone, BACKBONE_FILE), (model.head, HEAD_FILE)):
+                save_file({k: v.detach().float().cpu().contiguous() for k, v in module.state_dict().items()},
+                          tmp / file)
+            (tmp / CONFIG_FILE).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n", encoding="utf-8")
+        return folder
     with atomic_dir(folder) as tmp:
         model.processor.save_pretrained(tmp / PROCESSOR_DIR)
         if model.config.weights == "lora":
@@ -238,6 +284,6 @@ def save_model(model: SpatialScoreModel, folder: str | os.PathLike) -> Path:
 
 
 __all__ = [
-    "create_model", "folder_kind", "load_model", "resolve_model_path", "save_model", "shipped_scorers",
+    "create_coords_model", "create_model", "folder_kind", "load_model", "resolve_model_path", "save_model", "shipped_scorers",
     "text_decoder_layers",
 ]

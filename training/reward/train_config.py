@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..common.config_loading import ConfigSchema
-from .config import LoraSettings
+from .config import BACKBONES, LoraSettings
+from .coords_model import CoordsConfig
 from .losses import LOSSES
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -39,6 +40,7 @@ class ModelConfig:
     attn: str = "sdpa"
     min_pixels: int = 56 * 56  # images are resized (up or down) into this pixel range, in 28-pixel steps
     max_pixels: int = 512 * 512
+    backbone: str = "qwen2_5_vl"  # or "coords": the small explicit-coordinates backbone ([coords]; no base)
 
 
 @dataclass
@@ -59,6 +61,20 @@ class TinyConfig:
     vision_hidden: int = 32
     vision_depth: int = 2
     rope_theta: float = 10000.0
+
+
+@dataclass
+class CoordsSection:
+    """Architecture of a fresh model.backbone = "coords" scorer (coords_model.py); its vocabulary is every word
+    of the training prompts."""
+
+    pixels: int = 64
+    grid: int = 16
+    hidden: int = 64
+    layers: int = 4
+    heads: int = 4
+    max_words: int = 96
+    fourier: int = 4
 
 
 @dataclass
@@ -107,6 +123,7 @@ class RewardTrainConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)  # what the trained scorer's folder will record
     head: HeadSection = field(default_factory=HeadSection)
     tiny: TinyConfig = field(default_factory=TinyConfig)
+    coords: CoordsSection = field(default_factory=CoordsSection)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -144,9 +161,18 @@ def validate(config: RewardTrainConfig) -> None:
         if not ok:
             problems.append(message)
 
-    need(bool(m.base or m.init_from), "model.base is empty: pass --base /path/to/Qwen2.5-VL (a local folder), "
-                                      "'@tiny', or --set model.init_from=SCORER")
+    need(m.backbone in BACKBONES, f"model.backbone must be one of {', '.join(BACKBONES)}, got {m.backbone!r}")
+    coords = m.backbone == "coords"
+    need(bool(m.base or m.init_from or coords),
+         "model.base is empty: pass --base /path/to/Qwen2.5-VL (a local folder), '@tiny', or --set "
+         "model.init_from=SCORER")
     need(m.weights in ("lora", "full"), f"model.weights must be 'lora' or 'full', got {m.weights!r}")
+    need(not coords or m.weights == "full", "model.backbone 'coords' trains every weight: set model.weights = 'full'")
+    if coords and not m.init_from:
+        try:
+            CoordsConfig(**dataclasses.asdict(config.coords))
+        except ValueError as exc:
+            problems.append(f"[coords]: {exc}")
     need(m.dtype in ("auto", "float32", "bfloat16"), f"model.dtype must be auto/float32/bfloat16, got {m.dtype!r}")
     need(m.mixed_precision in ("auto", "no", "bf16"), f"model.mixed_precision must be auto/no/bf16, got "
                                                       f"{m.mixed_precision!r}")

@@ -7,14 +7,17 @@ mixed_precision). Gradient checkpointing (non-reentrant) is on for CUDA by defau
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from .config import HeadConfig, LoraSettings, ScorerConfig
-from .loading import create_model, load_model
+from .coords_model import CoordsConfig, build_vocab
+from .loading import create_coords_model, create_model, load_model
 from .model import SpatialScoreModel
 from .train_config import TINY, RewardTrainConfig
 
@@ -53,19 +56,25 @@ def base_folder(config: RewardTrainConfig) -> str:
     return str(tiny_base_path(config)) if config.model.base == TINY else config.model.base
 
 
-def build_model(config: RewardTrainConfig, device: torch.device, dtype: torch.dtype) -> SpatialScoreModel:
-    """A trainable SpatialScore: a fresh one on model.base, or a saved scorer (model.init_from) to continue."""
+def build_model(config: RewardTrainConfig, device: torch.device, dtype: torch.dtype,
+                prompts: Sequence[str] = ()) -> SpatialScoreModel:
+    """A trainable SpatialScore: a fresh one on model.base (or on the coords backbone, whose vocabulary is the
+    words of `prompts`), or a saved scorer (model.init_from) to continue."""
     m = config.model
     if m.init_from:
         model = load_model(m.init_from, device=device, dtype=dtype, attn=m.attn, merge_lora=False)
         if model.mode != "reward":
             raise ValueError(f"model.init_from: {m.init_from} is a plain Qwen2.5-VL; use model.base for a new scorer")
         if model.config.weights == "full":
-            for p in model.vlm.parameters():
+            for p in (model.vlm if hasattr(model, "vlm") else model).parameters():
                 p.requires_grad_(True)
         for p in model.head.parameters():
             p.requires_grad_(True)
         return model
+    if m.backbone == "coords":
+        coords = CoordsConfig(**dataclasses.asdict(config.coords), vocab=build_vocab(prompts))
+        head = HeadConfig(hidden_size=config.head.hidden_size, init_log_std=config.head.init_log_std)
+        return create_coords_model(coords, head, device=device, seed=config.train.seed)
     lora = config.lora
     scorer_config = ScorerConfig(
         weights=m.weights,
@@ -80,6 +89,9 @@ def build_model(config: RewardTrainConfig, device: torch.device, dtype: torch.dt
 
 def prepare_for_training(model: SpatialScoreModel, gradient_checkpointing: bool) -> list[str]:
     """fp32 trainables, unused weights frozen, checkpointing on, train mode; returns the trainable names."""
+    if not hasattr(model, "vlm"):  # the coords backbone: small, fp32, every weight trains
+        model.train()
+        return [n for n, p in model.named_parameters() if p.requires_grad]
     vlm = model.vlm.get_base_model() if hasattr(model.vlm, "get_base_model") else model.vlm
     if model.config.weights == "full":
         # The reward head reads the last hidden state; the LM head is never used, and DDP would wait forever

@@ -179,7 +179,7 @@ def train(config: RewardTrainConfig, resume: bool = False) -> RunResult:
             build_tiny_base(config)
         accelerator.wait_for_everyone()
     dtype, _, checkpointing = resolve_precision(config, accelerator.device)
-    model = build_model(config, accelerator.device, dtype)
+    model = build_model(config, accelerator.device, dtype, prompts=[p.prompt for p in train_pairs])
     trainable = prepare_for_training(model, checkpointing)
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     optimizer = make_optimizer(model, config)

@@ -1,0 +1,164 @@
+"""The "coords" backbone: a small text-queries-image transformer whose image tokens carry explicit coordinates.
+
+It is the shapes world's shipped scorer (issue 5's allowed fallback, see research/shapes_scorer/NOTES.md for why a
+tiny Qwen2.5-VL did not get there) and sits behind the same interface as SpatialScoreModel: `encode(images,
+prompts)` -> batch, `forward(batch)` -> (mean, log_std) from the same RewardHead, `score_shared_prefix`, and the
+same scorer folder (spatialscore.json with backbone "coords", backbone.safetensors, head.safetensors).
+
+    image  -> RGB, resized to `pixels` x `pixels` -> conv stem -> grid x grid tokens, each plus a projection of its
+              cell centre (x, y) and Fourier features of it: where a token is, is in its features, not learned
+    prompt -> lower-case words -> ids from the folder's vocabulary (unknown words -> <unk>), the reward slot first
+    decoder layers: the text self-attends and cross-attends to the image tokens; the reward slot's final state
+              feeds the head. A word can fetch its object's coordinates in one cross-attention step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from .config import ScorerConfig
+from .head import RewardHead
+
+WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
+PAD, UNK, SLOT = 0, 1, 2  # ids before the vocabulary's words; SLOT is the reward token's place
+BACKBONE_FILE = "backbone.safetensors"
+
+
+@dataclass
+class CoordsConfig:
+    pixels: int = 64  # images are resized to pixels x pixels
+    grid: int = 16  # image tokens per side (pixels must be a multiple)
+    hidden: int = 64
+    layers: int = 4
+    heads: int = 4
+    max_words: int = 96  # longest prompt, in words and punctuation marks
+    fourier: int = 4  # sin/cos frequencies per coordinate
+    vocab: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        problems = []
+        if self.pixels < 8 or self.grid < 1 or self.pixels % self.grid:
+            problems.append(f"pixels ({self.pixels}) must be >= 8 and a multiple of grid ({self.grid})")
+        if self.hidden < 1 or self.heads < 1 or self.hidden % self.heads:
+            problems.append(f"hidden ({self.hidden}) must be a positive multiple of heads ({self.heads})")
+        if self.layers < 1 or self.max_words < 1 or self.fourier < 0:
+            problems.append("layers and max_words must be >= 1, fourier >= 0")
+        if len(set(self.vocab)) != len(self.vocab):
+            problems.append("vocab has repeated words")
+        if problems:
+            raise ValueError("coords backbone: " + "; ".join(problems))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def prompt_words(prompt: str) -> list[str]:
+    return WORD.findall(prompt.lower())
+
+
+def build_vocab(prompts) -> list[str]:
+    """Every word of the training prompts, sorted: the same on every process and every run."""
+    return sorted({w for p in prompts for w in prompt_words(p)})
+
+
+def coordinate_features(grid: int, fourier: int) -> torch.Tensor:
+    """[grid*grid, 2 + 4*fourier]: each cell centre (x, y) in [0, 1] (x right, y down) and sin/cos of it."""
+    ys, xs = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
+    xy = torch.stack([(xs.flatten() + 0.5) / grid, (ys.flatten() + 0.5) / grid], 1)
+    feats = [xy]
+    if fourier:
+        freqs = torch.arange(1, fourier + 1, dtype=torch.float32) * math.pi
+        for i in range(2):
+            angle = xy[:, i:i + 1] * freqs
+            feats += [torch.sin(angle), torch.cos(angle)]
+    return torch.cat(feats, 1)
+
+
+class CoordsBackbone(nn.Module):
+    """(uint8 images [B, 3, P, P], word ids [B, T], mask [B, T]) -> the reward slot's final state [B, hidden]."""
+
+    def __init__(self, cfg: CoordsConfig):
+        super().__init__()
+        d, stride = cfg.hidden, cfg.pixels // cfg.grid
+        self.stem = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.GELU(),
+                                  nn.Conv2d(32, d, stride, stride=stride), nn.GELU(),
+                                  nn.Conv2d(d, d, 3, padding=1), nn.GELU(), nn.Conv2d(d, d, 1))
+        self.register_buffer("coords", coordinate_features(cfg.grid, cfg.fourier), persistent=False)
+        self.coord_proj = nn.Linear(self.coords.shape[1], d)
+        self.embed = nn.Embedding(len(cfg.vocab) + 3, d)
+        self.position = nn.Embedding(cfg.max_words + 1, d)
+        layer = nn.TransformerDecoderLayer(d, cfg.heads, 4 * d, dropout=0.0, activation="gelu", batch_first=True,
+                                           norm_first=True)
+        self.decoder = nn.TransformerDecoder(layer, cfg.layers)
+        self.norm = nn.LayerNorm(d)
+
+    def forward(self, pixels: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        x = pixels.to(self.coord_proj.weight.dtype) / 127.5 - 1
+        image = self.stem(x).flatten(2).transpose(1, 2) + self.coord_proj(self.coords.to(x.dtype))
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        text = self.embed(input_ids) + self.position(positions)
+        h = self.decoder(text, image, tgt_key_padding_mask=~attention_mask.bool())
+        return self.norm(h[:, 0])
+
+
+class CoordsScorerModel(nn.Module):
+    """SpatialScore's interface on the coords backbone (always reward mode, every weight trainable)."""
+
+    mode = "reward"
+
+    def __init__(self, config: ScorerConfig, coords: CoordsConfig, head: RewardHead | None = None):
+        super().__init__()
+        if config.backbone != "coords":
+            raise ValueError(f"CoordsScorerModel needs backbone 'coords', got {config.backbone!r}")
+        self.config, self.coords_config = config, coords
+        self.backbone = CoordsBackbone(coords)
+        self.head = head if head is not None else RewardHead(coords.hidden, config.head)
+        self.word_ids = {w: i + 3 for i, w in enumerate(coords.vocab)}
+        self.source = ""
+
+    # ----- inputs -----
+    def encode_prompts(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        seqs = []
+        for i, prompt in enumerate(prompts):
+            words = prompt_words(prompt)
+            if len(words) > self.coords_config.max_words:
+                raise ValueError(f"prompts[{i}]: {len(words)} words and marks, more than this scorer reads "
+                                 f"({self.coords_config.max_words})")
+            seqs.append([SLOT] + [self.word_ids.get(w, UNK) for w in words])
+        ids = torch.full((len(seqs), max(map(len, seqs))), PAD, dtype=torch.long)
+        for i, s in enumerate(seqs):
+            ids[i, :len(s)] = torch.tensor(s)
+        return ids, ids != PAD
+
+    def encode_images(self, images: list[Image.Image]) -> torch.Tensor:
+        p = self.coords_config.pixels
+        arrays = [np.asarray(im.convert("RGB").resize((p, p), Image.BILINEAR)) for im in images]
+        return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+    def encode(self, images: list[Image.Image], prompts: list[str]) -> dict[str, torch.Tensor]:
+        if len(images) != len(prompts):
+            raise ValueError(f"got {len(images)} images and {len(prompts)} prompts; expected one prompt per image")
+        ids, mask = self.encode_prompts(prompts)
+        return {"pixels": self.encode_images(images), "input_ids": ids, "attention_mask": mask}
+
+    # ----- forward -----
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        device = self.head.out.weight.device
+        hidden = self.backbone(*(batch[k].to(device) for k in ("pixels", "input_ids", "attention_mask")))
+        return self.head(hidden)
+
+    @torch.inference_mode()
+    def score_shared_prefix(self, images: list[Image.Image], prompts: list[str]):
+        """The Scorer's entry point; the prompt is a few words here, so there is no prefix worth sharing."""
+        return self(self.encode(images, prompts))
+
+    def trainable_parameters(self):
+        return [p for p in self.parameters() if p.requires_grad]
