@@ -53,13 +53,19 @@ class Model(nn.Module):
         self.norm = nn.LayerNorm(d)
         self.head = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, 2))
 
-    def forward(self, images_u8, ids, mask):
+        self.probe = nn.Linear(d, 2)
+
+    def forward(self, images_u8, ids, mask, probe_layer=-1):
         x = images_u8.float() / 127.5 - 1
         f = self.stem(x).flatten(2).transpose(1, 2) + self.coord_proj(self.coord_feats)
-        t = self.embed(ids) + self.pos(torch.arange(ids.shape[1]))
-        h = self.decoder(t, f, tgt_key_padding_mask=~mask)
+        h = self.embed(ids) + self.pos(torch.arange(ids.shape[1]))
+        probe = None
+        for i, layer in enumerate(self.decoder.layers):
+            h = layer(h, f, tgt_key_padding_mask=~mask)
+            if i == probe_layer:
+                probe = self.probe(h)
         out = self.head(self.norm(h[:, 0]))
-        return out[:, 0], out[:, 1].clamp(-7, 5)
+        return out[:, 0], out[:, 1].clamp(-7, 5), probe
 
 
 def main():
@@ -73,6 +79,9 @@ def main():
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--grid", type=int, default=16)
     ap.add_argument("--minutes", type=float, default=30)
+    ap.add_argument("--aux", type=float, default=0.0, help="weight of the colour-word -> object centre probe")
+    ap.add_argument("--probe-layer", type=int, default=0)
+    ap.add_argument("--log", default="")
     a = ap.parse_args()
     torch.manual_seed(0)
     t0 = time.time()
@@ -91,6 +100,22 @@ def main():
         return ids, ids != 0
 
     tr_ids = [r["prompt"] for r in tr]
+    colours = {"red", "green", "blue", "yellow"}
+
+    def centres(scene):
+        return {o["color"]: ((o["box"][0] + o["box"][2]) / 2, (o["box"][1] + o["box"][3]) / 2)
+                for o in scene["objects"]}
+
+    def targets(rows, key, ids):
+        t = torch.zeros(*ids.shape, 2)
+        m = torch.zeros(ids.shape, dtype=torch.bool)
+        for i, r in enumerate(rows):
+            c = centres(r[key])
+            for j, w in enumerate(WORD.findall(r["prompt"].lower())):
+                if w in colours and w in c:
+                    t[i, j + 1] = torch.tensor(c[w])
+                    m[i, j + 1] = True
+        return t, m
     model = Model(len(vocab) + 3, a.d, a.layers, a.grid)
     print("params", sum(p.numel() for p in model.parameters()))
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01)
@@ -104,8 +129,8 @@ def main():
             margins = []
             for s in range(0, len(ho), 250):
                 sl = slice(s, s + 250)
-                mc, _ = model(hoc[sl], ids[sl], mask[sl])
-                mr, _ = model(hor[sl], ids[sl], mask[sl])
+                mc, _, _ = model(hoc[sl], ids[sl], mask[sl])
+                mr, _, _ = model(hor[sl], ids[sl], mask[sl])
                 margins.append(mc - mr)
             m = torch.cat(margins).numpy()
         model.train()
@@ -117,9 +142,17 @@ def main():
         idx = rng.integers(0, len(tr), a.bs)
         ids, mask = tok([tr_ids[i] for i in idx])
         imgs = torch.cat([trc[idx], trr[idx]])
-        mean, ls = model(imgs, torch.cat([ids, ids]), torch.cat([mask, mask]))
+        mean, ls, probe = model(imgs, torch.cat([ids, ids]), torch.cat([mask, mask]), a.probe_layer)
         n = len(idx)
         loss = gaussian_bt_loss(mean[:n], ls[:n], mean[n:], ls[n:]).mean()
+        aux = torch.zeros(())
+        if a.aux:
+            rows = [tr[i] for i in idx]
+            tc, mc_ = targets(rows, "scene", ids)
+            tr_, mr_ = targets(rows, "perturbed_scene", ids)
+            tgt, m = torch.cat([tc, tr_]), torch.cat([mc_, mr_])
+            aux = ((probe - tgt) ** 2).sum(-1)[m].mean() * 10
+            loss = loss + a.aux * aux
         opt.zero_grad()
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -127,7 +160,8 @@ def main():
         sched.step()
         if step % 50 == 0:
             acc = float((mean[:n] > mean[n:]).float().mean())
-            print(f"step {step} loss {loss.item():.4f} acc {acc:.3f} gn {gn:.3f} t {time.time() - t0:.0f}s",
+            print(f"step {step} loss {loss.item():.4f} aux {aux.item():.4f} acc {acc:.3f} gn {gn:.3f} "
+                  f"t {time.time() - t0:.0f}s",
                   flush=True)
         if step % 250 == 0:
             print("  heldout all/2obj/3obj", [round(float(v), 4) for v in evaluate()], flush=True)

@@ -146,3 +146,50 @@ def test_coords_config_problems_are_reported_before_any_model_loads(tmp_path):
         tiny_config(tmp_path / "o", data, **{**COORDS, "coords.heads": 3})
     with pytest.raises(ConfigError, match="model.backbone must be one of"):
         tiny_config(tmp_path / "o", data, **{**COORDS, "model.backbone": "resnet"})
+
+
+def _layout_pairs(folder, n=16):
+    """make_pairs' pairs with the scene layouts a dataset row carries (red and blue square centres)."""
+    path = make_pairs(folder, n=n)
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    for i, r in enumerate(rows):
+        r["scene"] = {"objects": [{"color": "red", "category": "square", "box": [0.1, 0.2 + i / 100, 0.3, 0.4]},
+                                  {"color": "blue", "category": "square", "box": [0.6, 0.1, 0.8, 0.3]}]}
+        r["perturbed_scene"] = {"objects": [{"color": "red", "category": "square", "box": [0.6, 0.2, 0.8, 0.4]},
+                                            {"color": "blue", "category": "square", "box": [0.1, 0.1, 0.3, 0.3]}]}
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_grounding_targets_name_the_object_of_each_word():
+    model = _model()
+    layout = (("blue", 0.7, 0.2), ("red", 0.2, 0.3))  # "square" names two objects: no target
+    target, known = model.grounding_targets([PROMPTS[0]], [layout])
+    words = prompt_words(PROMPTS[0])
+    assert known[0].tolist() == [False] + [w in ("red", "blue") for w in words] + [False] * (known.shape[1] - 1 -
+                                                                                              len(words))
+    assert target[0, 1 + words.index("red")].tolist() == pytest.approx([0.2, 0.3])
+    assert target[0, 1 + words.index("blue")].tolist() == pytest.approx([0.7, 0.2])
+
+
+def test_grounding_loss_is_learned_and_logged(tmp_path):
+    data = _layout_pairs(tmp_path / "pairs")
+    from training.reward.pairs import read_pairs
+
+    assert read_pairs(data)[0].layouts[0] == (("blue", 0.7, 0.2), ("red", 0.2, 0.30000000000000004))
+    config = tiny_config(tmp_path / "run", data, **COORDS, **{"train.steps": 25, "train.batch_size": 8,
+                                                            "train.micro_batch_size": 4, "train.learning_rate": 3e-3,
+                                                            "train.grounding_weight": 1.0, "output.eval_every": 0})
+    result = train(config)
+    ground = [r["grounding"] for r in result.records if r["kind"] == "train"]
+    assert len(ground) == 25 and sum(ground[-5:]) < 0.5 * sum(ground[:5])
+
+
+def test_grounding_needs_layouts_and_the_coords_backbone(tmp_path):
+    plain = make_pairs(tmp_path / "plain", n=8)
+    with pytest.raises(ConfigError, match="needs scene layouts .* 6 of 6 have none"):
+        train(tiny_config(tmp_path / "a", plain, **COORDS, **{"train.grounding_weight": 1.0}))
+    with pytest.raises(ConfigError, match="needs model.backbone = 'coords'"):
+        tiny_config(tmp_path / "b", plain, **{"train.grounding_weight": 1.0})
+    with pytest.raises(ConfigError, match=r"grounding_layer must be in 1\.\.coords\.layers \(2\)"):
+        tiny_config(tmp_path / "c", plain, **COORDS, **{"train.grounding_weight": 1.0, "train.grounding_layer": 3})

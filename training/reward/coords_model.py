@@ -99,14 +99,23 @@ class CoordsBackbone(nn.Module):
                                            norm_first=True)
         self.decoder = nn.TransformerDecoder(layer, cfg.layers)
         self.norm = nn.LayerNorm(d)
+        # Training only (train.grounding_weight): reads each word's (x, y) off its state after a decoder layer.
+        self.ground_probe = nn.Linear(d, 2)
 
-    def forward(self, pixels: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, pixels: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                probe_layer: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(the reward slot's final state [B, d], each word's probed (x, y) after layer `probe_layer` or None)."""
         x = pixels.to(self.coord_proj.weight.dtype) / 127.5 - 1
         image = self.stem(x).flatten(2).transpose(1, 2) + self.coord_proj(self.coords.to(x.dtype))
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-        text = self.embed(input_ids) + self.position(positions)
-        h = self.decoder(text, image, tgt_key_padding_mask=~attention_mask.bool())
-        return self.norm(h[:, 0])
+        h = self.embed(input_ids) + self.position(positions)
+        pad = ~attention_mask.bool()
+        probed = None
+        for i, layer in enumerate(self.decoder.layers, start=1):
+            h = layer(h, image, tgt_key_padding_mask=pad)
+            if i == probe_layer:
+                probed = self.ground_probe(h)
+        return self.norm(h[:, 0]), probed
 
 
 class CoordsScorerModel(nn.Module):
@@ -150,10 +159,26 @@ class CoordsScorerModel(nn.Module):
         return {"pixels": self.encode_images(images), "input_ids": ids, "attention_mask": mask}
 
     # ----- forward -----
-    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, batch: dict[str, torch.Tensor], probe_layer: int = 0):
+        """(mean, log_std); with probe_layer >= 1 also each word's probed (x, y) [B, T, 2] (grounding training)."""
         device = self.head.out.weight.device
-        hidden = self.backbone(*(batch[k].to(device) for k in ("pixels", "input_ids", "attention_mask")))
-        return self.head(hidden)
+        hidden, probed = self.backbone(*(batch[k].to(device) for k in ("pixels", "input_ids", "attention_mask")),
+                                       probe_layer=probe_layer)
+        mean, log_std = self.head(hidden)
+        return (mean, log_std, probed) if probe_layer else (mean, log_std)
+
+    def grounding_targets(self, prompts: list[str], layouts: list[tuple]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Targets for the probe: the centre of the object each word names ([B, T, 2]) and where one exists."""
+        ids, _ = self.encode_prompts(prompts)
+        target = torch.zeros(*ids.shape, 2)
+        known = torch.zeros(ids.shape, dtype=torch.bool)
+        for i, (prompt, layout) in enumerate(zip(prompts, layouts, strict=True)):
+            centres = {w: (x, y) for w, x, y in layout}
+            for j, word in enumerate(prompt_words(prompt), start=1):  # token 0 is the reward slot
+                if word in centres:
+                    target[i, j] = torch.tensor(centres[word])
+                    known[i, j] = True
+        return target, known
 
     @torch.inference_mode()
     def score_shared_prefix(self, images: list[Image.Image], prompts: list[str]):

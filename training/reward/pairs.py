@@ -41,6 +41,9 @@ class Pair:
     split: str | None = None
     id: str = ""
     line: int = 0
+    # Where the prompt's words are in each image, from the dataset's scene layouts (chosen: "scene", rejected:
+    # "perturbed_scene"): ((word, x, y), ...) per image, centres in [0, 1]. Only for grounding training.
+    layouts: tuple[tuple[tuple[str, float, float], ...], tuple[tuple[str, float, float], ...]] | None = None
 
     @property
     def perturbation_bucket(self) -> str | None:
@@ -114,8 +117,27 @@ def _parse_line(row, base: Path, check_files: bool) -> tuple[Pair | None, list[s
             break
     if problems:
         return None, problems
+    layouts = (scene_word_centres(row.get("scene")), scene_word_centres(row.get("perturbed_scene")))
     return Pair(prompt=prompt, chosen=images["chosen"], rejected=images["rejected"], perturbations=count,
-                relations=tuple(relations), split=split, id=str(row.get("id", "")), line=0), []
+                relations=tuple(relations), split=split, id=str(row.get("id", "")), line=0,
+                layouts=layouts if all(layouts) else None), []
+
+
+def scene_word_centres(scene) -> tuple[tuple[str, float, float], ...]:
+    """(word, x, y) for every colour or category word that names exactly one object of a scene graph (its box
+    centre); () when the row has no usable scene."""
+    if not isinstance(scene, dict) or not isinstance(scene.get("objects"), list):
+        return ()
+    named: dict[str, list[tuple[float, float]]] = {}
+    for obj in scene["objects"]:
+        box = obj.get("box") if isinstance(obj, dict) else None
+        if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
+            return ()
+        centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+        for key in ("color", "category"):
+            if isinstance(obj.get(key), str):
+                named.setdefault(obj[key].lower(), []).append(centre)
+    return tuple(sorted((w, c[0][0], c[0][1]) for w, c in named.items() if len(c) == 1))
 
 
 def read_pairs(path: str | os.PathLike, split: str | None = None, check_files: bool = True) -> list[Pair]:

@@ -104,6 +104,10 @@ class TrainConfig:
     min_lr_ratio: float = 0.0
     max_grad_norm: float = 1.0  # 0: no clipping
     seed: int = 0
+    # Coords backbone only: an auxiliary loss teaching each word where its object is (the dataset's scene
+    # layouts; shapes datasets carry exact ones), read by a linear probe after decoder layer grounding_layer.
+    grounding_weight: float = 0.0
+    grounding_layer: int = 1
 
 
 @dataclass
@@ -202,6 +206,12 @@ def validate(config: RewardTrainConfig) -> None:
                                                          f"{t.schedule!r}")
     need(0 <= t.min_lr_ratio <= 1, f"train.min_lr_ratio must be in [0, 1], got {t.min_lr_ratio}")
     need(t.max_grad_norm >= 0, f"train.max_grad_norm must be >= 0, got {t.max_grad_norm}")
+    need(t.grounding_weight >= 0, f"train.grounding_weight must be >= 0, got {t.grounding_weight}")
+    if t.grounding_weight > 0 and not m.init_from:
+        need(coords, "train.grounding_weight > 0 needs model.backbone = 'coords' (the Qwen2.5-VL path has no "
+                     "grounding probe)")
+        need(1 <= t.grounding_layer <= config.coords.layers, f"train.grounding_layer must be in 1..coords.layers "
+                                                             f"({config.coords.layers}), got {t.grounding_layer}")
     need(bool(o.dir), "output.dir is empty: pass --out DIR")
     for name in ("eval_every", "checkpoint_every"):
         need(getattr(o, name) >= 0, f"output.{name} must be >= 0, got {getattr(o, name)}")

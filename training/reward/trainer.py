@@ -149,6 +149,37 @@ class Validator:
                 "val_by_relation": report["by_relation"], "val_std": float(torch.exp(torch.cat([lc, lr])).mean())}
 
 
+def check_grounding(config: RewardTrainConfig, model, pairs: list[Pair]) -> bool:
+    """Whether this run trains the grounding probe; freezes the probe when it does not (an unused trainable
+    weight would stall DDP)."""
+    t = config.train
+    probe = getattr(getattr(model, "backbone", None), "ground_probe", None)
+    if t.grounding_weight <= 0:
+        if probe is not None:
+            probe.requires_grad_(False)
+        return False
+    if probe is None:
+        raise ConfigError("train.grounding_weight > 0 needs a coords-backbone scorer (model.init_from is not one)")
+    if not 1 <= t.grounding_layer <= model.coords_config.layers:
+        raise ConfigError(f"train.grounding_layer must be in 1..{model.coords_config.layers}, got "
+                          f"{t.grounding_layer}")
+    missing = [p for p in pairs if p.layouts is None]
+    if missing:
+        raise ConfigError(f"train.grounding_weight > 0 needs scene layouts ('scene' and 'perturbed_scene' with "
+                          f"object boxes) in every training row; {len(missing)} of {len(pairs)} have none "
+                          f"(first: line {missing[0].line} of {config.data.train})")
+    return True
+
+
+def grounding_loss(model, probed: torch.Tensor, micro: list[Pair]) -> torch.Tensor:
+    """Mean squared distance (x10) between each grounded word's probed and true centre, chosen then rejected."""
+    prompts = [p.prompt for p in micro] * 2
+    layouts = [p.layouts[0] for p in micro] + [p.layouts[1] for p in micro]
+    target, known = model.grounding_targets(prompts, layouts)
+    err = ((probed.float() - target.to(probed.device)) ** 2).sum(-1)[known.to(probed.device)]
+    return 10 * err.mean() if err.numel() else probed.sum() * 0  # (x10: centres live in [0, 1])
+
+
 def _is_better(val: dict, best: dict | None) -> bool:
     if best is None:
         return True
@@ -180,6 +211,7 @@ def train(config: RewardTrainConfig, resume: bool = False) -> RunResult:
         accelerator.wait_for_everyone()
     dtype, _, checkpointing = resolve_precision(config, accelerator.device)
     model = build_model(config, accelerator.device, dtype, prompts=[p.prompt for p in train_pairs])
+    ground = check_grounding(config, model, train_pairs)
     trainable = prepare_for_training(model, checkpointing)
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     optimizer = make_optimizer(model, config)
@@ -219,7 +251,7 @@ def train(config: RewardTrainConfig, resume: bool = False) -> RunResult:
         indices = stream.take((step - 1) * t.batch_size, t.batch_size)
         mine = indices[rank * per_rank:(rank + 1) * per_rank]
         noise = pair_noise(t.seed, step, t.batch_size, t.mc_samples) if t.loss == "mc_gaussian_bt" else None
-        sums = torch.zeros(4, dtype=torch.float64)  # loss, correct, std, margin (sums over this rank's pairs)
+        sums = torch.zeros(5, dtype=torch.float64)  # loss, correct, std, margin, grounding (sums over pairs)
         for j in range(accum):
             chunk = slice(j * t.micro_batch_size, (j + 1) * t.micro_batch_size)
             micro = [train_pairs[i] for i in mine[chunk]]
@@ -228,16 +260,22 @@ def train(config: RewardTrainConfig, resume: bool = False) -> RunResult:
             batch = inner.encode([c for c, _ in images] + [r for _, r in images], prompts + prompts)
             sync = contextlib.nullcontext() if j == accum - 1 else accelerator.no_sync(ddp_model)
             with sync:
-                mean, log_std = ddp_model(batch)
                 n = len(micro)
+                if ground:
+                    mean, log_std, probed = ddp_model(batch, probe_layer=t.grounding_layer)
+                    ground_loss = grounding_loss(inner, probed, micro)
+                else:
+                    (mean, log_std), ground_loss = ddp_model(batch), torch.zeros(())
                 offset = rank * per_rank + j * t.micro_batch_size
                 per_pair = pair_loss(t.loss, mean[:n], log_std[:n], mean[n:], log_std[n:],
                                      noise=None if noise is None else noise[offset:offset + n])
-                accelerator.backward(per_pair.sum() * (world / t.batch_size))
+                total = per_pair.sum() + t.grounding_weight * ground_loss * n  # both: sums over pairs
+                accelerator.backward(total * (world / t.batch_size))
             margin = (mean[:n] - mean[n:]).detach().double().cpu()
             sums += torch.stack([per_pair.detach().double().sum().cpu(),
                                  ((margin > 0).double() + 0.5 * (margin == 0).double()).sum(),
-                                 log_std.detach().double().exp().sum().cpu() / 2, margin.sum()])
+                                 log_std.detach().double().exp().sum().cpu() / 2, margin.sum(),
+                                 ground_loss.detach().double().cpu() * n])
         grad_norm = accelerator.clip_grad_norm_(list(params.values()), t.max_grad_norm or float("inf"))
         lr = scheduler.get_last_lr()[0]
         optimizer.step()
@@ -246,6 +284,7 @@ def train(config: RewardTrainConfig, resume: bool = False) -> RunResult:
         totals = accelerator.reduce(sums.to(accelerator.device), reduction="sum").cpu() / t.batch_size
         record = {"kind": "train", "step": step, "loss": float(totals[0]), "accuracy": float(totals[1]),
                   "std": float(totals[2]), "margin": float(totals[3]), "lr": lr, "grad_norm": float(grad_norm),
+                  **({"grounding": float(totals[4])} if ground else {}),
                   "pairs_per_s": t.batch_size / (time.perf_counter() - tick),
                   "elapsed_s": time.perf_counter() - started}
         last = step == t.steps

@@ -1,17 +1,15 @@
-"""Reproduce the shipped shapes scorer from an empty folder.
+"""Reproduce the shipped shapes scorer (`--model shapes`) from an empty folder.
 
-    python -m training.reward.recipes.shapes --out runs/shapes_recipe            # everything, then evaluate
-    python -m training.reward.recipes.shapes --out runs/shapes_recipe --ship     # and copy into the package
+    python -m training.reward.recipes.shapes --out runs/shapes            # data, training, held-out evaluation
+    python -m training.reward.recipes.shapes --out runs/shapes --ship     # and copy it into the package
 
-Stages (each skipped when its output already exists, so a killed run continues where it stopped):
+Stages (each skipped when its output exists; a killed training stage continues from its last checkpoint):
   1. datasets   python -m training.dataset build --world shapes: training pairs (seed 1) and held-out pairs
-                (seed 777: other scenes)
-  2. base       dense yes/no pretraining of a tiny Qwen2.5-VL (shapes_pretrain.py): the "pretrained VLM"
-  3. init       the LoRA scorer on that base, reward token and head started from the base's Yes/No answer
-  4. reward     python -m training.reward train --preset shapes_lora --init-from <init> (Bradley-Terry, LoRA)
-  5. evaluate   python -m training.reward evaluate on the held-out pairs (+ the 2- / 3-object split)
---ship copies the base to training/reward/assets/shapes-base/ and the scorer to training/reward/assets/shapes/
-(base_model "../shapes-base"), so that `--model shapes` names it.
+                (seed 777: other scenes, never seen in training)
+  2. reward     python -m training.reward train --preset shapes_coords (the coords backbone, Gaussian
+                Bradley-Terry + grounding auxiliary loss, from scratch)
+  3. evaluate   python -m training.reward evaluate on every held-out pair, plus the 2- / 3-object split
+--ship copies the scorer folder to training/reward/assets/shapes/ (self-contained, about 1.5 MB).
 """
 
 from __future__ import annotations
@@ -22,11 +20,11 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import fields
 from pathlib import Path
 
 from ..loading import ASSETS
-from .shapes_pretrain import PretrainConfig, pretrain
+
+PRESET = "shapes_coords"
 
 
 def _run(args: list[str]) -> None:
@@ -43,65 +41,68 @@ def build_data(out: Path, train_pairs: int, heldout_pairs: int) -> tuple[Path, P
     return train, heldout
 
 
-def ship(base: Path, scorer: Path, assets: Path = ASSETS) -> Path:
-    """Copy base and scorer into the package; the scorer refers to its base relatively."""
-    dst_base, dst = assets / "shapes-base", assets / "shapes"
-    for src, dstdir in ((base, dst_base), (scorer, dst)):
-        tmp = dstdir.with_name(dstdir.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("*.tmp"))
-        shutil.rmtree(dstdir, ignore_errors=True)
-        tmp.rename(dstdir)
-    cfg_path = dst / "spatialscore.json"
+def train_scorer(train: Path, run: Path, steps: int = 0) -> Path:
+    scorer = run / "scorer"
+    summary = run / "summary.json"
+    if not summary.is_file():
+        cmd = ["-m", "training.reward", "train", "--preset", PRESET, "--data", str(train), "--out", str(run)]
+        if steps:
+            cmd += ["--steps", str(steps)]
+        if (run / "checkpoints").is_dir():
+            cmd.append("--resume")
+        _run(cmd)
+    return scorer
+
+
+def evaluate(scorer: Path, heldout: Path, out: Path) -> dict:
+    from .shapes_eval import accuracy_by_objects
+
+    _run(["-m", "training.reward", "evaluate", "--model", str(scorer), "--data", str(heldout), "--split", "all",
+          "--json", str(out / "heldout_eval.json"), "--markdown", str(out / "heldout_eval.md")])
+    by_objects = accuracy_by_objects(str(scorer), heldout)
+    (out / "heldout_by_objects.json").write_text(json.dumps(by_objects, indent=2) + "\n")
+    for k, v in by_objects.items():
+        print(f"{k:18s} {100 * v['accuracy']:6.2f}%  ({v['pairs']} pairs)")
+    return by_objects
+
+
+def ship(scorer: Path, notes: dict, assets: Path = ASSETS) -> Path:
+    """Copy the scorer folder into the package (atomically: a reader sees the old or the new folder)."""
+    dst = assets / "shapes"
+    tmp = dst.with_name(".shapes.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(scorer, tmp)
+    cfg_path = tmp / "spatialscore.json"
     cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    cfg["base_model"] = "../shapes-base"
+    cfg["notes"] = {**cfg.get("notes", {}), **notes}
     cfg_path.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
+    old = dst.with_name(".shapes.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dst.exists():
+        dst.rename(old)
+    tmp.rename(dst)
+    shutil.rmtree(old, ignore_errors=True)
     return dst
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="run folder (created; stages found there are skipped)")
-    ap.add_argument("--train-pairs", type=int, default=12000)
+    ap.add_argument("--train-pairs", type=int, default=16000, help="pairs built for training (80%% train split)")
     ap.add_argument("--heldout-pairs", type=int, default=1000)
-    ap.add_argument("--reward-steps", type=int, default=0, help="override the shapes_lora preset's steps")
-    ap.add_argument("--ship", action="store_true", help="copy the result into training/reward/assets/")
-    for f in fields(PretrainConfig):
-        ap.add_argument(f"--pretrain-{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+    ap.add_argument("--steps", type=int, default=0, help=f"override the {PRESET} preset's steps")
+    ap.add_argument("--ship", action="store_true", help="copy the scorer into training/reward/assets/shapes/")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     train, heldout = build_data(out, args.train_pairs, args.heldout_pairs)
-    base = out / "base" / "pretrained"
-    if not (base / "config.json").is_file():
-        cfg = PretrainConfig(**{f.name: getattr(args, f"pretrain_{f.name}") for f in fields(PretrainConfig)})
-        pretrain(train, heldout, out / "base", cfg, progress=lambda s: print(s, flush=True))
-    init = out / "init_scorer"
-    if not (init / "spatialscore.json").is_file():
-        from .shapes_init import make_initial_scorer
-
-        make_initial_scorer(base, init)
-    reward = out / "reward"
-    if not (reward / "scorer" / "spatialscore.json").is_file():
-        cmd = ["-m", "training.reward", "train", "--preset", "shapes_lora", "--init-from", str(init),
-               "--data", str(train), "--out", str(reward)]
-        if args.reward_steps:
-            cmd += ["--steps", str(args.reward_steps)]
-        if (reward / "checkpoints").is_dir():
-            cmd.append("--resume")
-        _run(cmd)
-    scorer = reward / "scorer"
-    _run(["-m", "training.reward", "evaluate", "--model", str(scorer), "--data", str(heldout), "--split", "all",
-          "--no-baselines", "--json", str(out / "heldout_eval.json"), "--markdown", str(out / "heldout_eval.md")])
-    from .shapes_eval import accuracy_by_objects
-
-    by_objects = accuracy_by_objects(str(scorer), heldout)
-    (out / "heldout_by_objects.json").write_text(json.dumps(by_objects, indent=2) + "\n")
-    for k, v in by_objects.items():
-        print(f"{k:18s} {100 * v['accuracy']:6.2f}%  ({v['pairs']} pairs)")
+    scorer = train_scorer(train, out / "reward", args.steps)
+    by_objects = evaluate(scorer, heldout, out)
     if args.ship:
-        print("shipped:", ship(base, scorer))
+        notes = {"recipe": f"python -m training.reward.recipes.shapes --out DIR --ship (preset {PRESET})",
+                 "heldout": {k: v for k, v in by_objects.items()}}
+        print("shipped:", ship(scorer, notes))
     print(f"recipe done in {(time.time() - t0) / 60:.1f} min")
     return 0
 
