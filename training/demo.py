@@ -64,16 +64,20 @@ def evaluate(model: str, data: Path, out: Path, baselines: bool) -> tuple[dict, 
     return json.loads((out / "eval.json").read_text()), (out / "eval.md").read_text()
 
 
-def continue_training(model: str, data: Path, out: Path, steps: int) -> Path | None:
+def continue_training(model: str, data: Path, out: Path, steps: int) -> tuple[Path | None, dict]:
+    """A few more reward-training steps from the scorer (its own preset for the shipped one: the same loss and
+    grounding; the LR is still warming up over so few steps, so the scorer moves little)."""
     from .reward.__main__ import main as reward_main
 
     run = out / "train"
-    rc = reward_main(["train", "--preset", "tiny", "--init-from", model, "--data", str(data), "--out", str(run),
+    preset = "shapes_coords" if model == "shapes" else "tiny"
+    rc = reward_main(["train", "--preset", preset, "--init-from", model, "--data", str(data), "--out", str(run),
                       "--steps", str(steps)])
     if rc != 0:
         raise SystemExit("training failed")
     curves = sorted(run.glob("*.png"))
-    return curves[0] if curves else None
+    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
+    return (curves[0] if curves else None), summary
 
 
 def candidates_for(row: dict, n: int, seed: int):
@@ -144,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     data = build_dataset(out, args.pairs, args.seed)
     scorer, warning = pick_scorer(out)
     report, table = evaluate(scorer, data, out, baselines=not args.no_baselines)
-    curves = continue_training(scorer, data, out, args.train_steps) if args.train_steps > 0 else None
+    curves, trained = continue_training(scorer, data, out, args.train_steps) if args.train_steps > 0 else (None, {})
     sheet, ranking = contact_sheet(scorer, data, out)
     lines = ["# SpatialScore demo: the shapes world", ""]
     if warning:
@@ -159,7 +163,13 @@ def main(argv: list[str] | None = None) -> int:
               f"ones in {ranking['ranking_auc']:.0%} of comparisons." if ranking["ranking_auc"] is not None else
               f"Prompt: *{ranking['prompt']}*.", "", f"![ranked candidates]({sheet.name})", ""]
     if curves is not None:
-        lines += ["## Continued training", "", f"![training curves]({curves.relative_to(out)})", ""]
+        best = trained.get("best") or {}
+        lines += ["## Continued training", "",
+                  f"{trained.get('steps')} more steps of `python -m training.reward train` from the scorer on the "
+                  f"train split ({trained.get('train_pairs')} pairs); validation accuracy at the end: "
+                  + (f"{best['val_accuracy']:.1%} on {trained.get('val_pairs')} pairs." if best.get("val_accuracy")
+                     is not None else "n/a (no validation pairs)."), "",
+                  f"![training curves]({curves.relative_to(out)})", ""]
     lines += [f"Total time: {time.time() - t0:.0f} s.", ""]
     write_text(out / "report.md", "\n".join(lines))
     print("\n".join(lines))

@@ -9,7 +9,13 @@ from PIL import Image
 
 from training.reward import load_scorer
 from training.reward.config import HeadConfig, ScorerFolderError
-from training.reward.coords_model import BACKBONE_FILE, CoordsConfig, build_vocab, coordinate_features, prompt_words
+from training.reward.coords_model import (
+    BACKBONE_FILE,
+    CoordsConfig,
+    build_vocab,
+    coordinate_features,
+    prompt_words,
+)
 from training.reward.loading import create_coords_model, load_model, save_model
 from training.reward.train_config import ConfigError
 from training.reward.trainer import train
