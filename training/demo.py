@@ -1,14 +1,14 @@
 """`make demo`: the main job end to end on the shapes world, on a CPU, in minutes.
 
 1. build a shapes SpatialReward dataset (held-out test split by scene);
-2. evaluate the shipped shapes scorer on the held-out pairs, with the zero-shot and pairwise baselines of its
-   base model (the paper's Table 1 layout);
+2. evaluate the shipped shapes scorer on the held-out pairs in the paper's Table 1 layout (the zero-shot and
+   pairwise baselines need a Qwen2.5-VL base; the shipped coords scorer has none, so its table has one row);
 3. optionally continue its training briefly on the train split (curves PNG, exported scorer);
 4. rank candidates of one held-out prompt with the scorer and draw them, best first, with their scores and the
    pixel oracle's verdict (a contact sheet);
 5. write demo_out/report.md linking all of it.
 
-Without a shipped scorer (before it is trained) a tiny random one stands in, and the report says so.
+Without a shipped scorer (a checkout whose assets were removed) a tiny random one stands in, and the report says so.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def contact_sheet(scorer_name: str, data: Path, out: Path, n: int = 8, seed: int
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.demo", description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="demo_out", help="output folder (replaced)")
-    ap.add_argument("--pairs", type=int, default=600, help="pairs in the demo dataset")
+    ap.add_argument("--pairs", type=int, default=2000, help="pairs in the demo dataset (10%% held out for the test)")
     ap.add_argument("--seed", type=int, default=20261123)
     ap.add_argument("--train-steps", type=int, default=0, help="continue the scorer's training this many steps")
     ap.add_argument("--no-baselines", action="store_true", help="skip the zero-shot and pairwise baselines")
