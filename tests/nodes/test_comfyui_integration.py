@@ -282,3 +282,44 @@ def test_workflow_templates_are_served(comfy):
     templates = comfy.get("/workflow_templates")
     assert sorted(templates.get("comfyui-spatialscore", [])) == ["spatialscore_flux_best_of_n",
                                                                  "spatialscore_score_images"]
+
+
+def test_builtin_shapes_scorer_ranks_the_true_layout_first(comfy):
+    """The pack's own `shapes` scorer, out of the box: a scene's perfect image against 7 re-layouts of it."""
+    import random
+
+    from training.dataset.oracle import judge
+    from training.dataset.scene import Scene, _random_box
+    from training.dataset.shapes_render import render_shapes
+    from training.dataset.worlds import get_world
+
+    prompt = "a red circle to the left of a blue square, and the blue square above a green triangle"
+    scene = Scene.from_dict({"world": "shapes", "objects": [
+        {"id": "a", "category": "circle", "color": "red", "box": [0.08, 0.3, 0.3, 0.52]},
+        {"id": "b", "category": "square", "color": "blue", "box": [0.6, 0.1, 0.82, 0.32]},
+        {"id": "c", "category": "triangle", "color": "green", "box": [0.55, 0.65, 0.77, 0.87]}],
+        "relations": [{"subject": "a", "predicate": "left_of", "objects": ["b"]},
+                      {"subject": "b", "predicate": "above", "objects": ["c"]}]})
+    rng, scenes = random.Random(5), [scene]
+    while len(scenes) < 8:
+        boxes = {o.id: _random_box(get_world("shapes"), o.box, rng) for o in scene.objects}
+        if all(boxes.values()):
+            scenes.append(scene.with_boxes(boxes))
+    images = [render_shapes(s, size=64).convert("RGBA") for s in scenes]
+    images[0].save(comfy.base / "input" / "shapes.png", save_all=True, append_images=images[1:], duration=100,
+                   loop=0, disposal=0, blend=0)
+    holds = [judge(im.convert("RGB"), prompt).all for im in images]
+    assert holds[0] and not all(holds)
+    graph = {"1": loader("shapes", batch_size=8),
+             "2": {"class_type": "LoadImage", "inputs": {"image": "shapes.png"}},
+             "3": {"class_type": "SpatialScoreRerank", "inputs": {
+                 "scorer": ["1", 0], "images": ["2", 0], "prompt": prompt, "prompt_mode": "auto", "top_k": 8,
+                 "rank_by": "mean", "risk_lambda": 1.0}}}
+    entry = run(comfy, graph)
+    assert entry["status"]["status_str"] == "success", execution_error(entry)
+    ranked = [r["index"] for r in entry["outputs"]["3"]["spatialscore"]]
+    print(f"\nshapes scorer ranking {ranked}; oracle holds {holds}")
+    assert ranked[0] == 0
+    # every image whose layout the oracle accepts outranks every one it rejects
+    first_false = min(ranked.index(i) for i in range(8) if not holds[i])
+    assert all(ranked.index(i) < first_false for i in range(8) if holds[i])

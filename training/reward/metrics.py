@@ -71,10 +71,14 @@ def plot_curves(records: list[dict], path: str | Path, title: str = "SpatialScor
         losses = [r["loss"] for r in train]
         ax_loss.plot(steps, losses, color="#9ecae1", lw=0.8, label="train (per step)")
         ax_loss.plot(steps, _smooth(losses), color="#08519c", lw=1.6, label="train (smoothed)")
-        if any("grounding" in r for r in train):  # the coords backbone's auxiliary loss
+        if any("grounding" in r for r in train):  # the coords backbone's auxiliary loss, on its own log axis
             ground = [(r["step"], r["grounding"]) for r in train if "grounding" in r]
-            ax_loss.plot([s for s, _ in ground], _smooth([g for _, g in ground]), color="#756bb1", lw=1.2,
-                         label="grounding aux (smoothed)")
+            ax_ground = ax_loss.twinx()
+            ax_ground.plot([s for s, _ in ground], _smooth([g for _, g in ground]), color="#756bb1", lw=1.0,
+                           ls="--", label="grounding aux (smoothed, right axis)")
+            ax_ground.set_yscale("log")
+            ax_ground.set_ylabel("grounding aux loss", color="#756bb1")
+            ax_ground.legend(fontsize=8, loc="lower left")
     if val:
         ax_loss.plot([r["step"] for r in val], [r["val_loss"] for r in val], "o-", color="#e6550d", ms=3,
                      label="validation")
