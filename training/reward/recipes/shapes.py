@@ -6,9 +6,11 @@
 Stages (each skipped when its output exists; a killed training stage continues from its last checkpoint):
   1. datasets   python -m training.dataset build --world shapes: training pairs (seed 1) and held-out pairs
                 (seed 777: other scenes, never seen in training)
-  2. reward     python -m training.reward train --preset shapes_coords (the coords backbone, Gaussian
+  2. negatives  per training row, a random re-layout of its objects that the oracle rejects, as an extra pair
+                (shapes_relayout.py): rerankers and GRPO see arbitrary layouts, not only minimal perturbations
+  3. reward     python -m training.reward train --preset shapes_coords (the coords backbone, Gaussian
                 Bradley-Terry + grounding auxiliary loss, from scratch)
-  3. evaluate   python -m training.reward evaluate on every held-out pair, plus the 2- / 3-object split
+  4. evaluate   python -m training.reward evaluate on every held-out pair, plus the 2- / 3-object split
 --ship copies the scorer folder to training/reward/assets/shapes/ (self-contained, about 1.5 MB).
 """
 
@@ -91,12 +93,19 @@ def main(argv=None) -> int:
     ap.add_argument("--train-pairs", type=int, default=16000, help="pairs built for training (80%% train split)")
     ap.add_argument("--heldout-pairs", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=0, help=f"override the {PRESET} preset's steps")
+    ap.add_argument("--relayouts", type=int, default=1,
+                    help="extra negatives per training row: its objects at random places (0: none)")
     ap.add_argument("--ship", action="store_true", help="copy the scorer into training/reward/assets/shapes/")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     train, heldout = build_data(out, args.train_pairs, args.heldout_pairs)
+    if args.relayouts:
+        from .shapes_relayout import build_mix
+
+        print(f"$ relayout negatives ({args.relayouts} per row) -> {out / 'train_mix'}", flush=True)
+        train = build_mix(train, out / "train_mix", per_row=args.relayouts)
     scorer = train_scorer(train, out / "reward", args.steps)
     by_objects = evaluate(scorer, heldout, out)
     if args.ship:
