@@ -56,6 +56,16 @@ def make_pairs(folder: Path, n: int = 24, seed: int = 0, splits=("train", "val")
     return path
 
 
+def build_shapes(out: Path, pairs: int, seed: int) -> Path:
+    """A shapes dataset built now by the real CLI (deterministic in the seed)."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "training.dataset", "build", "--world", "shapes", "--pairs", str(pairs),
+                    "--seed", str(seed), "--out", str(out), "--no-progress"], check=True, capture_output=True)
+    return out
+
+
 @pytest.fixture(autouse=True)
 def single_thread():
     """Tiny models gain nothing from a second thread, and on a shared 2-core machine OpenMP threads spinning

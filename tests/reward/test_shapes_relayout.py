@@ -1,8 +1,6 @@
 """The shapes recipe's re-layout negatives: oracle-rejected, sharing the perfect image, readable as pairs."""
 
 import json
-import subprocess
-import sys
 
 from PIL import Image
 
@@ -10,11 +8,11 @@ from training.dataset.oracle import judge
 from training.reward.pairs import read_pairs
 from training.reward.recipes.shapes_relayout import build_mix
 
+from .reward_pairs import build_shapes
+
 
 def test_relayout_negatives_are_rejected_by_the_oracle_and_train_ready(tmp_path):
-    data = tmp_path / "data"
-    subprocess.run([sys.executable, "-m", "training.dataset", "build", "--world", "shapes", "--pairs", "12",
-                    "--seed", "4321", "--out", str(data), "--no-progress"], check=True, capture_output=True)
+    data = build_shapes(tmp_path / "data", 12, 4321)
     mix = build_mix(data, tmp_path / "mix", per_row=2, seed=3)
     rows = [json.loads(x) for x in mix.read_text().splitlines()]
     own = [r for r in rows if r.get("generator") != "shapes-relayout"]

@@ -1,8 +1,6 @@
 """The pieces of the shapes scorer recipe (training.reward.recipes): oracle-labelled streams, initial scorer."""
 
 import random
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -11,14 +9,14 @@ from training.dataset.oracle import judge
 from training.reward import load_scorer
 from training.reward.recipes.shapes_data import QUERY, StreamTable, build_streams, load_rows
 
+from .reward_pairs import build_shapes
+
 
 @pytest.fixture(scope="module")
 def fresh_shapes(tmp_path_factory):
     """A small shapes dataset built now, from a seed no training run used."""
     out = tmp_path_factory.mktemp("shapes") / "data"
-    subprocess.run([sys.executable, "-m", "training.dataset", "build", "--world", "shapes", "--pairs", "12",
-                    "--seed", "90210", "--out", str(out), "--no-progress"], check=True, capture_output=True)
-    return out
+    return build_shapes(out, 12, 90210)
 
 
 def test_streams_are_labelled_by_the_oracle(fresh_shapes):

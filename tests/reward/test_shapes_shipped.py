@@ -12,6 +12,8 @@ from training.reward import load_scorer
 from training.reward.loading import ASSETS, shipped_scorers
 from training.reward.recipes.shapes_eval import accuracy_by_objects
 
+from .reward_pairs import build_shapes
+
 SHIPPED = ASSETS / "shapes"
 
 
@@ -19,9 +21,7 @@ SHIPPED = ASSETS / "shapes"
 def fresh_shapes(tmp_path_factory):
     """300 shapes pairs from a seed no training or evaluation run used (the build is deterministic)."""
     out = tmp_path_factory.mktemp("shapes") / "data"
-    subprocess.run([sys.executable, "-m", "training.dataset", "build", "--world", "shapes", "--pairs", "300",
-                    "--seed", "90210", "--out", str(out), "--no-progress"], check=True, capture_output=True)
-    return out
+    return build_shapes(out, 300, 90210)
 
 
 def test_shapes_is_a_small_self_contained_coords_scorer():

@@ -20,28 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
-import sys
 import time
 from dataclasses import fields
 from pathlib import Path
 
 from ..loading import ASSETS
+from .shapes import _run, build_data
 from .shapes_pretrain import PretrainConfig, pretrain
-
-
-def _run(args: list[str]) -> None:
-    print("$", " ".join(args), flush=True)
-    subprocess.run([sys.executable, *args], check=True)
-
-
-def build_data(out: Path, train_pairs: int, heldout_pairs: int) -> tuple[Path, Path]:
-    train, heldout = out / "train", out / "heldout"
-    for folder, n, seed in ((train, train_pairs, 1), (heldout, heldout_pairs, 777)):
-        if not (folder / "build.json").is_file():
-            _run(["-m", "training.dataset", "build", "--world", "shapes", "--pairs", str(n), "--seed", str(seed),
-                  "--out", str(folder)])
-    return train, heldout
 
 
 def ship(base: Path, scorer: Path, assets: Path = ASSETS) -> Path:
