@@ -160,3 +160,15 @@ def test_two_processes_give_the_same_advantages_and_loss_as_one(tmp_path, models
     # which turns rounding-level differences in near-zero gradients into ~1e-3 * lr differences in the weights.
     _assert_same_lora(reference_run / "checkpoints" / "step_000001" / "lora.safetensors", two / "lora.safetensors",
                       atol=1e-5)
+
+
+def test_the_shipped_shapes_scorer_is_a_reward_out_of_the_box(tmp_path, models):
+    """`--reward.path shapes`: GRPO scores its groups with the pack's own scorer, through the real loader."""
+    flux, _ = models
+    out = tmp_path / "run"
+    prompts = tmp_path / "shapes_prompts.txt"
+    prompts.write_text("a red circle to the left of a blue square\na green triangle above a yellow square\n")
+    train(tiny_config(out, flux, "shapes", **QUIET, **{"train.steps": 1, "prompts.train_file": str(prompts)}))
+    step = _records(out)[-1]
+    assert step["step"] == 1 and torch.isfinite(torch.tensor(step["reward_mean"]))
+    assert step["reward_std"] > 0 and step["reward_min"] < step["reward_max"]  # it tells the samples apart
