@@ -82,18 +82,16 @@ def continue_training(model: str, data: Path, out: Path, steps: int) -> tuple[Pa
 
 def candidates_for(row: dict, n: int, seed: int):
     """The perfect image of a held-out scene plus n-1 random re-layouts of the same objects."""
-    from .dataset.scene import Scene, _random_box
+    from .dataset.scene import Scene, random_relayout
     from .dataset.shapes_render import render_shapes
-    from .dataset.worlds import get_world
 
     scene = Scene.from_dict(row["scene"])
-    world = get_world("shapes")
     rng = random.Random(seed)
     scenes = [scene]
     while len(scenes) < n:
-        boxes = {o.id: _random_box(world, o.box, rng) for o in scene.objects}
-        if all(b is not None for b in boxes.values()):
-            scenes.append(scene.with_boxes(boxes))
+        moved = random_relayout(scene, rng)
+        if moved is not None:
+            scenes.append(moved)
     size = Image.open(Path(row["_dir"]) / row["chosen"]).width
     return [render_shapes(s, size=size) for s in scenes]
 

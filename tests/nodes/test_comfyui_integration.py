@@ -289,9 +289,8 @@ def test_builtin_shapes_scorer_ranks_the_true_layout_first(comfy):
     import random
 
     from training.dataset.oracle import judge
-    from training.dataset.scene import Scene, _random_box
+    from training.dataset.scene import Scene, random_relayout
     from training.dataset.shapes_render import render_shapes
-    from training.dataset.worlds import get_world
 
     prompt = "a red circle to the left of a blue square, and the blue square above a green triangle"
     scene = Scene.from_dict({"world": "shapes", "objects": [
@@ -302,9 +301,9 @@ def test_builtin_shapes_scorer_ranks_the_true_layout_first(comfy):
                       {"subject": "b", "predicate": "above", "objects": ["c"]}]})
     rng, scenes = random.Random(5), [scene]
     while len(scenes) < 8:
-        boxes = {o.id: _random_box(get_world("shapes"), o.box, rng) for o in scene.objects}
-        if all(boxes.values()):
-            scenes.append(scene.with_boxes(boxes))
+        moved = random_relayout(scene, rng)
+        if moved is not None:
+            scenes.append(moved)
     images = [render_shapes(s, size=64).convert("RGBA") for s in scenes]
     images[0].save(comfy.base / "input" / "shapes.png", save_all=True, append_images=images[1:], duration=100,
                    loop=0, disposal=0, blend=0)

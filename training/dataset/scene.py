@@ -173,6 +173,14 @@ def _random_box(world: WorldSpec, box: Box, rng: random.Random) -> Box | None:
     return box.at(rng.uniform(lo, hi - box.w), rng.uniform(lo, hi - box.h), z=z)
 
 
+def random_relayout(scene: Scene, rng: random.Random) -> Scene | None:
+    """The same objects, each at a uniformly random place of its world (overlaps allowed, relations unchecked):
+    the arbitrary layouts a reranker or a GRPO group meets. None when an object does not fit the canvas."""
+    world = get_world(scene.world)
+    boxes = {o.id: _random_box(world, o.box, rng) for o in scene.objects}
+    return scene.with_boxes(boxes) if all(boxes.values()) else None
+
+
 def true_facts(world: WorldSpec, objects: list[SceneObject]) -> list[Relation]:
     """Every relation of the world that clearly holds among these objects (the candidates a prompt may state)."""
     facts = []

@@ -17,16 +17,10 @@ from PIL import Image
 
 from ...common.atomic import write_text
 from ...dataset.oracle import judge
-from ...dataset.scene import Scene, _random_box
+from ...dataset.scene import Scene, random_relayout
 from ...dataset.shapes_render import render_shapes
-from ...dataset.worlds import get_world
 
 MIX_FILE = "pairs.jsonl"
-
-
-def relayout(scene: Scene, rng: random.Random) -> Scene | None:
-    boxes = {o.id: _random_box(get_world("shapes"), o.box, rng) for o in scene.objects}
-    return scene.with_boxes(boxes) if all(boxes.values()) else None
 
 
 def build_mix(data: Path, out: Path, per_row: int = 1, seed: int = 0, tries: int = 20) -> Path:
@@ -49,7 +43,7 @@ def build_mix(data: Path, out: Path, per_row: int = 1, seed: int = 0, tries: int
         for _ in range(tries * per_row):
             if made == per_row:
                 break
-            moved = relayout(scene, rng)
+            moved = random_relayout(scene, rng)
             if moved is None:
                 continue
             image = render_shapes(moved, size=size)
