@@ -88,6 +88,7 @@ class CoordsBackbone(nn.Module):
     def __init__(self, cfg: CoordsConfig):
         super().__init__()
         d, stride = cfg.hidden, cfg.pixels // cfg.grid
+        self.pixels, self.max_words, self.layers = cfg.pixels, cfg.max_words, cfg.layers
         self.stem = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.GELU(),
                                   nn.Conv2d(32, d, stride, stride=stride), nn.GELU(),
                                   nn.Conv2d(d, d, 3, padding=1), nn.GELU(), nn.Conv2d(d, d, 1))
@@ -123,24 +124,29 @@ class CoordsScorerModel(nn.Module):
 
     mode = "reward"
 
-    def __init__(self, config: ScorerConfig, coords: CoordsConfig, head: RewardHead | None = None):
+    def __init__(self, config: ScorerConfig):
         super().__init__()
         if config.backbone != "coords":
             raise ValueError(f"CoordsScorerModel needs backbone 'coords', got {config.backbone!r}")
-        self.config, self.coords_config = config, coords
+        self.config = config
+        coords = self.coords_config  # config.coords is the one record of the architecture and vocabulary
         self.backbone = CoordsBackbone(coords)
-        self.head = head if head is not None else RewardHead(coords.hidden, config.head)
+        self.head = RewardHead(coords.hidden, config.head)
         self.word_ids = {w: i + 3 for i, w in enumerate(coords.vocab)}
         self.source = ""
+
+    @property
+    def coords_config(self) -> CoordsConfig:
+        return CoordsConfig(**self.config.coords)
 
     # ----- inputs -----
     def encode_prompts(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         seqs = []
         for i, prompt in enumerate(prompts):
             words = prompt_words(prompt)
-            if len(words) > self.coords_config.max_words:
+            if len(words) > self.backbone.max_words:
                 raise ValueError(f"prompts[{i}]: {len(words)} words and marks, more than this scorer reads "
-                                 f"({self.coords_config.max_words})")
+                                 f"({self.backbone.max_words})")
             seqs.append([SLOT] + [self.word_ids.get(w, UNK) for w in words])
         ids = torch.full((len(seqs), max(map(len, seqs))), PAD, dtype=torch.long)
         for i, s in enumerate(seqs):
@@ -148,7 +154,7 @@ class CoordsScorerModel(nn.Module):
         return ids, ids != PAD
 
     def encode_images(self, images: list[Image.Image]) -> torch.Tensor:
-        p = self.coords_config.pixels
+        p = self.backbone.pixels
         arrays = [np.asarray(im.convert("RGB").resize((p, p), Image.BILINEAR)) for im in images]
         return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
@@ -184,6 +190,3 @@ class CoordsScorerModel(nn.Module):
     def score_shared_prefix(self, images: list[Image.Image], prompts: list[str]):
         """The Scorer's entry point; the prompt is a few words here, so there is no prefix worth sharing."""
         return self(self.encode(images, prompts))
-
-    def trainable_parameters(self):
-        return [p for p in self.parameters() if p.requires_grad]

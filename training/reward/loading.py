@@ -122,52 +122,53 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device | Non
         model = SpatialScoreModel(vlm, _load_processor(path, config), config, mode="zero-shot")
     else:
         config = ScorerConfig.read(path)
-        if config.backbone == "coords":
-            model = _load_coords(path, config)
-            model.source = str(path)
-            return model.to(device=device, dtype=torch.float32).eval()
-        for needed in (HEAD_FILE, PROCESSOR_DIR):
-            if not (path / needed).exists():
-                raise ScorerFolderError(f"scorer folder {path} is missing {needed}")
-        processor = _load_processor(path / PROCESSOR_DIR, config)
-        if config.weights == "full":
-            if not (path / MODEL_DIR).is_dir():
-                raise ScorerFolderError(f"scorer folder {path} is missing {MODEL_DIR}/ (weights='full')")
-            vlm = _load_vlm(path / MODEL_DIR, dtype, attn)
-        else:
-            base = Path(base_model) if base_model else config.resolve_base(path)
-            if not base.is_dir():
-                raise ScorerFolderError(
-                    f"base model of scorer {path} not found: {base} (from base_model in {path / CONFIG_FILE}; "
-                    f"pass base_model= / --base-model to point elsewhere)"
-                )
-            if not (path / ADAPTER_DIR / "adapter_config.json").is_file():
-                raise ScorerFolderError(f"scorer folder {path} is missing {ADAPTER_DIR}/adapter_config.json")
-            vlm = _load_vlm(base, dtype, attn)
-            _fit_embeddings(vlm, len(processor.tokenizer))
-            from peft import PeftModel
-
-            vlm = PeftModel.from_pretrained(vlm, path / ADAPTER_DIR, is_trainable=not merge_lora)
-            if merge_lora:
-                vlm = vlm.merge_and_unload()
-        head = RewardHead(_text_hidden(vlm), config.head)
-        head.load_state_dict(load_file(path / HEAD_FILE))
-        model = SpatialScoreModel(vlm, processor, config, mode="reward", head=head)
+        model = _load_coords(path, config) if config.backbone == "coords" else _load_vlm_scorer(
+            path, config, dtype, attn, merge_lora, base_model)
     model.source = str(path)
     return model.to(device).eval()
 
 
+def _load_vlm_scorer(path: Path, config: ScorerConfig, dtype: torch.dtype, attn: str, merge_lora: bool,
+                     base_model: str | os.PathLike | None) -> SpatialScoreModel:
+    for needed in (HEAD_FILE, PROCESSOR_DIR):
+        if not (path / needed).exists():
+            raise ScorerFolderError(f"scorer folder {path} is missing {needed}")
+    processor = _load_processor(path / PROCESSOR_DIR, config)
+    if config.weights == "full":
+        if not (path / MODEL_DIR).is_dir():
+            raise ScorerFolderError(f"scorer folder {path} is missing {MODEL_DIR}/ (weights='full')")
+        vlm = _load_vlm(path / MODEL_DIR, dtype, attn)
+    else:
+        base = Path(base_model) if base_model else config.resolve_base(path)
+        if not base.is_dir():
+            raise ScorerFolderError(
+                f"base model of scorer {path} not found: {base} (from base_model in {path / CONFIG_FILE}; "
+                f"pass base_model= / --base-model to point elsewhere)"
+            )
+        if not (path / ADAPTER_DIR / "adapter_config.json").is_file():
+            raise ScorerFolderError(f"scorer folder {path} is missing {ADAPTER_DIR}/adapter_config.json")
+        vlm = _load_vlm(base, dtype, attn)
+        _fit_embeddings(vlm, len(processor.tokenizer))
+        from peft import PeftModel
+
+        vlm = PeftModel.from_pretrained(vlm, path / ADAPTER_DIR, is_trainable=not merge_lora)
+        if merge_lora:
+            vlm = vlm.merge_and_unload()
+    head = RewardHead(_text_hidden(vlm), config.head)
+    head.load_state_dict(load_file(path / HEAD_FILE))
+    return SpatialScoreModel(vlm, processor, config, mode="reward", head=head)
+
+
 def _load_coords(path: Path, config: ScorerConfig):
-    from .coords_model import BACKBONE_FILE, CoordsConfig, CoordsScorerModel
+    from .coords_model import BACKBONE_FILE, CoordsScorerModel
 
     for needed in (HEAD_FILE, BACKBONE_FILE):
         if not (path / needed).is_file():
             raise ScorerFolderError(f"scorer folder {path} is missing {needed}")
     try:
-        coords = CoordsConfig(**config.coords)
+        model = CoordsScorerModel(config)
     except (TypeError, ValueError) as exc:
         raise ScorerFolderError(f"{path / CONFIG_FILE}: malformed 'coords' section ({exc})") from exc
-    model = CoordsScorerModel(config, coords)
     for module, file in ((model.backbone, BACKBONE_FILE), (model.head, HEAD_FILE)):
         try:
             module.load_state_dict(load_file(path / file))
@@ -183,7 +184,7 @@ def create_coords_model(coords, head: HeadConfig, device: str | torch.device = "
     config = ScorerConfig(weights="full", lora=None, head=head, backbone="coords", coords=coords.to_dict())
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = CoordsScorerModel(config, coords)
+        model = CoordsScorerModel(config)
     model.source = "coords"
     return model.to(device)
 
@@ -263,7 +264,6 @@ def save_model(model: SpatialScoreModel, folder: str | os.PathLike) -> Path:
     if model.config.backbone == "coords":
         from .coords_model import BACKBONE_FILE
 
-        model.config.coords = model.coords_config.to_dict()
         with atomic_dir(folder) as tmp:
             for module, file in ((model.backbone, BACKBONE_FILE), (model.head, HEAD_FILE)):
                 save_file({k: v.detach().float().cpu().contiguous() for k, v in module.state_dict().items()},

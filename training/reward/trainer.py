@@ -160,8 +160,8 @@ def check_grounding(config: RewardTrainConfig, model, pairs: list[Pair]) -> bool
         return False
     if probe is None:
         raise ConfigError("train.grounding_weight > 0 needs a coords-backbone scorer (model.init_from is not one)")
-    if not 1 <= t.grounding_layer <= model.coords_config.layers:
-        raise ConfigError(f"train.grounding_layer must be in 1..{model.coords_config.layers}, got "
+    if not 1 <= t.grounding_layer <= model.backbone.layers:
+        raise ConfigError(f"train.grounding_layer must be in 1..{model.backbone.layers}, got "
                           f"{t.grounding_layer}")
     missing = [p for p in pairs if p.layouts is None]
     if missing:
