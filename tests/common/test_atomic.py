@@ -19,3 +19,21 @@ def test_write_json_replaces_whole_file(tmp_path):
     write_json(tmp_path / "x.json", {"b": 2})
     assert (tmp_path / "x.json").read_text().strip().startswith("{")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.json"]
+
+
+def test_atomic_files_and_folders_get_the_umask_permissions_not_temp_file_ones(tmp_path):
+    import os
+    import stat
+
+    from training.common.atomic import write_text
+
+    old = os.umask(0o022)
+    try:
+        write_text(tmp_path / "a.txt", "x")
+        with atomic_dir(tmp_path / "folder") as tmp:
+            (tmp / "f").write_text("y")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644  # mkstemp would give 0o600
+    assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o755  # mkdtemp would give 0o700
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "folder"]  # no temporaries left

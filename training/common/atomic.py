@@ -5,10 +5,23 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+
+def _fresh_name(path: Path, create) -> Path:
+    """Create `.{name}.<random>.tmp` next to `path` with `create` (exclusive). Unlike tempfile's mkstemp/mkdtemp
+    (mode 0600/0700), the result gets the usual permissions under the process umask, as the final file should."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            create(tmp)
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name next to {path}")
 
 
 @contextlib.contextmanager
@@ -16,9 +29,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success it is renamed onto `path`, on error removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _fresh_name(path, lambda p: p.open("x").close())
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as f:
@@ -46,7 +57,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = _fresh_name(path, os.mkdir)
     try:
         yield tmp
         old = None
