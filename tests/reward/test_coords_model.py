@@ -199,3 +199,19 @@ def test_grounding_needs_layouts_and_the_coords_backbone(tmp_path):
         tiny_config(tmp_path / "b", plain, **{"train.grounding_weight": 1.0})
     with pytest.raises(ConfigError, match=r"grounding_layer must be in 1\.\.coords\.layers \(2\)"):
         tiny_config(tmp_path / "c", plain, **COORDS, **{"train.grounding_weight": 1.0, "train.grounding_layer": 3})
+
+
+def test_recipes_ship_atomically_and_the_research_recipe_never_over_shapes(tmp_path):
+    from training.reward.recipes import shapes, shapes_qwen
+
+    save_model(_model(), tmp_path / "scorer")
+    assets = tmp_path / "assets"
+    shipped = shapes.ship(tmp_path / "scorer", {"heldout": 0.97}, assets)
+    assert shipped == assets / "shapes" and load_scorer(shipped).model.config.notes["heldout"] == 0.97
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "config.json").write_text("{}")
+    shapes_qwen.ship(tmp_path / "base", tmp_path / "scorer", assets)
+    assert sorted(p.name for p in assets.iterdir()) == ["shapes", "shapes-qwen", "shapes-qwen-base"]
+    assert json.loads((assets / "shapes-qwen" / "spatialscore.json").read_text())["base_model"] == \
+        "../shapes-qwen-base"
+    assert load_scorer(assets / "shapes").model.config.notes["heldout"] == 0.97  # untouched

@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from ...common.atomic import atomic_dir
 from ..loading import ASSETS
 
 PRESET = "shapes_coords"
@@ -68,23 +69,17 @@ def evaluate(scorer: Path, heldout: Path, out: Path) -> dict:
     return by_objects
 
 
-def ship(scorer: Path, notes: dict, assets: Path = ASSETS) -> Path:
-    """Copy the scorer folder into the package (atomically: a reader sees the old or the new folder)."""
-    dst = assets / "shapes"
-    tmp = dst.with_name(".shapes.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(scorer, tmp)
-    cfg_path = tmp / "spatialscore.json"
-    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    cfg["notes"] = {**cfg.get("notes", {}), **notes}
-    cfg_path.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
-    old = dst.with_name(".shapes.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if dst.exists():
-        dst.rename(old)
-    tmp.rename(dst)
-    shutil.rmtree(old, ignore_errors=True)
-    return dst
+def ship(scorer: Path, notes: dict, assets: Path = ASSETS, name: str = "shapes", base_model: str | None = None
+         ) -> Path:
+    """Copy a scorer folder into the package as `name` (atomically), adding `notes` (and a base_model reference)."""
+    with atomic_dir(assets / name) as tmp:
+        shutil.copytree(scorer, tmp, dirs_exist_ok=True)
+        cfg = json.loads((tmp / "spatialscore.json").read_text(encoding="utf-8"))
+        cfg["notes"] = {**cfg.get("notes", {}), **notes}
+        if base_model is not None:
+            cfg["base_model"] = base_model
+        (tmp / "spatialscore.json").write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
+    return assets / name
 
 
 def main(argv=None) -> int:

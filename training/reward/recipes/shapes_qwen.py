@@ -2,7 +2,7 @@
 research/shapes_scorer/NOTES.md). The shipped scorer is training.reward.recipes.shapes (the coords backbone).
 
     python -m training.reward.recipes.shapes_qwen --out runs/shapes_qwen            # everything, then evaluate
-    python -m training.reward.recipes.shapes_qwen --out runs/shapes_qwen --ship     # and copy into the package
+    python -m training.reward.recipes.shapes_qwen --out runs/shapes_qwen --ship     # and copy in as `shapes-qwen`
 
 Stages (each skipped when its output already exists, so a killed run continues where it stopped):
   1. datasets   python -m training.dataset build --world shapes: training pairs (seed 1) and held-out pairs
@@ -11,8 +11,8 @@ Stages (each skipped when its output already exists, so a killed run continues w
   3. init       the LoRA scorer on that base, reward token and head started from the base's Yes/No answer
   4. reward     python -m training.reward train --preset shapes_lora --init-from <init> (Bradley-Terry, LoRA)
   5. evaluate   python -m training.reward evaluate on the held-out pairs (+ the 2- / 3-object split)
---ship copies the base to training/reward/assets/shapes-base/ and the scorer to training/reward/assets/shapes/
-(base_model "../shapes-base"), so that `--model shapes` names it.
+--ship copies the base to training/reward/assets/shapes-qwen-base/ and the scorer to .../shapes-qwen/
+(base_model "../shapes-qwen-base"), so that `--model shapes-qwen` names it.
 """
 
 from __future__ import annotations
@@ -24,25 +24,19 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
+from ...common.atomic import atomic_dir
 from ..loading import ASSETS
 from .shapes import _run, build_data
+from .shapes import ship as ship_scorer
 from .shapes_pretrain import PretrainConfig, pretrain
 
 
 def ship(base: Path, scorer: Path, assets: Path = ASSETS) -> Path:
-    """Copy base and scorer into the package; the scorer refers to its base relatively."""
-    dst_base, dst = assets / "shapes-base", assets / "shapes"
-    for src, dstdir in ((base, dst_base), (scorer, dst)):
-        tmp = dstdir.with_name(dstdir.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("*.tmp"))
-        shutil.rmtree(dstdir, ignore_errors=True)
-        tmp.rename(dstdir)
-    cfg_path = dst / "spatialscore.json"
-    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    cfg["base_model"] = "../shapes-base"
-    cfg_path.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
-    return dst
+    """Copy base and scorer into the package as `shapes-qwen-base` and `shapes-qwen` (never over the shipped
+    `shapes`); the scorer refers to its base relatively."""
+    with atomic_dir(assets / "shapes-qwen-base") as tmp:
+        shutil.copytree(base, tmp, dirs_exist_ok=True)
+    return ship_scorer(scorer, {}, assets, name="shapes-qwen", base_model="../shapes-qwen-base")
 
 
 def main(argv=None) -> int:
