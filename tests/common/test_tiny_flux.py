@@ -19,6 +19,8 @@ from training.common.tiny_flux import (
     save_tiny_flux_pipeline,
 )
 
+from ..threads import one_torch_thread
+
 PROMPT = "a red circle to the left of a blue square, and a green triangle above the blue square"
 
 
@@ -36,11 +38,8 @@ def _digest(folder: Path) -> dict[str, str]:
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_torch_thread():
-    """Tiny models run no slower on one thread, and far steadier on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

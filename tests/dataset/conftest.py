@@ -2,15 +2,10 @@
 
 import pytest
 
+from ..threads import one_torch_thread
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_torch_thread():
-    try:
-        import torch
-    except ImportError:  # pragma: no cover
+    with one_torch_thread():
         yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from training.grpo import __main__ as cli
 from training.grpo.trainer import train
 
+from ..threads import one_torch_thread
 from .conftest import tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,10 +46,8 @@ def _assert_same_lora(a: Path, b: Path, atol: float) -> None:
 
 @pytest.fixture(scope="module")
 def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

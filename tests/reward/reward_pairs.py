@@ -11,8 +11,9 @@ import random
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image, ImageDraw
+
+from ..threads import one_torch_thread
 
 COLOURS = {"red": (220, 40, 40), "blue": (40, 60, 220), "green": (40, 170, 60)}
 
@@ -68,9 +69,5 @@ def build_shapes(out: Path, pairs: int, seed: int) -> Path:
 
 @pytest.fixture(autouse=True)
 def single_thread():
-    """Tiny models gain nothing from a second thread, and on a shared 2-core machine OpenMP threads spinning
-    against other processes made the training tests several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_torch_thread():
+        yield
