@@ -37,3 +37,27 @@ def test_atomic_files_and_folders_get_the_umask_permissions_not_temp_file_ones(t
     assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644  # mkstemp would give 0o600
     assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o755  # mkdtemp would give 0o700
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "folder"]  # no temporaries left
+
+
+def test_safetensors_written_through_atomic_helpers_are_0644_under_umask_022(tmp_path):
+    import os
+
+    import torch
+    from safetensors.torch import save_file
+
+    from training.common.atomic import atomic_dir, atomic_path
+
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "lora.safetensors") as tmp:
+            save_file({"w": torch.zeros(2)}, str(tmp))  # recreates the file 0600
+        with atomic_dir(tmp_path / "scorer") as tmp:
+            save_file({"w": torch.zeros(2)}, str(tmp / "head.safetensors"))
+            (tmp / "sub").mkdir()
+            save_file({"w": torch.zeros(2)}, str(tmp / "sub" / "x.safetensors"))
+    finally:
+        os.umask(old)
+    for f in (tmp_path / "lora.safetensors", tmp_path / "scorer" / "head.safetensors",
+              tmp_path / "scorer" / "sub" / "x.safetensors"):
+        assert f.stat().st_mode & 0o777 == 0o644, f
+    assert (tmp_path / "scorer").stat().st_mode & 0o777 == 0o755

@@ -24,6 +24,25 @@ def _fresh_name(path: Path, create) -> Path:
     raise FileExistsError(f"no free temporary name next to {path}")
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def usual_permissions(path: Path) -> None:
+    """Give `path` (and, for a folder, everything in it) the permissions a fresh file gets under the umask.
+
+    Why: safetensors' save_file (and save_pretrained, which uses it) recreates its file with mode 0600 whatever
+    the umask, so a ComfyUI running under another account could not read the LoRA or scorer we wrote.
+    """
+    mask = _umask()
+    for p in [path, *(path.rglob("*") if path.is_dir() else [])]:
+        if p.is_symlink():
+            continue
+        os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success it is renamed onto `path`, on error removed."""
@@ -32,6 +51,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = _fresh_name(path, lambda p: p.open("x").close())
     try:
         yield tmp_path
+        usual_permissions(tmp_path)
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
@@ -60,6 +80,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = _fresh_name(path, os.mkdir)
     try:
         yield tmp
+        usual_permissions(tmp)
         old = None
         if path.exists():
             old = path.with_name(f".{path.name}.old")
