@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from .edit import WORLD as EDIT_WORLD
 from .worlds import WORLDS
 
 
@@ -36,7 +37,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("build", help="build or resume a dataset folder")
     b.add_argument("--out", required=True, type=Path, help="dataset folder (created; resumed if it exists)")
-    b.add_argument("--world", choices=sorted(WORLDS), help="default: shapes, or general with --generator")
+    b.add_argument("--world", choices=sorted(WORLDS) + [EDIT_WORLD],
+                   help="default: shapes, or general with --generator; shapes-edit: edit pairs (docs/edit_reward.md)")
     b.add_argument("--pairs", type=int, default=1000)
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--generator", action="append", default=[], metavar="FOLDER",
@@ -66,8 +68,9 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     c = sub.add_parser("check", help="judge a shapes image against a plain-form prompt with the pixel oracle")
-    c.add_argument("--world", default="shapes", choices=sorted(WORLDS))
-    c.add_argument("--prompt", help="the prompt (plain form)")
+    c.add_argument("--world", default="shapes", choices=sorted(WORLDS) + [EDIT_WORLD])
+    c.add_argument("--prompt", "--instruction", dest="prompt", help="the prompt (plain form); shapes-edit: the instruction")
+    c.add_argument("--source", type=Path, help="shapes-edit: the source image IMAGE was edited from")
     c.add_argument("image", nargs="?", type=Path)
     c.add_argument("--cases", type=Path, metavar="FILE.jsonl", help='lines {"image", "prompt"}; paths relative to it')
     c.add_argument("--json", action="store_true")
@@ -83,6 +86,10 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def cmd_build(args) -> int:
+    if args.world == EDIT_WORLD:
+        from .edit.cli import cmd_build_edit
+
+        return cmd_build_edit(args)
     from .build import build
     from .config import BuildConfig
     from .summary import format_summary
@@ -109,6 +116,10 @@ def _verdict_lines(verdict) -> str:
 def cmd_check(args, parser) -> int:
     from .oracle import judge
 
+    if args.world == EDIT_WORLD:
+        from .edit.cli import cmd_check_edit
+
+        return cmd_check_edit(args, parser)
     if args.world != "shapes":
         raise ValueError(f"world {args.world!r} has no pixel oracle; only 'shapes' can be checked")
     if args.cases is not None:

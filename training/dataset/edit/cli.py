@@ -1,0 +1,70 @@
+"""The shapes-edit branches of `python -m training.dataset build | check` (wired in training/dataset/__main__.py)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def cmd_build_edit(args) -> int:
+    from .build import build_edit, format_summary
+
+    if args.generator:
+        raise ValueError("--world shapes-edit renders its own images; it takes no --generator")
+    summary = build_edit(args.out, args.pairs, seed=args.seed, size=args.size, splits=args.splits,
+                         progress=not args.no_progress, log=lambda m: print(m, file=sys.stderr))
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return 0
+
+
+def _lines(verdict) -> str:
+    out = [f"instruction: {verdict.instruction}",
+           f"instruction done: {'yes' if verdict.instruction_done else 'no'}"]
+    out += [f"  FAILS  {p}" for p in verdict.problems]
+    out += [f"other changes: {'; '.join(verdict.other_changes) if verdict.other_changes else 'none'}",
+            f"followed: {'yes' if verdict.followed else 'no'}"]
+    return "\n".join(out)
+
+
+def cmd_check_edit(args, parser) -> int:
+    from .oracle import judge_edit
+
+    if args.cases is not None:
+        if args.image is not None or args.prompt is not None or args.source is not None:
+            parser.error("give either --cases FILE or --instruction TEXT --source SRC IMAGE, not both")
+        return _check_cases(args.cases, args.json)
+    if args.image is None or args.prompt is None or args.source is None:
+        parser.error("check --world shapes-edit needs --instruction TEXT, --source SOURCE_IMAGE and the edited IMAGE "
+                     "(or --cases FILE.jsonl)")
+    for name, path in (("--source", args.source), ("IMAGE", args.image)):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{name}: image file not found: {path}")
+    verdict = judge_edit(args.prompt, args.source, args.image)
+    print(json.dumps(verdict.to_json()) if args.json else _lines(verdict))
+    return 0
+
+
+def _check_cases(path: Path, as_json: bool) -> int:
+    from .oracle import judge_edit
+
+    if not path.is_file():
+        raise FileNotFoundError(f"cases file not found: {path}")
+    failures = 0
+    for line_no, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            case = json.loads(raw)
+            if not isinstance(case, dict) or not all(isinstance(case.get(k), str) for k in
+                                                     ("instruction", "source", "image")):
+                raise ValueError('expected an object {"instruction": text, "source": path, "image": path}')
+            verdict = judge_edit(case["instruction"], path.parent / case["source"], path.parent / case["image"])
+            result = verdict.to_json()
+        except (ValueError, OSError) as exc:
+            failures += 1
+            print(f"error: {path}:{line_no}: {exc}", file=sys.stderr)
+            result = {"followed": False, "error": str(exc)}
+        print(json.dumps(result) if as_json else f"[{line_no}] " + (result.get("error") or _lines(verdict)),
+              flush=True)
+    return 1 if failures else 0
