@@ -6,6 +6,7 @@ HW or HWC (uint8, uint16, or float in 0..1), torch tensors HWC or BHWC (ComfyUI'
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,10 +70,29 @@ def _scale_wide(arr: np.ndarray) -> np.ndarray:
     return arr.astype(np.float32)
 
 
+NOT_FOUND = "image file not found"
+
+
+def why_not_a_file(path: Path) -> str:
+    """Why `path` cannot be read as a file, in words: missing, a folder, a symlink loop, a broken link..."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link loop, not an image file"
+        if path.is_symlink():
+            return f"a broken symbolic link (to {os.readlink(path)}), not an image file"
+        return NOT_FOUND
+    if path.is_dir():
+        return "a folder, not an image file"
+    return "not a regular file (a device, socket or pipe), not an image file"
+
+
 def load_image_file(path: str | os.PathLike) -> Image.Image:
     path = Path(path)
     if not path.is_file():
-        raise ImageInputError(f"image file not found: {path}")
+        reason = why_not_a_file(path)
+        raise ImageInputError(f"{reason}: {path}" if reason == NOT_FOUND else f"{path}: {reason}")
     try:
         with Image.open(path) as img:
             img.load()

@@ -11,6 +11,7 @@ from . import cli_score
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.reward",
                                      description="SpatialScore reward model: score, train, evaluate.")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
     cli_score.add_parser(sub)
     for name in ("cli_train", "cli_evaluate"):
@@ -21,17 +22,23 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.add_parser(sub)
+    for command in sub.choices.values():  # --debug also after the command name
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..common.finite import NonFiniteError
     from ..common.images import ImageInputError
     from .config import ScorerFolderError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ScorerFolderError, ImageInputError, ValueError, FileNotFoundError) as exc:
+    except (ScorerFolderError, ImageInputError, ValueError, FileNotFoundError, NonFiniteError,
+            FloatingPointError) as exc:
+        if args.debug:
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -46,12 +46,32 @@ def read_image(path: str):
     return load_image_file(path)
 
 
+def check_output(path: str) -> None:
+    """--output must be writable before the scoring runs (after it, the scores would be lost)."""
+    out = Path(path)
+    if out.is_dir():
+        raise ValueError(f"--output {out} is a folder; give a file name, e.g. {out / 'scores.json'}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = out.with_name(f".{out.name}.probe")
+        probe.open("x").close()
+        probe.unlink()
+    except OSError as exc:
+        raise ValueError(f"--output {out}: cannot write there ({exc.strerror or exc})") from exc
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from ..common.device import check_device
     from .scorer import load_scorer, normalise_prompts
 
     # Everything that can be checked without the model is checked first: a bad call costs no load.
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    check_device(args.device)
+    if args.output:
+        check_output(args.output)
     images = [read_image(p) for p in args.images]
     prompts = normalise_prompts(args.prompt, len(images))
     dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)

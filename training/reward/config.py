@@ -119,13 +119,21 @@ class ScorerConfig:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> ScorerConfig:
+        if not isinstance(data, dict):
+            raise ScorerFolderError(f"{source}: expected a JSON object at the top level, got {type(data).__name__}")
         if data.get("format") != FORMAT_NAME:
             raise ScorerFolderError(f"{source}: format is {data.get('format')!r}, expected {FORMAT_NAME!r}")
-        if int(data.get("version", -1)) > FORMAT_VERSION:
+        version = data.get("version", FORMAT_VERSION)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise ScorerFolderError(f"{source}: version must be a whole number, got {version!r}")
+        if version > FORMAT_VERSION:
             raise ScorerFolderError(
                 f"{source}: format version {data.get('version')} is newer than this code reads ({FORMAT_VERSION})"
             )
         data = dict(data)
+        for name in ("base_model", "reward_token", "weights", "backbone"):
+            if name in data and data[name] is not None and not isinstance(data[name], str):
+                raise ScorerFolderError(f"{source}: {name} must be text, got {data[name]!r}")
         try:
             data["template"] = Template(**data.get("template", {}))
             data["head"] = HeadConfig(**data.get("head", {}))

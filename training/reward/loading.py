@@ -80,16 +80,87 @@ def folder_kind(path: Path) -> str:
     )
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+def _refuse_pickles(folder: Path, needed: str) -> None:
+    """Only safetensors are read (README): a pickled weight file is refused by name, never unpickled."""
+    if not folder.is_dir():
+        return
+    pickled = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickled and not (folder / needed).is_file():
+        raise ScorerFolderError(f"{folder / pickled[0]}: pickled weights are refused (they can run code when "
+                                f"loaded); convert them to {needed}")
+
+
+def read_weights(file: Path) -> dict[str, torch.Tensor]:
+    """A .safetensors file's tensors; a corrupt, truncated or empty file, or NaN / infinite weights, is a
+    ScorerFolderError naming the file."""
+    from safetensors import SafetensorError
+
+    try:
+        tensors = load_file(str(file))
+    except (SafetensorError, OSError) as exc:
+        raise ScorerFolderError(f"{file}: not a readable .safetensors file (corrupt, truncated or empty: "
+                                f"{exc})") from exc
+    bad = next((k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:
+        raise ScorerFolderError(f"{file}: tensor {bad!r} holds NaN or infinite values; the scorer is unusable")
+    return tensors
+
+
+def _check_header(file: Path) -> None:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            f.keys()
+    except (SafetensorError, OSError) as exc:
+        raise ScorerFolderError(f"{file}: not a readable .safetensors file (corrupt, truncated or empty: "
+                                f"{exc})") from exc
+
+
+def check_scorer_folder(path: Path) -> str:
+    """What a scorer folder is ("scorer" or "base"), checked without loading a model: its JSON, the files its
+    kind needs, and every .safetensors header. Raises ScorerFolderError naming the first problem."""
+    kind = folder_kind(path)
+    if kind == "base":
+        if not any(path.glob("*.safetensors")):
+            raise ScorerFolderError(f"Qwen2.5-VL folder {path} has no .safetensors weights (only safetensors "
+                                    "are read)")
+    else:
+        config = ScorerConfig.read(path)
+        if config.backbone == "coords":
+            from .coords_model import BACKBONE_FILE
+
+            needed = [HEAD_FILE, BACKBONE_FILE]
+        else:
+            needed = [HEAD_FILE, PROCESSOR_DIR] + ([MODEL_DIR] if config.weights == "full" else [ADAPTER_DIR])
+        missing = [n for n in needed if not (path / n).exists()]
+        if missing:
+            raise ScorerFolderError(f"scorer folder {path} is missing {', '.join(missing)}")
+        if config.weights == "lora" and config.backbone != "coords":
+            _refuse_pickles(path / ADAPTER_DIR, "adapter_model.safetensors")
+    for file in sorted(path.rglob("*.safetensors")):
+        _check_header(file)
+    return kind
+
+
 def _load_vlm(path: Path, dtype: torch.dtype, attn: str):
+    from safetensors import SafetensorError
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     if not (path / "config.json").is_file():
         raise ScorerFolderError(f"Qwen2.5-VL folder {path} is missing config.json")
     if not any(path.glob("*.safetensors")):
         raise ScorerFolderError(f"Qwen2.5-VL folder {path} has no .safetensors weights (only safetensors are read)")
-    return Qwen2_5_VLForConditionalGeneration.from_pretrained(
-        path, local_files_only=True, dtype=dtype, attn_implementation=attn, use_safetensors=True
-    )
+    try:
+        return Qwen2_5_VLForConditionalGeneration.from_pretrained(
+            path, local_files_only=True, dtype=dtype, attn_implementation=attn, use_safetensors=True
+        )
+    except (SafetensorError, OSError) as exc:
+        raise ScorerFolderError(f"Qwen2.5-VL folder {path}: weights unreadable (corrupt, truncated or empty "
+                                f".safetensors: {exc})") from exc
 
 
 def _load_processor(path: Path, config: ScorerConfig):
@@ -133,6 +204,8 @@ def _load_vlm_scorer(path: Path, config: ScorerConfig, dtype: torch.dtype, attn:
     for needed in (HEAD_FILE, PROCESSOR_DIR):
         if not (path / needed).exists():
             raise ScorerFolderError(f"scorer folder {path} is missing {needed}")
+    if config.weights == "lora":
+        _refuse_pickles(path / ADAPTER_DIR, "adapter_model.safetensors")  # before anything is loaded
     processor = _load_processor(path / PROCESSOR_DIR, config)
     if config.weights == "full":
         if not (path / MODEL_DIR).is_dir():
@@ -147,6 +220,10 @@ def _load_vlm_scorer(path: Path, config: ScorerConfig, dtype: torch.dtype, attn:
             )
         if not (path / ADAPTER_DIR / "adapter_config.json").is_file():
             raise ScorerFolderError(f"scorer folder {path} is missing {ADAPTER_DIR}/adapter_config.json")
+        _refuse_pickles(path / ADAPTER_DIR, "adapter_model.safetensors")
+        if not (path / ADAPTER_DIR / "adapter_model.safetensors").is_file():
+            raise ScorerFolderError(f"scorer folder {path} is missing {ADAPTER_DIR}/adapter_model.safetensors")
+        read_weights(path / ADAPTER_DIR / "adapter_model.safetensors")
         vlm = _load_vlm(base, dtype, attn)
         _fit_embeddings(vlm, len(processor.tokenizer))
         from peft import PeftModel
@@ -154,8 +231,12 @@ def _load_vlm_scorer(path: Path, config: ScorerConfig, dtype: torch.dtype, attn:
         vlm = PeftModel.from_pretrained(vlm, path / ADAPTER_DIR, is_trainable=not merge_lora)
         if merge_lora:
             vlm = vlm.merge_and_unload()
+        else:
+            from .token_row import use_one_row_override
+
+            use_one_row_override(vlm)
     head = RewardHead(_text_hidden(vlm), config.head)
-    head.load_state_dict(load_file(path / HEAD_FILE))
+    head.load_state_dict(read_weights(path / HEAD_FILE))
     return SpatialScoreModel(vlm, processor, config, mode="reward", head=head)
 
 
@@ -171,7 +252,7 @@ def _load_coords(path: Path, config: ScorerConfig):
         raise ScorerFolderError(f"{path / CONFIG_FILE}: malformed 'coords' section ({exc})") from exc
     for module, file in ((model.backbone, BACKBONE_FILE), (model.head, HEAD_FILE)):
         try:
-            module.load_state_dict(load_file(path / file))
+            module.load_state_dict(read_weights(path / file))
         except RuntimeError as exc:  # missing / unexpected / mis-shaped tensors
             raise ScorerFolderError(f"{path / file} does not match the config's architecture: {exc}") from exc
     return model
@@ -234,9 +315,19 @@ def create_model(base: str | os.PathLike, config: ScorerConfig, device: str | to
     config.base_model = str(base.resolve())
     vlm = _load_vlm(base, dtype, attn)
     processor = _load_processor(base, config)
+    model = make_trainable(vlm, processor, config, seed=seed)
+    model.source = str(base)
+    return model.to(device)
+
+
+def make_trainable(vlm, processor, config: ScorerConfig, seed: int = 0) -> SpatialScoreModel:
+    """The trainable scorer on an already built Qwen2.5-VL (from a folder, or on fake tensors in
+    benchmarks.dryrun): reward token, LoRA (or every weight) and a new head."""
     token_id = add_reward_token(vlm, processor, config.reward_token)
     if config.weights == "lora":
         from peft import LoraConfig, get_peft_model
+
+        from .token_row import use_one_row_override
 
         lora: LoraSettings = config.lora
         peft_config = LoraConfig(
@@ -245,15 +336,14 @@ def create_model(base: str | os.PathLike, config: ScorerConfig, device: str | to
             trainable_token_indices={"embed_tokens": [token_id]},
         )
         vlm = get_peft_model(vlm, peft_config)
+        use_one_row_override(vlm)  # peft's own forward copies the whole embedding matrix per call
     else:
         for p in vlm.parameters():
             p.requires_grad_(True)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         head = RewardHead(_text_hidden(vlm), config.head)
-    model = SpatialScoreModel(vlm, processor, config, mode="reward", head=head)
-    model.source = str(base)
-    return model.to(device)
+    return SpatialScoreModel(vlm, processor, config, mode="reward", head=head)
 
 
 def save_model(model: SpatialScoreModel, folder: str | os.PathLike) -> Path:
@@ -284,6 +374,6 @@ def save_model(model: SpatialScoreModel, folder: str | os.PathLike) -> Path:
 
 
 __all__ = [
-    "create_coords_model", "create_model", "folder_kind", "load_model", "resolve_model_path", "save_model", "shipped_scorers",
+    "check_scorer_folder", "create_coords_model", "create_model", "folder_kind", "read_weights", "load_model", "resolve_model_path", "save_model", "shipped_scorers",
     "text_decoder_layers",
 ]
