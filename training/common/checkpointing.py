@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .atomic import atomic_dir
+from .finite import require_finite_weights
 
 STEP_DIR = re.compile(r"^step_(\d+)$")
 STATE_FILE = "state.json"
@@ -90,7 +91,8 @@ def check_same_setup(path: Path, saved_config: dict, config: dict, must_match: I
 
 
 def save_params(params: dict[str, torch.nn.Parameter], file: Path) -> None:
-    """The parameters as fp32 CPU tensors, whatever their training dtype and device."""
+    """The parameters as fp32 CPU tensors, whatever their training dtype and device; never non-finite ones."""
+    require_finite_weights(params.items(), f"checkpoint weights ({file.name})")
     save_file({n: p.detach().float().cpu().contiguous() for n, p in params.items()}, str(file))
 
 

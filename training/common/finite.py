@@ -26,9 +26,10 @@ def _bad(value) -> bool:
 def require_finite(what: str, value, step: int | None = None, hint: str = "") -> None:
     """Raise NonFiniteError if `value` (a number or a tensor) holds a NaN or an infinity."""
     if _bad(value):
-        shown = float(value) if not isinstance(value, torch.Tensor) or value.numel() == 1 else "non-finite values"
+        scalar = not isinstance(value, torch.Tensor) or value.numel() == 1
+        shown = f"is {float(value)}" if scalar else "holds NaN or infinite values"
         at = f"step {step}: " if step is not None else ""
-        raise NonFiniteError(f"{at}{what} is {shown}; training stopped before it was used or saved"
+        raise NonFiniteError(f"{at}{what} {shown}; training stopped before it was used or saved"
                              + (f". {hint}" if hint else ""))
 
 

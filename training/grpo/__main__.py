@@ -13,8 +13,11 @@ Any config field can be set as --section.field VALUE (e.g. --train.learning_rate
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
+from ..common.finite import NonFiniteError
+from ..common.run_folder import RunFolderError
 from .checkpoint import CheckpointError
 from .config import PRESETS, TINY, ConfigError, check_paths, load_config
 from .prompts import PromptFileError
@@ -31,6 +34,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, dict[
     parser.add_argument("--steps", type=int, help="GRPO steps (train.steps)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the output folder")
     parser.add_argument("--dry-run", action="store_true", help="check the config and print it; load no model")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args, rest = parser.parse_known_args(argv)
     overrides: dict[str, str] = {}
     i = 0
@@ -65,20 +69,30 @@ def main(argv: list[str] | None = None) -> int:
 
             print(json.dumps(config.to_dict(), indent=2))
             return 0
+        from .guards import claim_output
+
+        if int(os.environ.get("RANK", "0")) == 0:  # a foreign folder is refused before tiny models are written
+            claim_output(config.output.dir)
         if TINY in (config.model.path, config.reward.path):
             from .tiny import materialize_tiny_models
 
             materialize_tiny_models(config)
         check_paths(config)
-    except ConfigError as exc:
+    except (ConfigError, RunFolderError) as exc:
+        if args.debug:
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+    from training.reward import ScorerFolderError
 
     from .trainer import train
 
     try:
         result = train(config, resume=args.resume)
-    except (ConfigError, PromptFileError, CheckpointError) as exc:
+    except (ConfigError, PromptFileError, CheckpointError, RunFolderError, ScorerFolderError, NonFiniteError) as exc:
+        if args.debug:
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if result.lora_path is not None:

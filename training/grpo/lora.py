@@ -17,6 +17,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ..common.atomic import atomic_path
+from ..common.finite import require_finite_weights
+from .validation import ConfigError
 
 ADAPTER = "default"
 PREFIX = "transformer."
@@ -41,10 +43,10 @@ def attach_lora(transformer: torch.nn.Module, rank: int, alpha: float, targets: 
     pattern = target_regex(targets)
     matched = [name for name, m in transformer.named_modules() if re.fullmatch(pattern, name)]
     if not matched:
-        raise ValueError(f"lora.targets {targets} match no module of the transformer's blocks")
+        raise ConfigError(f"lora.targets {targets} match no module of the transformer's blocks")
     missing = [t for t in targets if not any(name.endswith("." + t) for name in matched)]
     if missing:
-        raise ValueError(f"lora.targets {missing} match no module of the transformer's blocks")
+        raise ConfigError(f"lora.targets {missing} match no module of the transformer's blocks")
     transformer.requires_grad_(False)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -80,6 +82,7 @@ def export_state_dict(transformer: torch.nn.Module, dtype: torch.dtype = torch.f
 def save_lora_file(state: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
     """Write one .safetensors atomically (a reader never sees half a file)."""
     path = Path(path)
+    require_finite_weights(state.items(), f"LoRA export {path.name}")  # a NaN LoRA loads fine and draws noise
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata={"format": "pt", **(metadata or {})})
     return path
@@ -93,13 +96,13 @@ def load_lora_file(transformer: torch.nn.Module, path: str | os.PathLike) -> int
         expected = {f"{PREFIX}{n}.lora_{ab}.weight" for n in layers for ab in "AB"}
         if keys != expected:
             extra, lacking = sorted(keys - expected)[:3], sorted(expected - keys)[:3]
-            raise ValueError(f"{path}: LoRA keys do not match this model's adapter (unexpected {extra}, missing "
+            raise ConfigError(f"{path}: LoRA keys do not match this model's adapter (unexpected {extra}, missing "
                              f"{lacking}); was it trained with the same lora.targets?")
         for name, module in layers.items():
             a, b = f.get_tensor(f"{PREFIX}{name}.lora_A.weight"), f.get_tensor(f"{PREFIX}{name}.lora_B.weight")
             weight_a, weight_b = module.lora_A[ADAPTER].weight, module.lora_B[ADAPTER].weight
             if a.shape != weight_a.shape or b.shape != weight_b.shape:
-                raise ValueError(f"{path}: {name} has rank {a.shape[0]}, the adapter has rank {weight_a.shape[0]}")
+                raise ConfigError(f"{path}: {name} has rank {a.shape[0]}, the adapter has rank {weight_a.shape[0]}")
             with torch.no_grad():
                 weight_a.copy_(a)
                 weight_b.copy_(b.float() / module.scaling[ADAPTER])

@@ -29,6 +29,7 @@ from ..common.atomic import write_json
 from .advantages import group_advantages, group_stats
 from .checkpoint import check_compatible, list_checkpoints, load_checkpoint, save_checkpoint
 from .config import ConfigError, GRPOConfig, check_paths, check_world
+from .guards import apply_resumed_settings, check_finite_step, check_finite_weights, output_folder
 from .lora import save_lora_file
 from .loss import grpo_step_loss
 from .policy import FlowPolicy
@@ -138,7 +139,7 @@ def train(config: GRPOConfig, *, resume: bool = False, policy: FlowPolicy | None
     tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = True  # the fp32 LoRA matmuls on tensor cores; restored afterwards
     try:
-        with torch.inference_mode(False), torch.enable_grad():
+        with torch.inference_mode(False), torch.enable_grad(), output_folder(config.output.dir, accelerator):
             return _train(config, resume, policy, scorer, accelerator, callback)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
@@ -177,9 +178,14 @@ def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
     start = 0
     if checkpoints:
         start = load_checkpoint(checkpoints[-1], named_params, optimizer, config.to_dict())
+        # the optimizer state brought back the old lr/betas: this run's settings apply, and the log says so
+        changed = apply_resumed_settings(optimizer, check_compatible(checkpoints[-1], config.to_dict())["config"],
+                                         config.to_dict())  # fmt: skip
         if main:
             metrics.truncate_after(start)
             print(f"resumed from {checkpoints[-1]} (step {start})")
+            if changed:
+                print("settings changed since that checkpoint, applied from now on:\n  " + "\n  ".join(changed))
     elif main:
         metrics.path.unlink(missing_ok=True)
     if main:
@@ -217,12 +223,14 @@ def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
             log_probs.append(trajectories.log_probs.cpu())
             images.append(policy.decode(trajectories.latents[:, -1]))
         images = torch.cat(images)
+        check_finite_step(step + 1, "the sampled images", images)
         time_sample = time.perf_counter() - timer
 
         # ---- 3. rewards, gathered, then advantages on the whole [P, G] table
         timer = time.perf_counter()
         local_rewards = _score(scorer, images, [prompts[i // s.group_size] for i in local], config)
         rewards = _gather(accelerator, local_rewards).view(config.prompts.per_step, s.group_size)
+        check_finite_step(step + 1, "the rewards", rewards)
         advantages, keep = group_advantages(rewards, top_k=top_k, std=t.adv_std)
         time_reward = time.perf_counter() - timer
 
@@ -268,12 +276,15 @@ def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
                     ratio_max = max(ratio_max, terms.ratio.max().item())
             _all_reduce_gradients(params, accelerator)
             grad_norms.append(torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm).item())
+            check_finite_step(step + 1, "the gradient norm", grad_norms[-1])  # same on every process
             optimizer.step()
+            check_finite_weights(step + 1, named_params)
             optimizer.zero_grad(set_to_none=True)
         time_train = time.perf_counter() - timer
 
         # ---- 5. records, evaluation, checkpoints
         totals = _sum(accelerator, totals)
+        check_finite_step(step + 1, "the loss", totals[0])
         extremes = _gather(accelerator, torch.tensor([[ratio_min, -ratio_max]], dtype=torch.float64)).amin(0)
         n_terms = max(totals[5], 1.0)
         record = {

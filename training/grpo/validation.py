@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -83,8 +84,23 @@ def validate(config: GRPOConfig) -> None:
     need(o.keep_checkpoints >= 1, f"output.keep_checkpoints must be >= 1, got {o.keep_checkpoints}")
     need(o.eval_every >= 0, f"output.eval_every must be >= 0, got {o.eval_every}")
     need(bool(o.dir), "output.dir is empty: pass --out DIR")
+    need(0 <= t.adam_beta1 < 1, f"train.adam_beta1 must be in [0, 1), got {t.adam_beta1}")
+    need(0 <= t.adam_beta2 < 1, f"train.adam_beta2 must be in [0, 1), got {t.adam_beta2}")
+    need(t.adam_eps > 0, f"train.adam_eps must be > 0, got {t.adam_eps}")
+    need(t.weight_decay >= 0, f"train.weight_decay must be >= 0, got {t.weight_decay}")
+    need(s.guidance >= 0, f"sample.guidance must be >= 0, got {s.guidance}")
+    # NaN passes every comparison above as False only for some checks; refuse it (and inf) in every number field
+    for section in (m, r, p, s, t, lo, o):
+        for f in dataclasses.fields(section):
+            value = getattr(section, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                problems.append(f"{_section_name(config, section)}.{f.name} must be a finite number, got {value}")
     if problems:
         raise ConfigError("invalid GRPO config:\n  - " + "\n  - ".join(problems))
+
+
+def _section_name(config: GRPOConfig, section) -> str:
+    return next(f.name for f in dataclasses.fields(config) if getattr(config, f.name) is section)
 
 
 def check_paths(config: GRPOConfig, model: bool = True, reward: bool = True) -> None:
@@ -103,16 +119,22 @@ def check_paths(config: GRPOConfig, model: bool = True, reward: bool = True) -> 
     elif model and (kind := _pipeline_class(Path(flux) / "model_index.json")) != "FluxPipeline":
         problems.append(f"model.path: {flux} holds a {kind}, expected a FluxPipeline (FLUX.1-dev or compatible)")
     is_name = scorer and "/" not in scorer and not Path(scorer).exists()  # e.g. "shapes": left to load_scorer
+    if reward and is_name:
+        from training.reward.loading import shipped_scorers
+
+        if scorer not in shipped_scorers():
+            problems.append(f"reward.path: {scorer} is neither a folder nor a shipped scorer name "
+                            f"({', '.join(shipped_scorers()) or 'none'})")
     if reward and not scorer:
         problems.append("reward.path is empty: pass --reward.path /path/to/scorer (a SpatialScore or Qwen2.5-VL folder)")
     elif reward and not is_name and not Path(scorer).is_dir():
         problems.append(f"reward.path: folder not found: {scorer} (expected a SpatialScore or Qwen2.5-VL folder)")
     elif reward and not is_name:
         from training.reward import ScorerFolderError
-        from training.reward.loading import folder_kind
+        from training.reward.loading import check_scorer_folder
 
         try:
-            folder_kind(Path(scorer))  # reads only the folder's JSON: a scorer or a Qwen2.5-VL base
+            check_scorer_folder(Path(scorer))  # reads only the folder's JSON and weight-file headers
         except ScorerFolderError as exc:
             problems.append(f"reward.path: {exc}")
     if not config.prompts.train_file:
