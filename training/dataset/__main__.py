@@ -1,4 +1,4 @@
-"""python -m training.dataset build | check | stats  (see docs/dataset.md)."""
+"""python -m training.dataset build | check | stats | review  (see docs/dataset.md)."""
 
 from __future__ import annotations
 
@@ -82,7 +82,36 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true")
     s.add_argument("--preview", type=Path, metavar="PNG", help="also draw a contact sheet of some pairs")
     s.add_argument("--preview-pairs", type=int, default=8)
+
+    r = sub.add_parser("review", help="review the pairs in a browser, by keyboard; verdicts go to DIR/reviews.jsonl")
+    r.add_argument("folder", type=Path, help="dataset folder (with manifest.jsonl)")
+    r.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free port)")
+    r.add_argument("--only", choices=["doubtful", "unreviewed", "all"], default="unreviewed",
+                   help="which pairs the page starts with (it can switch): unreviewed (default), doubtful (an "
+                        "automatic check disagrees, is missing, or the scorer margin is small), or all")
+    r.add_argument("--split", help="only the pairs of this split (default: every split)")
+    r.add_argument("--reviewer", help="your name, stored with each verdict")
+    r.add_argument("--doubt-margin", type=float, default=0.5,
+                   help="a pair whose stored scorer margin is below this is doubtful")
     return parser
+
+
+def cmd_review(args) -> int:
+    from .review.app import ReviewApp
+    from .review.server import serve
+
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"--port must be 0..65535, got {args.port}")
+    app = ReviewApp(args.folder, split=args.split, only=args.only, reviewer=args.reviewer,
+                    doubt_margin=args.doubt_margin)
+    from .manifest import report_problems
+
+    report_problems(app.folder / "manifest.jsonl", app.rows.problems)
+    try:
+        serve(app, args.port)
+    except KeyboardInterrupt:
+        print("stopped; every verdict is in " + str(app.store.path), file=sys.stderr)
+    return 0
 
 
 def cmd_build(args) -> int:
@@ -185,6 +214,8 @@ def main(argv=None) -> int:
             return cmd_build(args)
         if args.command == "check":
             return cmd_check(args, parser)
+        if args.command == "review":
+            return cmd_review(args)
         return cmd_stats(args)
     except (ValueError, OSError, RuntimeError) as exc:  # our errors name the problem; no traceback needed
         print(f"error: {exc}", file=sys.stderr)
