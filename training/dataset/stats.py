@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from .manifest import DROPPED, MANIFEST, REQUIRED_KEYS, ManifestError, read_jsonl, report_problems
 from .oracle import find_objects, judge_objects, parse_prompt
+from .review.store import read_verdicts, review_counts
 from .summary import summarize
 
 
@@ -41,6 +42,12 @@ def dataset_stats(folder: str | Path, oracle: bool = False, progress: bool = Tru
     report_problems(folder / DROPPED, dropped.problems)
     summary = summarize(read.rows, dropped.rows)
     summary["bad_lines"] = [n for n, _ in read.problems]
+    verdicts = read_verdicts(folder)  # human verdicts from `python -m training.dataset review`
+    if verdicts is not None:
+        summary["reviews"] = review_counts(verdicts, [r["id"] for r in read.rows])
+        splits = sorted({str(r.get("split")) for r in read.rows})
+        summary["reviews_by_split"] = {s: review_counts(verdicts, [r["id"] for r in read.rows if str(r.get("split")) == s])
+                                       for s in splits}
     if oracle:
         summary["oracle_recheck"] = recheck_oracle(folder, read.rows, progress)
     return summary

@@ -91,6 +91,11 @@ def format_summary(s: dict) -> str:
         sc = s["scorer"]
         lines.append(f"scorer margin (chosen - rejected): mean {sc['mean_margin']}, min {sc['min_margin']} "
                      f"over {sc['checked']} pairs")
+    if "reviews" in s:
+        r = s["reviews"]
+        lines.append(f"human review: {r['reviewed']}/{s['pairs']} reviewed: {r['accept']} accepted, {r['reject']} "
+                     f"rejected, {r['swap']} swapped; {r['skip']} skipped, {r['unreviewed']} not looked at "
+                     "(training drops the rejected and swaps the swapped; --reviewed-only keeps accepted + swapped)")
     if s.get("complete") is False:
         lines.append("INCOMPLETE: fewer pairs than asked passed verification (see the warning above)")
     for key in ("resumed", "seconds"):

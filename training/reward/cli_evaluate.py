@@ -28,6 +28,12 @@ def add_parser(sub) -> None:
     p.add_argument("--split", default="auto",
                    help="rows of this split; 'auto' (default): 'test' when the data has one, else every row; 'all'")
     p.add_argument("--limit", type=int, default=0, help="evaluate only the first N pairs (0: all)")
+    reviews = p.add_mutually_exclusive_group()
+    reviews.add_argument("--reviewed-only", action="store_const", const="reviewed-only", dest="reviews",
+                         default="default", help="only pairs a reviewer accepted (or swapped) in reviews.jsonl; by "
+                                                 "default rejected pairs are dropped and swapped ones swapped")
+    reviews.add_argument("--ignore-reviews", action="store_const", const="ignore", dest="reviews",
+                         help="every pair as built, whatever reviews.jsonl says")
     p.add_argument("--baseline-base", help="Qwen2.5-VL folder for the zero-shot and pairwise baselines")
     p.add_argument("--no-baselines", action="store_true", help="only the given models")
     p.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
@@ -37,14 +43,14 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def select_pairs(data: str, split: str, limit: int):
+def select_pairs(data: str, split: str, limit: int, reviews: str = "default"):
     from .pairs import read_pairs, splits_of
 
-    pairs = read_pairs(data)
+    pairs = read_pairs(data, reviews=reviews)
     if split == "auto":
         split = "test" if "test" in splits_of(pairs) else "all"
     if split != "all":
-        pairs = read_pairs(data, split=split)
+        pairs = read_pairs(data, split=split, reviews=reviews)
     if limit < 0:
         raise ValueError(f"--limit must be >= 0, got {limit}")
     return (pairs[:limit] if limit else pairs), split
@@ -82,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    pairs, split = select_pairs(args.data, args.split, args.limit)  # a malformed file fails before any load
+    pairs, split = select_pairs(args.data, args.split, args.limit, getattr(args, "reviews", "default"))  # fails
+    # on a malformed file before any model loads
     print(f"{len(pairs)} pairs from {args.data} (split: {split})", file=sys.stderr)
     rows: list[EvalRow] = []
     baseline = None

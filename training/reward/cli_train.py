@@ -36,6 +36,12 @@ def add_parser(sub) -> None:
     p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="set any config field (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    reviews = p.add_mutually_exclusive_group()
+    reviews.add_argument("--reviewed-only", action="store_const", const="reviewed-only", dest="reviews",
+                         help="train only on pairs a reviewer accepted (or swapped) in the dataset's reviews.jsonl "
+                              "(data.reviews); by default rejected pairs are dropped and swapped ones swapped")
+    reviews.add_argument("--ignore-reviews", action="store_const", const="ignore", dest="reviews",
+                         help="use every pair as built, whatever reviews.jsonl says (data.reviews=ignore)")
     p.add_argument("--dry-run", action="store_true", help="check the config and data, print the config, load no model")
     p.set_defaults(func=run)
 
@@ -50,7 +56,7 @@ def overrides_from(args: argparse.Namespace) -> dict[str, str]:
         key, value = item.split("=", 1)
         overrides[key.strip()] = value
     shortcuts = {"base": "model.base", "init_from": "model.init_from", "data": "data.train", "val": "data.val",
-                 "out": "output.dir", "steps": "train.steps", "loss": "train.loss"}
+                 "out": "output.dir", "steps": "train.steps", "loss": "train.loss", "reviews": "data.reviews"}
     for attr, key in shortcuts.items():
         value = getattr(args, attr)
         if value is not None:

@@ -11,6 +11,11 @@ A line is a JSON object with
                     ("left_of", "above", ...) gives the by-relation breakdown
 A folder means its manifest.jsonl (what `python -m training.dataset build` writes).
 
+Human verdicts (reviews.jsonl beside the pairs file, written by `python -m training.dataset review`) apply by id:
+`reviews="default"` drops the pairs a reviewer rejected and exchanges the images of swapped ones (the perturbed
+image was in fact the better one); "reviewed-only" keeps only the pairs a reviewer accepted or swapped; "ignore"
+reads the file as it is. Without a reviews.jsonl, "default" and "ignore" are the same.
+
 Every malformed line is reported at once, with its line number, before anything is trained or scored.
 """
 
@@ -19,12 +24,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 MANIFEST = "manifest.jsonl"
 MAX_REPORTED = 20
 RELATION_KEYS = ("changes", "changed_relations", "changed", "relation_types")
+REVIEW_MODES = ("default", "reviewed-only", "ignore")
 
 
 class PairsFileError(ValueError):
@@ -140,10 +146,12 @@ def scene_word_centres(scene) -> tuple[tuple[str, float, float], ...]:
     return tuple(sorted((w, c[0][0], c[0][1]) for w, c in named.items() if len(c) == 1))
 
 
-def read_pairs(path: str | os.PathLike, split: str | None = None, check_files: bool = True) -> list[Pair]:
+def read_pairs(path: str | os.PathLike, split: str | None = None, check_files: bool = True,
+               reviews: str = "default") -> list[Pair]:
     """All pairs of a dataset folder or pairs JSONL (only `split` if given); raises PairsFileError.
 
-    split "all" or None keeps every row. Blank lines are ignored. Image files are checked to exist.
+    split "all" or None keeps every row. Blank lines are ignored. Image files are checked to exist. `reviews`:
+    how human verdicts apply (see the module docstring).
     """
     file = pairs_file(path)
     base = file.parent
@@ -171,6 +179,7 @@ def read_pairs(path: str | os.PathLike, split: str | None = None, check_files: b
         raise PairsFileError(f"{file}: {len(errors)} problem(s) in the pairs file:\n  " + "\n  ".join(shown) + more)
     if not pairs:
         raise PairsFileError(f"{file}: no pairs (expected JSON lines with prompt, chosen, rejected)")
+    pairs = apply_reviews(pairs, file, reviews)
     if split and split != "all":
         found = sorted({p.split for p in pairs if p.split})
         pairs = [p for p in pairs if p.split == split]
@@ -178,6 +187,34 @@ def read_pairs(path: str | os.PathLike, split: str | None = None, check_files: b
             where = f"splits present: {', '.join(found)}" if found else "its rows have no 'split' field"
             raise PairsFileError(f"{file}: no pairs in split {split!r} ({where})")
     return pairs
+
+
+def apply_reviews(pairs: list[Pair], file: Path, mode: str) -> list[Pair]:
+    """Drop rejected pairs, exchange the images of swapped ones; "reviewed-only" keeps accepted and swapped only."""
+    if mode not in REVIEW_MODES:
+        raise PairsFileError(f"reviews must be one of {', '.join(REVIEW_MODES)}, got {mode!r}")
+    if mode == "ignore":
+        return pairs
+    from ..dataset.review.store import REVIEWS, read_verdicts
+
+    verdicts = read_verdicts(file.parent)
+    if verdicts is None:
+        if mode == "reviewed-only":
+            raise PairsFileError(f"reviewed-only: {file.parent} has no {REVIEWS}; review the pairs first with "
+                                 f"`python -m training.dataset review {file.parent}`")
+        return pairs
+    kept = []
+    for pair in pairs:
+        verdict = verdicts.get(pair.id) if pair.id else None
+        if verdict == "reject" or (mode == "reviewed-only" and verdict not in ("accept", "swap")):
+            continue
+        if verdict == "swap":  # the scene layouts belong to the prompts, not to the exchanged images: drop them
+            pair = replace(pair, chosen=pair.rejected, rejected=pair.chosen, layouts=None)
+        kept.append(pair)
+    if not kept:
+        raise PairsFileError(f"{file}: no pairs left after the human reviews in {file.parent / REVIEWS} "
+                             f"({'only accepted or swapped pairs are kept' if mode == 'reviewed-only' else 'all rejected'})")
+    return kept
 
 
 def splits_of(pairs: list[Pair]) -> set[str]:

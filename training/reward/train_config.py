@@ -84,6 +84,7 @@ class DataConfig:
     train_split: str = "train"  # rows of this split; "all" keeps every row (files without splits: all rows)
     val_split: str = "val"
     val_pairs: int = 512  # validate on at most this many pairs (the first ones, always the same)
+    reviews: str = "default"  # human verdicts (reviews.jsonl): default (drop rejected, swap swapped), reviewed-only, ignore
 
 
 @dataclass
@@ -193,6 +194,8 @@ def validate(config: RewardTrainConfig) -> None:
     need(h.hidden_size >= 0, f"head.hidden_size must be >= 0, got {h.hidden_size}")
     need(bool(d.train), "data.train is empty: pass --data DIR (a dataset folder) or a pairs .jsonl")
     need(d.val_pairs >= 1, f"data.val_pairs must be >= 1, got {d.val_pairs}")
+    need(d.reviews in ("default", "reviewed-only", "ignore"),
+         f"data.reviews must be default, reviewed-only or ignore, got {d.reviews!r}")
     need(t.loss in LOSSES, f"train.loss must be one of {', '.join(LOSSES)}, got {t.loss!r}")
     need(t.mc_samples >= 1, f"train.mc_samples must be >= 1, got {t.mc_samples}")
     need(t.steps >= 1, f"train.steps must be >= 1, got {t.steps}")

@@ -84,7 +84,9 @@ def load_data(config: RewardTrainConfig) -> tuple[list[Pair], list[Pair]]:
     d = config.data
     everything = read_pairs(d.train)
     has_splits = bool(splits_of(everything))
-    train = read_pairs(d.train, split=d.train_split if has_splits else None)
+    # human reviews: --reviewed-only trains on exactly the accepted (and swapped) pairs; validation always drops
+    # the rejected and swaps the swapped, whatever was reviewed (see pairs.apply_reviews)
+    train = read_pairs(d.train, split=d.train_split if has_splits else None, reviews=d.reviews)
     if d.val == "none":
         val = []
     elif d.val:
