@@ -351,6 +351,9 @@ def save_model(model: SpatialScoreModel, folder: str | os.PathLike) -> Path:
     if model.mode != "reward":
         raise ValueError("only reward-mode models are saved as scorers (zero-shot needs no folder)")
     folder = Path(folder)
+    from ..common.finite import require_finite_weights
+
+    require_finite_weights(model.named_parameters(), f"scorer {folder.name}")  # a NaN scorer is never written
     if model.config.backbone == "coords":
         from .coords_model import BACKBONE_FILE
 

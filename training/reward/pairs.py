@@ -237,3 +237,34 @@ def load_pair_images(pair: Pair):
         return load_image_file(str(pair.chosen)), load_image_file(str(pair.rejected))
     except ImageInputError as exc:
         raise PairsFileError(f"pair on line {pair.line}: {exc}") from exc
+
+
+def check_images(pairs: list[Pair], progress: bool = True) -> int:
+    """Open every image of `pairs` once (PIL's verify: structure and checksums, no decoding) and raise one
+    PairsFileError naming every unreadable image and its line; returns the number of images checked."""
+    from PIL import Image
+    from tqdm import tqdm
+
+    from ..common.images import why_not_a_file
+
+    first_line: dict[str, int] = {}
+    for pair in pairs:
+        for path in (str(pair.chosen), str(pair.rejected)):
+            first_line.setdefault(path, pair.line)
+    bad = []
+    for path, line in tqdm(sorted(first_line.items(), key=lambda item: item[1]), desc="checking images", unit="image", leave=False,
+                           disable=not progress or len(first_line) < 2000):
+        if not Path(path).is_file():
+            bad.append(f"{path} (line {line}): {why_not_a_file(Path(path))}")
+            continue
+        try:
+            with Image.open(path) as img:
+                img.verify()
+        except Exception as exc:  # PIL raises many types for corrupt files
+            bad.append(f"{path} (line {line}): {exc}")
+    if bad:
+        shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise PairsFileError(f"{len(bad)} of {len(first_line)} training images are unreadable, nothing was "
+                             f"trained: {shown}")
+    return len(first_line)
+

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ import numpy as np
 import torch
 
 from ..common.atomic import write_json
+from ..common.finite import require_finite, require_finite_weights
+from ..common.run_folder import owned_run_folder
 from .checkpoint import (
     CheckpointError,
     list_checkpoints,
@@ -37,7 +40,8 @@ from .checkpoint import (
 from .evaluate import accuracy_report, score_pairs_forward
 from .losses import pair_loss, pair_noise
 from .metrics import CURVES_FILE, MetricsLog, plot_curves
-from .pairs import Pair, fingerprint, load_pair_images, read_pairs, splits_of
+from .pairs import Pair, check_images, fingerprint, load_pair_images, read_pairs, splits_of
+from .resume import apply_resumed_settings
 from .train_config import TINY, ConfigError, RewardTrainConfig, accumulation_steps
 from .trainable import (
     base_folder,
@@ -52,6 +56,8 @@ from .trainable import (
 
 SCORER_DIR = "scorer"  # the best checkpoint, as a scorer folder
 SUMMARY_FILE = "summary.json"
+NAN_HINT = ("The checkpoints in the output folder and its exported scorer are untouched: lower "
+            "train.learning_rate (or set train.max_grad_norm) and continue with --resume.")
 
 
 @dataclass
@@ -190,6 +196,18 @@ def _is_better(val: dict, best: dict | None) -> bool:
 
 def train(config: RewardTrainConfig, resume: bool = False) -> RunResult:
     """Run (or continue, with resume=True) a reward-training run into config.output.dir."""
+    main = int(os.environ.get("RANK", "0")) == 0
+    # the folder is claimed and locked before anything (the tiny base, tensorboard) is written into it
+    with owned_run_folder(config.output.dir, "reward", "reward training", main=main, legacy_run=_legacy_run):
+        return _train(config, resume)
+
+
+def _legacy_run(out: Path) -> bool:
+    """A run written before the folder marker: it has reward-training checkpoints."""
+    return bool(list_checkpoints(out))
+
+
+def _train(config: RewardTrainConfig, resume: bool) -> RunResult:
     from accelerate.utils import gather_object
     from tqdm import tqdm
 
@@ -204,6 +222,7 @@ def train(config: RewardTrainConfig, resume: bool = False) -> RunResult:
     if resume and main:
         remove_stale_temporaries(out)
     train_pairs, val_pairs = load_data(config)
+    check_images(train_pairs + val_pairs)  # every image, before training: not a crash at step 900
     if len(train_pairs) < config.train.micro_batch_size:
         raise ConfigError(f"data.train: only {len(train_pairs)} training pairs, fewer than one micro-batch "
                           f"({config.train.micro_batch_size})")
@@ -223,7 +242,9 @@ def train(config: RewardTrainConfig, resume: bool = False) -> RunResult:
 
     start_step, best = 0, None
     if resume and checkpoints:
+        fresh = [dict(g) for g in optimizer.param_groups]
         state = load_checkpoint(checkpoints[-1], params, optimizer, scheduler, config_dict, rank)
+        changed = apply_resumed_settings(optimizer, scheduler, fresh, state["config"], config)
         if state["data"]["fingerprint"] != data_id:
             raise CheckpointError(f"{checkpoints[-1]}: the training pairs changed since this checkpoint "
                                   f"(fingerprint {state['data']['fingerprint']} -> {data_id})")
@@ -232,6 +253,9 @@ def train(config: RewardTrainConfig, resume: bool = False) -> RunResult:
         torch.manual_seed(config.train.seed + 1000 * rank)  # LoRA dropout, per process
         random.seed(config.train.seed + 1000 * rank)
     log = MetricsLog(out, resume_step=start_step if resume else None) if main else None
+    if resume and checkpoints and changed and main:
+        print("settings changed since the checkpoint, applied from now on:\n  " + "\n  ".join(changed))
+        log.log({"kind": "resume", "step": start_step, "changed": changed})
     records = log.records if log else []
     if tracker:
         accelerator.init_trackers("spatialscore", config=_flat_config(config))
@@ -279,11 +303,14 @@ def train(config: RewardTrainConfig, resume: bool = False) -> RunResult:
                                  log_std.detach().double().exp().sum().cpu() / 2, margin.sum(),
                                  ground_loss.detach().double().cpu() * n])
         grad_norm = accelerator.clip_grad_norm_(list(params.values()), t.max_grad_norm or float("inf"))
+        require_finite("the gradient norm", grad_norm, step, NAN_HINT)  # the same on every process
         lr = scheduler.get_last_lr()[0]
         optimizer.step()
+        require_finite_weights(params.items(), "the weights after the optimizer step", step, NAN_HINT)
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         totals = accelerator.reduce(sums.to(accelerator.device), reduction="sum").cpu() / t.batch_size
+        require_finite("the training loss", totals[0], step, NAN_HINT)
         record = {"kind": "train", "step": step, "loss": float(totals[0]), "accuracy": float(totals[1]),
                   "std": float(totals[2]), "margin": float(totals[3]), "lr": lr, "grad_norm": float(grad_norm),
                   **({"grounding": float(totals[4])} if ground else {}),
@@ -300,6 +327,8 @@ def train(config: RewardTrainConfig, resume: bool = False) -> RunResult:
         every = config.output.eval_every
         if last or (every and step % every == 0):
             val = validate(ddp_model)
+            if val is not None:
+                require_finite("the validation loss", val["val_loss"], step, NAN_HINT)
             if val is not None and main:
                 log.log({"kind": "val", "step": step, **val})
                 if tracker:
