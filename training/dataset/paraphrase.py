@@ -12,6 +12,7 @@ import json
 import os
 import re
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -93,6 +94,27 @@ class LocalParaphraser:
         self.model = None
 
 
+class _GuardedRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect without leaking the API key: the Authorization header goes only to the origin that was
+    asked (scheme, host and port), and an https -> http downgrade is refused outright."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        old, new = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(newurl)
+        if old.scheme == "https" and new.scheme != "https":
+            raise urllib.error.HTTPError(newurl, code, f"refused a redirect from https to {new.scheme}: "
+                                                       f"{req.full_url} -> {newurl}", headers, fp)
+        new_req = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new_req is not None and (old.scheme, old.hostname, old.port) != (new.scheme, new.hostname, new.port):
+            for name in list(new_req.headers):
+                if name.lower() in ("authorization", "cookie"):
+                    del new_req.headers[name]
+            new_req.unredirected_hdrs.pop("Authorization", None)
+        return new_req
+
+
+_OPENER = urllib.request.build_opener(_GuardedRedirects)
+
+
 class EndpointParaphraser:
     def __init__(self, url: str, model: str = "default", api_key: str | None = None, timeout: float = 120.0):
         url = url.rstrip("/")
@@ -109,7 +131,7 @@ class EndpointParaphraser:
             headers["Authorization"] = f"Bearer {self.api_key}"
         req = urllib.request.Request(self.url, json.dumps(body).encode(), headers, method="POST")
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with _OPENER.open(req, timeout=self.timeout) as resp:
                 reply = json.loads(resp.read())
             return _clean(reply["choices"][0]["message"]["content"])
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
