@@ -78,6 +78,12 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(config.to_dict(), indent=2))
             print(f"{len(train_pairs)} training pairs, {len(val_pairs)} validation pairs")
             return 0
+        from .edit.pairs import is_edit_file
+
+        if is_edit_file(config.data.train):  # pairs lines with a `source` key: edit pairs (training/reward/edit)
+            from .edit.cli import run_train_edit
+
+            return run_train_edit(config, args)
         from .trainer import train
 
         result = train(config, resume=args.resume)

@@ -1,0 +1,128 @@
+"""Create, save and load edit scorers (local folders only); the shipped ones live in ../assets/<name>/."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ...common.atomic import atomic_dir, usual_permissions
+from ..config import HEAD_FILE, HeadConfig, ScorerFolderError
+from ..loading import ASSETS
+from . import CONFIG_FILE
+from .config import EditScorerConfig
+
+
+def shipped_edit_scorers() -> dict[str, Path]:
+    """Edit scorers that ship inside the package, by name (e.g. "shapes-edit")."""
+    if not ASSETS.is_dir():
+        return {}
+    return {p.name: p for p in sorted(ASSETS.iterdir()) if (p / CONFIG_FILE).is_file()}
+
+
+def resolve_edit_path(name_or_path: str | os.PathLike) -> Path:
+    shipped = shipped_edit_scorers()
+    if isinstance(name_or_path, str) and name_or_path in shipped and not Path(name_or_path).exists():
+        return shipped[name_or_path]
+    path = Path(os.path.expanduser(str(name_or_path)))
+    if not path.exists():
+        raise ScorerFolderError(f"edit scorer folder not found: {path} (shipped edit scorers: "
+                                f"{', '.join(shipped) or 'none'})")
+    if not (path / CONFIG_FILE).is_file():
+        hint = " (it is a SpatialScore folder for single images)" if (path / "spatialscore.json").is_file() else ""
+        raise ScorerFolderError(f"not an edit scorer folder: {path} has no {CONFIG_FILE}{hint}")
+    return path
+
+
+def is_edit_scorer(name_or_path) -> bool:
+    try:
+        resolve_edit_path(name_or_path)
+    except ScorerFolderError:
+        return False
+    return True
+
+
+def create_coords_edit_model(coords, head: HeadConfig, seed: int = 0, device="cpu"):
+    from .coords_edit import EditCoordsModel
+
+    config = EditScorerConfig(kind="coords", head=head, coords=coords.to_dict())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = EditCoordsModel(config)
+    model.source = "coords"
+    return model.to(device)
+
+
+def _save_tensors(module: torch.nn.Module, file: Path) -> None:
+    state = {k: v.detach().float().cpu().contiguous() for k, v in module.state_dict().items()}
+    bad = [k for k, v in state.items() if not torch.isfinite(v).all()]
+    if bad:
+        raise FloatingPointError(f"refusing to save non-finite weights ({', '.join(bad[:3])})")
+    save_file(state, str(file))
+    usual_permissions(file)
+
+
+def save_edit_model(model, folder: str | os.PathLike, notes: dict | None = None) -> Path:
+    """Write an edit scorer folder atomically (a reader sees the old folder or the complete new one)."""
+    folder = Path(folder)
+    if notes is not None:
+        model.config.notes = notes
+    if model.kind == "coords":
+        from .coords_edit import BACKBONE_FILE
+
+        with atomic_dir(folder) as tmp:
+            _save_tensors(model.backbone, tmp / BACKBONE_FILE)
+            _save_tensors(model.head, tmp / HEAD_FILE)
+            model.config.write(tmp)
+        return folder
+    if model.kind == "qwen2_5_vl":
+        from .qwen_edit import save_qwen_edit
+
+        return save_qwen_edit(model, folder)
+    with atomic_dir(folder) as tmp:  # a judge: only its config
+        model.config.write(tmp)
+    return folder
+
+
+def load_edit_model(name_or_path, device: str | torch.device | None = None, dtype: torch.dtype | None = None):
+    """An edit scorer folder or shipped name -> its model (eval mode, on `device`)."""
+    path = resolve_edit_path(name_or_path)
+    config = EditScorerConfig.read(path)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if config.kind == "coords":
+        model = _load_coords_edit(path, config)
+    elif config.kind == "qwen2_5_vl":
+        from .qwen_edit import load_qwen_edit
+
+        model = load_qwen_edit(path, config, dtype=dtype, device=device)
+    else:
+        from .judge import GenerativeJudge
+
+        model = GenerativeJudge.from_folder(path, config, device=device, dtype=dtype)
+    model.source = str(path)
+    return model.to(device).eval() if isinstance(model, torch.nn.Module) else model
+
+
+def _load_coords_edit(path: Path, config: EditScorerConfig):
+    from .coords_edit import BACKBONE_FILE, EditCoordsModel
+
+    for needed in (HEAD_FILE, BACKBONE_FILE):
+        if not (path / needed).is_file():
+            raise ScorerFolderError(f"edit scorer folder {path} is missing {needed}")
+    try:
+        model = EditCoordsModel(config)
+    except (TypeError, ValueError) as exc:
+        raise ScorerFolderError(f"{path / CONFIG_FILE}: malformed 'coords' section ({exc})") from exc
+    for module, file in ((model.backbone, BACKBONE_FILE), (model.head, HEAD_FILE)):
+        try:
+            module.load_state_dict(load_file(str(path / file)))
+        except RuntimeError as exc:
+            raise ScorerFolderError(f"{path / file} does not match the config's architecture: {exc}") from exc
+    return model
+
+
+def read_notes(path) -> dict:
+    return json.loads((resolve_edit_path(path) / CONFIG_FILE).read_text(encoding="utf-8")).get("notes", {})

@@ -1,0 +1,151 @@
+"""Edit pairs: (instruction, source image, chosen edit, rejected edit), from a shapes-edit folder or any JSONL.
+
+A pairs line with a `source` key is an edit pair:
+    instruction     the edit asked for (required; `prompt` is accepted as its name too)
+    source          the image before the edit (required), path relative to the file
+    chosen          the better edit (required)
+    rejected        the worse edit (required)
+    edit_kind       (optional) move / recolor / remove / add ... : the by-edit-kind breakdown
+    mistake         (optional) what is wrong with `rejected`: the by-mistake breakdown
+    edit_region     (optional) boxes [x0, y0, x1, y1] in 0..1 where the chosen edit changed the source
+    rejected_region (optional) the same for the rejected edit (region-grounding training needs both)
+    split, id, scenes (optional)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..pairs import MAX_REPORTED, PairsFileError, pairs_file
+
+
+@dataclass(frozen=True)
+class EditPair:
+    instruction: str
+    source: Path
+    chosen: Path
+    rejected: Path
+    edit_kind: str | None = None
+    mistake: str | None = None
+    chosen_region: tuple | None = None
+    rejected_region: tuple | None = None
+    split: str | None = None
+    id: str = ""
+    line: int = 0
+    scenes: dict | None = None
+
+
+def is_edit_file(path: str | os.PathLike) -> bool:
+    """Whether a dataset folder / pairs file holds edit pairs (its first non-blank line has a `source` key)."""
+    file = pairs_file(path)
+    with open(file, encoding="utf-8", errors="replace") as f:
+        for raw in f:
+            if raw.strip():
+                try:
+                    row = json.loads(raw)
+                except json.JSONDecodeError:
+                    return False
+                return isinstance(row, dict) and "source" in row
+    return False
+
+
+def _boxes(value, key: str, problems: list[str]):
+    if value is None:
+        return None
+    ok = isinstance(value, list) and all(isinstance(b, list) and len(b) == 4 and
+                                         all(isinstance(v, (int, float)) for v in b) for b in value)
+    if not ok:
+        problems.append(f"'{key}' must be a list of boxes [x0, y0, x1, y1] in 0..1")
+        return None
+    return tuple(tuple(float(v) for v in b) for b in value)
+
+
+def _parse(row, base: Path, check_files: bool) -> tuple[EditPair | None, list[str]]:
+    if not isinstance(row, dict):
+        return None, [f"expected a JSON object, got {type(row).__name__}"]
+    problems: list[str] = []
+    text = row.get("instruction", row.get("prompt"))
+    if not isinstance(text, str) or not text.strip():
+        problems.append("'instruction' must be a non-empty string" if ("instruction" in row or "prompt" in row)
+                        else "missing 'instruction'")
+    paths = {}
+    for key in ("source", "chosen", "rejected"):
+        value = row.get(key)
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"'{key}' must be an image path (string)" if key in row else f"missing '{key}'")
+            continue
+        p = Path(value)
+        p = p if p.is_absolute() else base / p
+        if check_files and not p.is_file():
+            problems.append(f"'{key}' image not found: {p}")
+        paths[key] = p
+    if len(paths) == 3 and paths["chosen"] == paths["rejected"]:
+        problems.append("'chosen' and 'rejected' are the same image")
+    for key in ("edit_kind", "mistake", "split"):
+        if row.get(key) is not None and not isinstance(row[key], str):
+            problems.append(f"'{key}' must be a string, got {row[key]!r}")
+    chosen_region = _boxes(row.get("edit_region"), "edit_region", problems)
+    rejected_region = _boxes(row.get("rejected_region"), "rejected_region", problems)
+    if problems:
+        return None, problems
+    return EditPair(text, paths["source"], paths["chosen"], paths["rejected"], row.get("edit_kind"),
+                    row.get("mistake"), chosen_region, rejected_region, row.get("split"), str(row.get("id", "")),
+                    0, row.get("scenes") if isinstance(row.get("scenes"), dict) else None), []
+
+
+def read_edit_pairs(path: str | os.PathLike, split: str | None = None, check_files: bool = True) -> list[EditPair]:
+    """Every edit pair of a folder or JSONL (only `split` if given, "all"/None: every row); all bad lines are
+    reported at once in a PairsFileError."""
+    file = pairs_file(path)
+    pairs, errors = [], []
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise PairsFileError(f"{file}: not UTF-8 text ({exc}); expected JSON lines") from exc
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            row = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            errors.append(f"line {number}: not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        pair, problems = _parse(row, file.parent, check_files)
+        errors.extend(f"line {number}: {p}" for p in problems)
+        if pair is not None:
+            pairs.append(replace(pair, line=number))
+    if errors:
+        shown = errors[:MAX_REPORTED]
+        more = f"\n  ... and {len(errors) - len(shown)} more" if len(errors) > len(shown) else ""
+        raise PairsFileError(f"{file}: {len(errors)} problem(s) in the edit pairs file:\n  " + "\n  ".join(shown)
+                             + more)
+    if not pairs:
+        raise PairsFileError(f"{file}: no pairs (expected JSON lines with instruction, source, chosen, rejected)")
+    if split and split != "all":
+        found = sorted({p.split for p in pairs if p.split})
+        pairs = [p for p in pairs if p.split == split]
+        if not pairs:
+            where = f"splits present: {', '.join(found)}" if found else "its rows have no 'split' field"
+            raise PairsFileError(f"{file}: no pairs in split {split!r} ({where})")
+    return pairs
+
+
+def fingerprint(pairs: list[EditPair]) -> str:
+    h = hashlib.sha256()
+    for p in pairs:
+        h.update(f"{p.instruction}\0{p.source}\0{p.chosen}\0{p.rejected}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def load_edit_images(pair: EditPair):
+    """(source, chosen, rejected) as RGB PIL images; a broken file names itself and its line."""
+    from ...common.images import ImageInputError, load_image_file
+
+    try:
+        return tuple(load_image_file(str(p)) for p in (pair.source, pair.chosen, pair.rejected))
+    except ImageInputError as exc:
+        raise PairsFileError(f"edit pair on line {pair.line}: {exc}") from exc
