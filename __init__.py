@@ -17,6 +17,14 @@ async def comfy_entrypoint():
     from .nodes.extension import SpatialScoreExtension, register_model_folder
 
     register_model_folder()
+    try:  # the dataset review page, on ComfyUI's own server; the nodes work without it
+        from .nodes.review_routes import register_review_routes
+
+        register_review_routes()
+    except Exception as exc:  # noqa: BLE001 - a broken page must not take the nodes down with it
+        import logging
+
+        logging.warning("SpatialScore: the dataset review page is not available: %s", exc)
     return SpatialScoreExtension()
 
 

@@ -1,0 +1,231 @@
+"""The review page's HTTP logic (shared by the CLI server and ComfyUI's routes), called directly, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from training.dataset.review.app import ReviewApp, ReviewRouter
+from training.dataset.review.highlight import diff_segments
+from training.dataset.review.server import PortInUseError, make_server
+
+from .helpers import quiet_build, shapes_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("review") / "shapes"
+    quiet_build(shapes_config(out, pairs=24, seed=5))
+    return out
+
+
+@pytest.fixture
+def copy(dataset, tmp_path):
+    """A private copy: tests that write verdicts or delete images do not disturb each other."""
+    return Path(shutil.copytree(dataset, tmp_path / "ds"))
+
+
+def get(app, path, **query):
+    r = app.handle("GET", path, {k: str(v) for k, v in query.items()})
+    return r.status, (json.loads(r.body) if r.content_type == "application/json" else r.body)
+
+
+def post(app, body, **query):
+    r = app.handle("POST", "api/verdict", {k: str(v) for k, v in query.items()}, json.dumps(body).encode())
+    return r.status, json.loads(r.body)
+
+
+def manifest_rows(folder):
+    return [json.loads(x) for x in (folder / "manifest.jsonl").read_text().splitlines()]
+
+
+def test_index_lists_every_pair_with_what_the_filters_need(copy):
+    app = ReviewApp(copy)
+    status, index = get(app, "api/index")
+    assert status == 200
+    rows = manifest_rows(copy)
+    assert [e["id"] for e in index["entries"]] == [r["id"] for r in rows]
+    assert index["counts"]["unreviewed"] == len(rows) and index["counts"]["reviewed"] == 0
+    assert set(index["relations"]) <= {"left_of", "right_of", "above", "below"} and index["relations"]
+    assert index["only"] == "unreviewed" and index["split"] == "all"
+    # a built shapes dataset is oracle-verified: nothing doubtful
+    assert all(e["doubt"] == [] and "missing" not in e for e in index["entries"])
+    assert {e["n"] for e in index["entries"]} == {r["perturbations"] for r in rows}
+
+
+def test_split_restricts_the_pairs_and_a_missing_split_is_named(copy):
+    app = ReviewApp(copy, split="val")
+    assert {e["split"] for e in app.index()["entries"]} == {"val"}
+    with pytest.raises(ValueError, match="split 'nope' has none .*splits present: test, train, val"):
+        ReviewApp(copy, split="nope")
+
+
+def test_pair_details_highlight_the_changed_words_and_carry_the_automatic_verdicts(copy):
+    app = ReviewApp(copy)
+    rows = manifest_rows(copy)
+    status, pair = get(app, "api/pair", i=0)
+    assert status == 200 and pair["id"] == rows[0]["id"]
+    assert "".join(s["text"] for s in pair["prompt"]) == rows[0]["prompt"]
+    assert "".join(s["text"] for s in pair["perturbed"]) == rows[0]["perturbed_prompt"]
+    assert any(s["changed"] for s in pair["perturbed"])
+    assert pair["auto"]["oracle"] == {"chosen": True, "rejected": True}
+    assert len(pair["changes"]) == rows[0]["perturbations"]
+    status, live = get(app, "api/oracle", i=0)
+    assert status == 200 and live["chosen_all"] is True and live["rejected_exact"] is True
+    assert [r["changed"] for r in live["relations"]].count(True) == rows[0]["perturbations"]
+
+
+def test_highlight_marks_only_the_relation_words():
+    a, b = diff_segments("a yellow square below a green circle", "a yellow square to the right of a green circle")
+    assert [s["text"] for s in a if s["changed"]] == ["below"]
+    assert [s["text"] for s in b if s["changed"]] == ["to the right of"]
+    a, b = diff_segments("a red cube left of the blue ball", "the red cube left of a blue ball")
+    assert not any(s["changed"] for s in a + b)  # articles alone are not a change of relation
+
+
+def test_images_are_served_and_only_files_of_the_dataset(copy):
+    app = ReviewApp(copy)
+    r = app.handle("GET", "img", {"i": "0", "side": "chosen"})
+    assert r.status == 200 and r.content_type == "image/png" and r.body[:4] == b"\x89PNG"
+    assert app.handle("GET", "img", {"i": "0", "side": "other"}).status == 400
+    assert app.handle("GET", "img", {"i": "999", "side": "chosen"}).status == 404
+    assert app.handle("GET", "api/pair", {"i": "x"}).status == 400
+    assert app.handle("GET", "static/../app.py", {}).status == 404
+    assert app.handle("GET", "", {}).body.startswith(b"<!doctype html>")
+    assert b"filterQueue" in app.handle("GET", "static/queue.js", {}).body
+
+
+def test_a_row_whose_images_are_missing_is_listed_as_missing_not_a_crash(copy):
+    rows = manifest_rows(copy)
+    (copy / rows[2]["rejected"]).unlink()
+    rows[3]["chosen"] = "../../../etc/passwd"  # a manifest pointing outside the dataset is never served
+    (copy / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    app = ReviewApp(copy)
+    entries = app.index()["entries"]
+    assert entries[2]["missing"] == ["rejected"] and "rejected image missing" in entries[2]["doubt"]
+    assert entries[3]["missing"] == ["chosen"]
+    status, pair = get(app, "api/pair", i=2)
+    assert status == 200 and pair["missing"] == ["rejected"] and pair["files"]["rejected"] == rows[2]["rejected"]
+    status, body = get(app, "img", i=2, side="rejected")
+    assert status == 404 and "missing" in body["error"]
+    assert get(app, "img", i=3, side="chosen")[0] == 404
+    assert get(app, "api/index", only="doubtful")[0] == 200
+
+
+def test_verdicts_and_undo_go_to_reviews_jsonl_and_the_manifest_is_never_touched(copy):
+    before = (copy / "manifest.jsonl").read_bytes()
+    app = ReviewApp(copy, reviewer="ana")
+    ids = [e["id"] for e in app.index()["entries"]]
+    assert post(app, {"id": ids[0], "verdict": "accept"})[1]["verdict"] == "accept"
+    assert post(app, {"id": ids[1], "verdict": "swap", "reviewer": "bo"})[1]["counts"]["swap"] == 1
+    status, answer = post(app, {"id": ids[1], "verdict": "undo"})
+    assert status == 200 and answer["verdict"] is None and answer["counts"]["reviewed"] == 1
+    assert post(app, {"id": "no-such-pair", "verdict": "accept"}) == (400, {"error": f"no pair with id "
+                                                                          f"'no-such-pair' in {copy}"})
+    assert post(app, {"id": ids[0], "verdict": "maybe"})[0] == 400
+    assert app.handle("POST", "api/verdict", {}, b"not json").status == 400
+    records = [json.loads(x) for x in (copy / "reviews.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["verdict"], r.get("reviewer")) for r in records] == [
+        (ids[0], "accept", "ana"), (ids[1], "swap", "bo"), (ids[1], "undo", "ana")]
+    assert (copy / "manifest.jsonl").read_bytes() == before
+    # quit and come back: a new server reads the verdicts and the page resumes after them
+    again = ReviewApp(copy)
+    assert again.index()["verdicts"] == {ids[0]: "accept"}
+    assert get(again, "api/pair", i=0)[1]["verdict"] == "accept"
+
+
+def test_two_servers_on_one_dataset_see_each_others_verdicts(copy):
+    first, second = ReviewApp(copy), ReviewApp(copy)  # e.g. the CLI and ComfyUI, or two processes
+    ids = [e["id"] for e in first.index()["entries"]]
+    post(first, {"id": ids[0], "verdict": "reject"})
+    post(second, {"id": ids[1], "verdict": "accept"})
+    assert get(first, "api/verdicts")[1]["verdicts"] == {ids[0]: "reject", ids[1]: "accept"}
+    assert get(second, "api/verdicts")[1]["counts"]["reject"] == 1
+
+
+def test_the_router_serves_any_dataset_folder_named_with_dir(copy, tmp_path):
+    router = ReviewRouter()
+    assert router.handle("GET", "", {}).status == 200  # the page itself needs no folder
+    status = router.handle("GET", "api/index", {})
+    assert status.status == 400 and b"name the dataset folder" in status.body
+    missing = router.handle("GET", "api/index", {"dir": str(tmp_path / "nowhere")})
+    assert missing.status == 404 and b"dataset folder not found" in missing.body
+    index = json.loads(router.handle("GET", "api/index", {"dir": str(copy)}).body)
+    assert len(index["entries"]) == len(manifest_rows(copy))
+
+
+def test_not_a_dataset_folder_is_refused_with_what_was_expected(tmp_path):
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(ValueError, match="is not a dataset: it has no manifest.jsonl"):
+        ReviewApp(tmp_path)
+    with pytest.raises(ValueError, match="is a file, not a dataset folder"):
+        ReviewApp(tmp_path / "file.txt")
+    with pytest.raises(ValueError, match="--only must be one of"):
+        ReviewApp(tmp_path, only="some")
+
+
+def _run_cli(*args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "training.dataset", "review", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_cli_bad_input_is_one_line_and_exit_2(copy, tmp_path):
+    out = _run_cli(tmp_path)
+    assert out.returncode == 2 and out.stderr.strip().count("\n") == 0
+    assert "is not a dataset: it has no manifest.jsonl" in out.stderr and "Traceback" not in out.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = _run_cli(copy, "--port", port)
+    assert out.returncode == 2 and f"--port {port}: cannot listen on 127.0.0.1:{port}" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_port_in_use_is_a_clear_error(copy):
+    app = ReviewApp(copy)
+    server = make_server(app, 0)
+    try:
+        with pytest.raises(PortInUseError, match="pick another port"):
+            make_server(app, server.server_address[1])
+    finally:
+        server.server_close()
+
+
+def test_cli_serves_on_127_0_0_1_prints_its_address_and_refuses_other_hosts(copy):
+    proc = subprocess.Popen([sys.executable, "-m", "training.dataset", "review", str(copy), "--port", "0"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = None
+        deadline = time.time() + 60
+        while url is None and time.time() < deadline:
+            line = proc.stdout.readline()
+            if line.startswith("open http://127.0.0.1:"):
+                url = line.split()[1]
+        assert url, proc.stderr.read()
+        index = json.loads(urllib.request.urlopen(url + "api/index", timeout=10).read())
+        assert len(index["entries"]) == len(manifest_rows(copy))
+        req = urllib.request.Request(url + "api/verdict", data=json.dumps(
+            {"id": index["entries"][0]["id"], "verdict": "accept"}).encode(), headers={"Content-Type": "text/plain"})
+        with pytest.raises(urllib.error.HTTPError) as err:  # a cross-site form post
+            urllib.request.urlopen(req, timeout=10)
+        assert err.value.code == 415
+        req = urllib.request.Request(url + "api/index", headers={"Host": "evil.example:80"})
+        with pytest.raises(urllib.error.HTTPError) as err:  # DNS rebinding
+            urllib.request.urlopen(req, timeout=10)
+        assert err.value.code == 403
+        assert not (copy / "reviews.jsonl").exists()
+    finally:
+        proc.terminate()
+        proc.wait(10)
