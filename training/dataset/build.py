@@ -55,9 +55,12 @@ def prepare_out(out: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise BuildError(f"output folder {out} is not writable: {exc.strerror or exc}") from exc
-    ours = {BUILD_JSON, MANIFEST, DROPPED, "images", ".lock"}
-    foreign = [p.name for p in out.iterdir() if p.name not in ours and not p.name.startswith(".")]
-    if foreign and not (out / BUILD_JSON).exists():
+    if (out / BUILD_JSON).exists():
+        return  # one of ours: resumed (its identity is checked under the lock)
+    # Without build.json nothing here is ours (build.json is written before any image): images/ or dot-entries
+    # count as content, or a resume would delete the user's .tmp files and unreferenced PNGs.
+    foreign = [p.name for p in out.iterdir() if p.name != ".lock"]
+    if foreign:
         raise BuildError(f"output folder {out} is not empty and is not a dataset folder (no {BUILD_JSON}; found "
                          f"{', '.join(sorted(foreign)[:5])}); choose a new or empty folder")
 
@@ -162,6 +165,10 @@ def load_done(out: Path, log) -> tuple[Done, list[dict], int, int]:
         if missing:
             log(f"warning: {where}: image(s) missing: {', '.join(missing)}; pair will be remade")
             continue
+        broken = [row[k] for k in ("chosen", "rejected") if not whole_png(out / row[k])]
+        if broken:
+            log(f"warning: {where}: image(s) corrupt or truncated: {', '.join(broken)}; pair will be remade")
+            continue
         done.add(row, raw.rstrip(b"\n"))
     dropped_read = read_jsonl(out / DROPPED)
     report_problems(out / DROPPED, dropped_read.problems)
@@ -172,6 +179,23 @@ def load_done(out: Path, log) -> tuple[Done, list[dict], int, int]:
 def _nonempty(path: Path) -> bool:
     try:
         return path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def whole_png(path: Path) -> bool:
+    """A PNG that starts with the signature and ends with the IEND chunk: catches truncated, emptied and
+    overwritten files at the cost of reading 20 bytes (a full decode of every image would make resuming an
+    80k-pair folder take minutes). A flipped bit inside is not caught; `stats --oracle` decodes every image."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            f.seek(-len(PNG_END), os.SEEK_END)
+            return head == PNG_SIGNATURE and f.read() == PNG_END
     except OSError:
         return False
 
@@ -224,6 +248,10 @@ def build(cfg: BuildConfig, log=print) -> dict:
         check_identity(out, cfg)
         remove_temp_files(out)
         done, dropped_rows, good, dropped_good = load_done(out, log)
+        if len(done) > cfg.pairs:
+            raise BuildError(f"{out} already holds {len(done)} pairs, more than --pairs {cfg.pairs}; nothing was "
+                             f"removed: rerun with --pairs {len(done)} or more, or choose a new --out (training "
+                             "can take fewer pairs with data.val_pairs / a pairs file)")
         dropped = {r["id"] for r in dropped_rows}
         resumed = len(done)
         worker = ChunkWorker(cfg, out, log)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -93,9 +94,13 @@ class BuildConfig:
             value = getattr(self, name)
             if value < 16 or value % 16:
                 raise ConfigError(f"{name}: expected a multiple of 16 of at least 16, got {value}")
-        if len(self.splits) != 3 or any(s < 0 for s in self.splits) or abs(sum(self.splits) - 1) > 1e-6:
+        if len(self.splits) != 3 or not all(0 <= s <= 1 for s in self.splits) or abs(sum(self.splits) - 1) > 1e-6:
             raise ConfigError(f"splits: expected three non-negative fractions (train, val, test) summing to 1, "
                               f"got {self.splits}")
+        for name in ("verify_margin", "guidance"):  # NaN passed every check above, then broke resuming
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise ConfigError(f"{name}: expected a finite number, got {value!r}")
         if self.paraphrase_model and self.paraphrase_url:
             raise ConfigError("give either paraphrase_model (a local folder) or paraphrase_url (an endpoint), not both")
         if not isinstance(self.pipeline_kwargs, dict):

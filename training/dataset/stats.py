@@ -16,19 +16,31 @@ from .summary import summarize
 def recheck_oracle(folder: Path, rows: list[dict], progress: bool = True) -> dict:
     """Judge each shapes pair again from disk: chosen vs prompt, rejected vs prompt (fails exactly the changed
     relations, keeps the rest). Uses the plain form stored with each row."""
+    from training.common.images import ImageInputError
+
     counts = Counter()
+    unreadable = []
     for row in tqdm(rows, desc="oracle", unit="pair", disable=not progress):
         if row.get("world") != "shapes":
             continue
         prompt = parse_prompt(row.get("plain_prompt", row["prompt"]))
         colors = sorted({c for r in prompt for c in (r.subject[0], r.object[0])})
+        try:  # an unreadable image is reported with the others and its pair skipped, not the end of the check
+            chosen = find_objects(folder / row["chosen"], colors)
+            rejected = find_objects(folder / row["rejected"], colors)
+        except ImageInputError as exc:
+            unreadable.append(f"{row['id']}: {exc}")
+            continue
         counts["checked"] += 1
-        counts["chosen_confirmed"] += judge_objects(find_objects(folder / row["chosen"], colors), prompt).all
-        holds = judge_objects(find_objects(folder / row["rejected"], colors), prompt).holds
+        counts["chosen_confirmed"] += judge_objects(chosen, prompt).all
+        holds = judge_objects(rejected, prompt).holds
         changed = {c["index"] for c in row.get("changed", [])}
         counts["rejected_fail_prompt"] += not all(holds)
         counts["rejected_exact"] += all((i in changed) != h for i, h in enumerate(holds))
-    return {k: counts[k] for k in ("checked", "chosen_confirmed", "rejected_fail_prompt", "rejected_exact")}
+    result = {k: counts[k] for k in ("checked", "chosen_confirmed", "rejected_fail_prompt", "rejected_exact")}
+    result["skipped_unreadable"] = len(unreadable)
+    result["unreadable"] = unreadable
+    return result
 
 
 def dataset_stats(folder: str | Path, oracle: bool = False, progress: bool = True) -> dict:

@@ -87,6 +87,9 @@ def format_summary(s: dict) -> str:
         lines.append(f"oracle (re-read from the image files): chosen confirmed {o['chosen_confirmed']}/{o['checked']}, "
                      f"rejected fail the prompt {o['rejected_fail_prompt']}/{o['checked']}, rejected fail exactly the "
                      f"changed relations {o['rejected_exact']}/{o['checked']}")
+        if o.get("skipped_unreadable"):
+            lines.append(f"oracle re-check skipped {o['skipped_unreadable']} pairs with unreadable images: "
+                         + "; ".join(o["unreadable"][:5]) + (" ..." if o["skipped_unreadable"] > 5 else ""))
     if "scorer" in s:
         sc = s["scorer"]
         lines.append(f"scorer margin (chosen - rejected): mean {sc['mean_margin']}, min {sc['min_margin']} "
