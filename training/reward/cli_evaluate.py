@@ -88,6 +88,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    from .edit.pairs import is_edit_file
+
+    if is_edit_file(args.data):  # pairs lines with a `source` key: edit pairs (training/reward/edit)
+        from .edit.cli import run_evaluate_edit
+
+        return run_evaluate_edit(args)
     pairs, split = select_pairs(args.data, args.split, args.limit, getattr(args, "reviews", "default"))  # fails
     # on a malformed file before any model loads
     print(f"{len(pairs)} pairs from {args.data} (split: {split})", file=sys.stderr)

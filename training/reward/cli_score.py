@@ -25,6 +25,9 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto")
     p.add_argument("--base-model", default=None, help="override the base model folder of a LoRA scorer")
+    p.add_argument("--source", action="append", default=[], metavar="IMAGE",
+                   help="edit scoring: the source image the images were edited from (once for all, or once per "
+                        "image); --prompt is then the edit instruction and --model an edit scorer (e.g. shapes-edit)")
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...; .npy arrays HWC also accepted)")
     p.set_defaults(func=run)
 
@@ -72,6 +75,12 @@ def run(args: argparse.Namespace) -> int:
     check_device(args.device)
     if args.output:
         check_output(args.output)
+    from .edit.folder import is_edit_scorer
+
+    if args.source or is_edit_scorer(args.model):  # edit scoring (training/reward/edit)
+        from .edit.cli import run_score_edit
+
+        return run_score_edit(args)
     images = [read_image(p) for p in args.images]
     prompts = normalise_prompts(args.prompt, len(images))
     dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)

@@ -21,3 +21,82 @@ def run_train_edit(config, args) -> int:
           + (f", validation accuracy {acc:.4f})" if acc is not None else ")"))
     print(f"metrics: {summary['metrics']}  curves: {summary['curves']}")
     return 0
+
+
+def run_score_edit(args) -> int:
+    from ...common.atomic import write_text
+    from ..cli_score import read_image
+    from .folder import resolve_edit_path
+    from .scorer import load_edit_scorer, match_sources, normalise_instructions
+
+    resolve_edit_path(args.model)  # a single-image scorer with --source: say so before reading anything
+    if not args.source:
+        raise ValueError("--source: edit scoring needs the source image the images were edited from")
+    images = [read_image(p) for p in args.images]
+    sources = match_sources([read_image(p) for p in args.source], len(images))
+    normalise_instructions(args.prompt, len(images))
+    scorer = load_edit_scorer(args.model, device=args.device, batch_size=args.batch_size)
+    result = scorer.score(sources, images, args.prompt)
+    rows = [{"image": path, **row, "mode": result.mode} for path, row in zip(args.images, result.rows(), strict=True)]
+    text = json.dumps(rows, indent=2)
+    if args.output:
+        write_text(args.output, text + "\n")
+    if args.json:
+        print(text)
+    else:
+        width = max(len(p) for p in args.images)
+        print(f"mode: {result.mode}  model: {args.model}")
+        print(f"{'image':<{width}}  {'mean':>9}  {'std':>7}  edit regions (0..1)")
+        for r in rows:
+            boxes = " ".join("[" + ",".join(f"{v:.2f}" for v in b) + "]" for b in r["regions"]) or "none"
+            print(f"{r['image']:<{width}}  {r['mean']:>9.4f}  {r['std']:>7.4f}  {boxes}")
+            if r.get("reasoning"):
+                print(f"  reasoning: {r['reasoning']}")
+    return 0
+
+
+def run_evaluate_edit(args) -> int:
+    from tqdm import tqdm
+
+    from ...common.atomic import write_json, write_text
+    from .evaluate import edit_report, format_report
+    from .pairs import read_edit_pairs
+    from .scorer import load_edit_scorer
+
+    pairs = read_edit_pairs(args.data)
+    split = args.split
+    if split == "auto":
+        split = "test" if any(p.split == "test" for p in pairs) else "all"
+    if split != "all":
+        pairs = read_edit_pairs(args.data, split=split)
+    if args.limit < 0:
+        raise ValueError(f"--limit must be >= 0, got {args.limit}")
+    pairs = pairs[: args.limit] if args.limit else pairs
+    print(f"{len(pairs)} edit pairs from {args.data} (split: {split})", file=sys.stderr)
+    results, texts = [], []
+    for name in args.model:
+        scorer = load_edit_scorer(name, device=args.device, batch_size=args.batch_size)
+        margins, regions = [], []
+        with tqdm(total=len(pairs), desc=str(name), unit="pair", file=sys.stderr, dynamic_ncols=True) as bar:
+            for start in range(0, len(pairs), 32):
+                chunk = pairs[start:start + 32]
+                from .pairs import load_edit_images
+
+                imgs = [load_edit_images(p) for p in chunk]
+                res = scorer.score([s for s, _, _ in imgs] * 2, [c for _, c, _ in imgs] + [r for _, _, r in imgs],
+                                   [p.instruction for p in chunk] * 2)
+                n = len(chunk)
+                margins += (res.mean[:n] - res.mean[n:]).tolist()
+                regions += res.regions[:n]
+                bar.update(n)
+        report = edit_report(pairs, margins, regions)
+        results.append({"model": name, **report})
+        texts.append(format_report(report, name))
+        scorer.release()
+    text = "\n".join(texts)
+    print(text)
+    if args.markdown:
+        write_text(args.markdown, text + "\n")
+    if args.json:
+        write_json(args.json, {**results[0], "data": args.data, "split": split, "rows": results})
+    return 0

@@ -74,6 +74,7 @@ class EditScorerConfig:
     max_pixels: int = 512 * 512
     coords: dict | None = None
     judge: dict | None = None
+    instructions: str | None = None  # "shapes-edit": only the shapes-edit plain forms are understood (and checked)
     format: str = FORMAT_NAME
     version: int = FORMAT_VERSION
     notes: dict = field(default_factory=dict)

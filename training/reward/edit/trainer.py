@@ -66,10 +66,25 @@ def build_edit_model(config: RewardTrainConfig, train: list[EditPair]):
     if m.backbone == "coords":
         coords = CoordsConfig(**dataclasses.asdict(config.coords), vocab=build_vocab(p.instruction for p in train))
         head = HeadConfig(hidden_size=config.head.hidden_size, init_log_std=config.head.init_log_std)
-        return create_coords_edit_model(coords, head, seed=config.train.seed).train()
+        model = create_coords_edit_model(coords, head, seed=config.train.seed).train()
+        model.config.instructions = instruction_form(p.instruction for p in train)
+        return model
     from .qwen_edit import create_qwen_edit_model
 
     return create_qwen_edit_model(config).train()
+
+
+def instruction_form(instructions) -> str | None:
+    """"shapes-edit" when every training instruction is in a shapes-edit plain form: the scorer then refuses other
+    wordings (its vocabulary knows nothing else) instead of scoring them silently."""
+    from ...dataset.edit.instructions import InstructionParseError, parse_instruction
+
+    try:
+        for text in instructions:
+            parse_instruction(text)
+    except InstructionParseError:
+        return None
+    return "shapes-edit"
 
 
 def _check_regions(config: RewardTrainConfig, pairs: list[EditPair]) -> None:

@@ -67,6 +67,7 @@ def ship(scorer: Path, notes: dict, assets: Path = ASSETS, name: str = NAME) -> 
         shutil.copytree(scorer, tmp, dirs_exist_ok=True)
         cfg = json.loads((tmp / "spatialreward.json").read_text(encoding="utf-8"))
         cfg["notes"] = {**cfg.get("notes", {}), **notes}
+        cfg["instructions"] = "shapes-edit"  # it reads the shapes-edit forms only: refuse other wordings
         (tmp / "spatialreward.json").write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
     return assets / name
 
