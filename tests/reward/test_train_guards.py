@@ -99,3 +99,15 @@ def test_every_unreadable_image_is_named_before_training(tmp_path):
     with pytest.raises(PairsFileError, match=r"2 of 16 training images are unreadable.*0003_r\.png.*0006_c\.png"):
         train(tiny_config(tmp_path / "run", data))
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_a_full_disk_is_one_line_not_a_traceback(tmp_path, pairs_file, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".spatialscore-run.json").write_text('{"stage": "reward"}')
+    (out / "metrics.jsonl").symlink_to("/dev/full")  # every write there fails with ENOSPC, like a full disk
+    rc = main(["train", "--preset", "tiny", "--data", str(pairs_file), "--out", str(out), "--steps", "1",
+               "--set", "output.progress=false", "--set", "train.batch_size=4", "--set", "train.micro_batch_size=2"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "error: no space left on the device" in err and "Traceback" not in err

@@ -95,6 +95,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full disk or an unwritable folder mid-run
+        if args.debug:
+            raise
+        from ..common.os_errors import describe_os_error
+
+        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
     if result.lora_path is not None:
         print(f"LoRA: {result.lora_path}")
         print(f"metrics: {config.output.dir}/metrics.jsonl, curve: {config.output.dir}/reward_curve.png")

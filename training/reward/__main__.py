@@ -41,6 +41,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full disk or an unwritable folder mid-run
+        if args.debug:
+            raise
+        from ..common.os_errors import describe_os_error
+
+        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
