@@ -280,6 +280,12 @@ def _fit_embeddings(vlm, n_tokens: int) -> None:
     rows = vlm.get_input_embeddings().weight.shape[0]
     if n_tokens > rows:
         vlm.resize_token_embeddings(n_tokens, mean_resizing=False)
+        # resize draws the new rows from torch's global RNG: give them the old rows' mean instead, so two
+        # identical runs export identical files (the untied lm_head row is never trained or read by the head)
+        with torch.no_grad():
+            tables = (vlm.get_input_embeddings(), vlm.get_output_embeddings())
+            for emb in {id(e): e for e in tables if e is not None}.values():  # once when tied
+                emb.weight[rows:] = emb.weight[:rows].float().mean(0).to(emb.weight.dtype)
 
 
 def add_reward_token(vlm, processor, token: str) -> int:

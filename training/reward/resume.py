@@ -9,8 +9,8 @@ recorded. Settings a checkpoint cannot change (checkpoint.MUST_MATCH) are refuse
 
 from __future__ import annotations
 
-from .trainable import lr_factor
 from .train_config import RewardTrainConfig
+from .trainable import lr_factor
 
 HYPER = ("lr", "initial_lr", "weight_decay", "betas", "eps")
 
