@@ -70,6 +70,11 @@ def run(args: argparse.Namespace) -> int:
     from .train_config import ConfigError, load_config
 
     try:
+        from .edit.cli import edit_data, run_train_edit
+
+        config = load_config(args.config, args.preset, overrides_from(args), check=False)
+        if edit_data(config):  # pairs lines with a `source` key: edit pairs (training/reward/edit)
+            return run_train_edit(config, args)
         config = load_config(args.config, args.preset, overrides_from(args))
         if args.dry_run:
             from .trainer import load_data
@@ -78,12 +83,6 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(config.to_dict(), indent=2))
             print(f"{len(train_pairs)} training pairs, {len(val_pairs)} validation pairs")
             return 0
-        from .edit.pairs import is_edit_file
-
-        if is_edit_file(config.data.train):  # pairs lines with a `source` key: edit pairs (training/reward/edit)
-            from .edit.cli import run_train_edit
-
-            return run_train_edit(config, args)
         from .trainer import train
 
         result = train(config, resume=args.resume)

@@ -6,9 +6,38 @@ import json
 import sys
 
 
+def edit_data(config) -> bool:
+    """Whether data.train holds edit pairs (a missing or unreadable file is left to the usual checks)."""
+    from ..pairs import PairsFileError
+    from .pairs import is_edit_file
+
+    try:
+        return bool(config.data.train) and is_edit_file(config.data.train)
+    except (PairsFileError, OSError):
+        return False
+
+
+# Checks of the single-image trainer that do not hold for edits: the Qwen2.5-VL edit model has a region head, so
+# region grounding (train.grounding_weight) is not tied to the coords backbone here.
+EDIT_ALLOWED = ("train.grounding_weight > 0 needs model.backbone = 'coords'",)
+
+
+def validate_edit(config) -> None:
+    from ..train_config import ConfigError, validate
+
+    try:
+        validate(config)
+    except ConfigError as exc:
+        lines = str(exc).split("\n  - ")
+        kept = [line for line in lines[1:] if not line.startswith(EDIT_ALLOWED)]
+        if kept:
+            raise ConfigError(lines[0] + "\n  - " + "\n  - ".join(kept)) from None
+
+
 def run_train_edit(config, args) -> int:
     from .trainer import load_edit_data, train_edit
 
+    validate_edit(config)
     if args.dry_run:
         train, val = load_edit_data(config)
         print(json.dumps(config.to_dict(), indent=2))

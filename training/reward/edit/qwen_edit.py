@@ -1,0 +1,188 @@
+"""SpatialReward on Qwen2.5-VL: both images in one chat, the reward token last, a Gaussian head and a box head.
+
+    system, user turn: "Instruction: ... Source image: <image> Edited image: <image> ..." (EditTemplate), then the
+    generation prompt and the reward token. The reward token's final hidden state feeds
+      - the reward head (RewardHead, as SpatialScore): (mean, log_std), trained with the Gaussian BT loss;
+      - the region head: one box (x0, y0, x1, y1 in 0..1, sigmoid) around the edit, trained against the true edit
+        region's bounding box (L1: the region-grounding loss).
+LoRA as for SpatialScore: adapters on the text decoder's projections, the reward token's embedding row, the heads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from ...common.atomic import atomic_dir, usual_permissions
+from ..config import ADAPTER_DIR, HEAD_FILE, MODEL_DIR, PROCESSOR_DIR, HeadConfig, LoraSettings, ScorerFolderError
+from ..head import RewardHead
+from ..model import text_decoder_layers
+from .config import EditScorerConfig, EditTemplate
+from .coords_edit import EditOutput
+
+REGION_FILE = "region.safetensors"
+_SLOT = "\x00SPATIALREWARD_INSTRUCTION\x00"
+
+
+def render_edit_chat(processor, template: EditTemplate, suffix: str = "") -> tuple[str, list[str]]:
+    """The chat with an instruction placeholder, and the order of its images ("source" / "edited")."""
+    parts = template.user_content(_SLOT)
+    order = [p["role"] for p in parts if p["type"] == "image"]
+    content = [{"type": "image"} if p["type"] == "image" else p for p in parts]
+    messages = [{"role": "system", "content": template.system}, {"role": "user", "content": content}]
+    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + suffix
+    if text.count(_SLOT) != 1 or text.count(processor.image_token) != 2:
+        raise ValueError("the chat template must render the instruction once and both images")
+    return text, order
+
+
+def interleave(order: list[str], sources, edited) -> list:
+    images = []
+    for s, e in zip(sources, edited, strict=True):
+        images += [s if role == "source" else e for role in order]
+    return images
+
+
+class QwenEditModel(nn.Module):
+    kind = "qwen2_5_vl"
+    mode = "reward"
+
+    def __init__(self, vlm, processor, config: EditScorerConfig, head: RewardHead | None = None,
+                 region: nn.Linear | None = None):
+        super().__init__()
+        self.vlm, self.processor, self.config = vlm, processor, config
+        tok = processor.tokenizer
+        self.reward_token_id = tok.convert_tokens_to_ids(config.reward_token)
+        if self.reward_token_id is None or self.reward_token_id == tok.unk_token_id:
+            raise ValueError(f"tokenizer has no reward token {config.reward_token!r}")
+        hidden = text_decoder_layers(vlm).config.text_config.hidden_size
+        self.head = head if head is not None else RewardHead(hidden, config.head)
+        self.region = region if region is not None else nn.Linear(hidden, 4)
+        self.chat, self.order = render_edit_chat(processor, config.template, config.reward_token)
+        self.source = ""
+
+    def encode(self, sources, edited, instructions) -> dict:
+        if not len(sources) == len(edited) == len(instructions):
+            raise ValueError(f"got {len(sources)} sources, {len(edited)} edited images and {len(instructions)} "
+                             "instructions; expected one of each per edit")
+        texts = [self.chat.replace(_SLOT, t) for t in instructions]
+        size = {"shortest_edge": self.config.min_pixels, "longest_edge": self.config.max_pixels}
+        return dict(self.processor(text=texts, images=interleave(self.order, sources, edited), return_tensors="pt",
+                                   padding=True, padding_side="right", size=size))
+
+    def forward(self, batch: dict, probe_layer: int = 0) -> EditOutput:
+        inner = text_decoder_layers(self.vlm)
+        device = next(inner.parameters()).device
+        batch = {k: v.to(device) for k, v in batch.items()}
+        batch["pixel_values"] = batch["pixel_values"].to(inner.visual.dtype)
+        hidden = inner(**batch, use_cache=False).last_hidden_state
+        ids = batch["input_ids"]
+        is_token = ids == self.reward_token_id
+        if not bool(is_token.any(dim=1).all()):
+            raise RuntimeError("a row lost its reward token (truncated input?)")
+        pos = ids.shape[1] - 1 - is_token.flip(1).int().argmax(dim=1)
+        h = hidden[torch.arange(ids.shape[0], device=ids.device), pos].float()
+        mean, log_std = self.head(h.to(self.head.out.weight.dtype))
+        return EditOutput(mean, log_std, self.region.to(h.dtype)(h))
+
+    def region_loss(self, out: EditOutput, regions: list) -> torch.Tensor:
+        """L1 between the predicted box and the bounding box of each edit's true region (edits with one)."""
+        rows = [i for i, r in enumerate(regions) if r]
+        if not rows:
+            return out.region_logits.sum() * 0
+        target = torch.tensor([[min(b[0] for b in regions[i]), min(b[1] for b in regions[i]),
+                                max(b[2] for b in regions[i]), max(b[3] for b in regions[i])] for i in rows],
+                              device=out.region_logits.device)
+        return (torch.sigmoid(out.region_logits[rows].float()) - target).abs().mean()
+
+    def predict_regions(self, out: EditOutput) -> list[list[list[float]]]:
+        boxes = torch.sigmoid(out.region_logits.detach().float()).cpu()
+        result = []
+        for x0, y0, x1, y1 in boxes.tolist():
+            result.append([[min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)]])
+        return result
+
+
+def _base_path(config) -> Path:
+    from ..train_config import TINY
+    from ..trainable import build_tiny_base
+
+    return build_tiny_base(config) if config.model.base == TINY else Path(config.model.base)
+
+
+def create_qwen_edit_model(train_config, seed: int | None = None) -> QwenEditModel:
+    """A fresh, trainable edit model on a local Qwen2.5-VL base (model.base, or @tiny): reward token, heads, LoRA."""
+    from ..loading import _load_processor, _load_vlm, add_reward_token, folder_kind, lora_target_regex
+
+    m = train_config.model
+    base = _base_path(train_config)
+    if not base.is_dir() or folder_kind(base) != "base":
+        raise ScorerFolderError(f"model.base {base}: expected a local Qwen2.5-VL folder (config.json of model_type "
+                                "qwen2_5_vl)")
+    lo = train_config.lora
+    config = EditScorerConfig(kind="qwen2_5_vl", base_model=str(base.resolve()), weights=m.weights,
+                              head=HeadConfig(hidden_size=train_config.head.hidden_size,
+                                              init_log_std=train_config.head.init_log_std),
+                              lora=LoraSettings(lo.rank, lo.alpha, lo.dropout, list(lo.targets)) if m.weights == "lora"
+                              else None, min_pixels=m.min_pixels, max_pixels=m.max_pixels)
+    vlm = _load_vlm(base, torch.float32, m.attn)
+    processor = _load_processor(base, config)
+    token_id = add_reward_token(vlm, processor, config.reward_token)
+    if config.weights == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        vlm = get_peft_model(vlm, LoraConfig(r=lo.rank, lora_alpha=lo.alpha, lora_dropout=lo.dropout,
+                                             target_modules=lora_target_regex(lo.targets),
+                                             trainable_token_indices={"embed_tokens": [token_id]}))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(train_config.train.seed if seed is None else seed)
+        model = QwenEditModel(vlm, processor, config)
+    model.source = str(base)
+    return model
+
+
+def save_qwen_edit(model: QwenEditModel, folder) -> Path:
+    from .folder import _save_tensors
+
+    folder = Path(folder)
+    with atomic_dir(folder) as tmp:
+        model.processor.save_pretrained(tmp / PROCESSOR_DIR)
+        if model.config.weights == "lora":
+            model.vlm.save_pretrained(tmp / ADAPTER_DIR, safe_serialization=True)
+        else:
+            vlm = model.vlm.get_base_model() if hasattr(model.vlm, "get_base_model") else model.vlm
+            vlm.save_pretrained(tmp / MODEL_DIR, safe_serialization=True)
+        _save_tensors(model.head, tmp / HEAD_FILE)
+        _save_tensors(model.region, tmp / REGION_FILE)
+        model.config.write(tmp)
+        usual_permissions(tmp)
+    return folder
+
+
+def load_qwen_edit(path: Path, config: EditScorerConfig, dtype=None, device=None) -> QwenEditModel:
+    from ..loading import _fit_embeddings, _load_processor, _load_vlm, default_dtype
+
+    dtype = dtype or default_dtype(torch.device(device or "cpu"))
+    for needed in (HEAD_FILE, REGION_FILE, PROCESSOR_DIR):
+        if not (path / needed).exists():
+            raise ScorerFolderError(f"edit scorer folder {path} is missing {needed}")
+    processor = _load_processor(path / PROCESSOR_DIR, config)
+    if config.weights == "full":
+        vlm = _load_vlm(path / MODEL_DIR, dtype, "sdpa")
+    else:
+        base = config.resolve_base(path)
+        if not base.is_dir():
+            raise ScorerFolderError(f"base model of edit scorer {path} not found: {base} (base_model in its "
+                                    "spatialreward.json)")
+        vlm = _load_vlm(base, dtype, "sdpa")
+        _fit_embeddings(vlm, len(processor.tokenizer))
+        from peft import PeftModel
+
+        vlm = PeftModel.from_pretrained(vlm, path / ADAPTER_DIR).merge_and_unload()
+    model = QwenEditModel(vlm, processor, config)
+    model.head.load_state_dict(load_file(str(path / HEAD_FILE)))
+    model.region.load_state_dict(load_file(str(path / REGION_FILE)))
+    return model
