@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from aiohttp import web
-from server import PromptServer
 
 from .logic.review_routes import register
 
@@ -14,4 +13,6 @@ def to_aiohttp(response) -> web.Response:
 
 
 def register_review_routes() -> None:
+    from server import PromptServer  # ComfyUI's; imported here so that to_aiohttp is testable without it
+
     register(PromptServer.instance.routes, to_aiohttp)
