@@ -17,6 +17,7 @@ from ..common import checkpointing as ckpt
 from ..common.checkpointing import CheckpointError, list_checkpoints
 
 FORMAT_VERSION = 1
+EMA_FILE = "ema.safetensors"  # the LoRA's moving average, when train.ema_decay > 0
 # Fields a resumed run must share with the run that wrote the checkpoint (else the saved state means something else).
 MUST_MATCH = ("lora.rank", "lora.alpha", "lora.targets", "sample.group_size", "prompts.per_step", "train.seed",
               "train.top_k", "sample.num_steps", "sample.noise_level", "sample.sde_type")  # fmt: skip
@@ -26,12 +27,14 @@ __all__ = ["CheckpointError", "check_compatible", "list_checkpoints", "load_chec
 
 def save_checkpoint(folder: str | Path, step: int, params: dict[str, torch.nn.Parameter],
                     optimizer: torch.optim.Optimizer, config: dict, lora_export: dict[str, torch.Tensor] | None = None,
-                    keep: int = 2) -> Path:
+                    keep: int = 2, ema: dict[str, torch.Tensor] | None = None) -> Path:
     """Write checkpoints/step_{step}/ atomically under `folder`, then drop all but the newest `keep`."""
     with ckpt.writing_checkpoint(folder, step, keep) as tmp:
         ckpt.save_params(params, tmp / "adapter.safetensors")
         optimizer_meta = ckpt.save_optimizer(optimizer, tmp / "optimizer.safetensors")
         save_file(ckpt.rng_state(), str(tmp / "rng.safetensors"))
+        if ema is not None:
+            ckpt.save_params(ema, tmp / EMA_FILE)
         if lora_export is not None:
             save_file(lora_export, str(tmp / "lora.safetensors"), metadata={"format": "pt", "step": str(step)})
         ckpt.write_state(tmp, {"format_version": FORMAT_VERSION, "step": step, "optimizer": optimizer_meta,

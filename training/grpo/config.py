@@ -17,7 +17,8 @@ from ..common.config_loading import ConfigSchema
 from .validation import ConfigError, check_paths, check_world, validate
 
 CONFIG_DIR = Path(__file__).parent / "configs"
-PRESETS = {"flux_dev_spatial": CONFIG_DIR / "flux_dev_spatial.toml", "tiny": CONFIG_DIR / "tiny.toml"}
+PRESETS = {"flux_dev_spatial": CONFIG_DIR / "flux_dev_spatial.toml", "tiny": CONFIG_DIR / "tiny.toml",
+           "shapes": CONFIG_DIR / "shapes.toml"}
 TINY = "@tiny"  # a model path meaning "build a tiny random model of the real architecture" (tests, demos)
 
 FLUX_LORA_TARGETS = [
@@ -32,18 +33,26 @@ FLUX_LORA_TARGETS = [
 
 @dataclass
 class ModelConfig:
-    path: str = ""  # a FluxPipeline folder (model_index.json), loaded with local_files_only; "@tiny" for tests
+    path: str = ""  # a FluxPipeline folder (model_index.json), local_files_only; "shapes" (shipped); "@tiny" (tests)
     dtype: str = "bfloat16"  # transformer, VAE and text encoder weights; LoRA weights always train in float32
     device: str = "auto"  # "auto": the GPU accelerate assigns to this process (the CPU without GPUs); or "cpu"
     gradient_checkpointing: bool = True
     offload_text_encoders: bool = True  # keep CLIP/T5 on the CPU, on the device only while encoding new prompts
     vae_batch_size: int = 4  # decode latents in slices of this many images
-    max_sequence_length: int = 512  # T5 tokens
+    # T5 tokens. 0 (auto): the length the model declares (a shipped generator's spatialscore_generator.json), else
+    # the smallest multiple of 64 that holds the run's longest prompt, at most 512. Why not FluxPipeline's 512:
+    # T5 and the transformer's joint attention pay for every padding token, and 77-token spatial prompts in 512
+    # slots spend most of each forward on padding (about 4x the text compute, and 1024 -> 1152 joint tokens
+    # instead of 1536 at 512x512). The padding changes FLUX.1-dev's output slightly (T5 runs without a mask);
+    # sampling, training and export all use the same length, so the policy GRPO trains is the policy it samples.
+    max_sequence_length: int = 0
 
 
 @dataclass
 class RewardConfig:
-    path: str = ""  # a SpatialScore folder (spatialscore.json), a Qwen2.5-VL folder (zero-shot), or "@tiny"
+    # a SpatialScore folder (spatialscore.json), a Qwen2.5-VL folder (zero-shot), a shipped scorer ("shapes"),
+    # "@tiny", or "oracle:shapes": the shapes world's pixel oracle as the reward (an upper bound for ablations)
+    path: str = ""
     device: str = "auto"  # "auto": the policy's device; or e.g. "cpu", "cuda:1"
     dtype: str = "bfloat16"
     batch_size: int = 8
@@ -55,7 +64,7 @@ class RewardConfig:
 class PromptConfig:
     train_file: str = ""  # .txt (one prompt a line) or .jsonl (a "prompt" field a line)
     eval_file: str = ""  # fixed evaluation prompts for sample grids; default: the first num_eval train prompts
-    num_eval: int = 4
+    num_eval: int = 4  # eval prompts used (the first N of eval_file); 0: all of them
     per_step: int = 1  # P: prompts (groups of G samples) per GRPO step, over all processes
 
 
@@ -80,7 +89,11 @@ class TrainConfig:
     adv_std: str = "group"  # "group" or "global" standard deviation for the advantages
     adv_clip: float = 5.0
     clip_range: float = 1e-4  # PPO ratio clip; log-probs are per-element means, so ratios stay near 1
-    beta: float = 0.04  # KL weight (to the same transformer with the LoRA disabled)
+    # KL weight, to the same transformer with the LoRA disabled. The KL is the exact one between the step's two
+    # Gaussians, mean((mu - mu_ref)^2 / (2 std^2)) with std = std_t * sqrt(-dt) the whole step's std (loss.py);
+    # Flow-GRPO divides by std_t^2 only, so at 6 steps (-dt 0.1-0.25) this KL is 4-10x Flow-GRPO's at the same
+    # beta. Default 0: Flow-GRPO's FLUX configs use no KL, and the paper states a KL penalty without its weight.
+    beta: float = 0.0
     learning_rate: float = 3e-4
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
@@ -89,9 +102,11 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     batch_size: int = 2  # per-device training micro-batch
     updates_per_step: int = 1  # optimizer steps per GRPO step: the kept samples are split into this many chunks
-    timestep_fraction: float = 1.0  # train on the first round(fraction * num_steps) steps
+    timestep_fraction: float = 1.0  # train on the first int(fraction * num_steps) steps (truncated, as Flow-GRPO)
     timestep_window: list[int] = field(default_factory=list)  # [start, end) step indices; overrides the fraction
     seed: int = 0
+    # EMA of the LoRA weights for evaluation and export (0: off). Flow-GRPO's FLUX runs keep one; ema.py says why.
+    ema_decay: float = 0.0
 
 
 @dataclass
@@ -108,6 +123,8 @@ class OutputConfig:
     checkpoint_every: int = 10  # steps; 0: only at the end
     keep_checkpoints: int = 2
     eval_every: int = 10  # sample grid of the eval prompts every N steps; 0: only at the start and the end
+    # "shapes": judge the eval samples with the shapes world's pixel oracle (metrics only, never the reward)
+    oracle: str = ""
 
 
 @dataclass
@@ -129,7 +146,7 @@ class GRPOConfig:
         if self.train.timestep_window:
             start, end = self.train.timestep_window
             return list(range(start, end))
-        return list(range(max(1, round(self.train.timestep_fraction * n))))
+        return list(range(max(1, int(self.train.timestep_fraction * n + 1e-9))))
 
 
 # ---------------------------------------------------------------------------------------------------- loading

@@ -92,6 +92,18 @@ class FluxPolicy:
             torch.stack([r[1] for r in rows]).to(self.device, self.dtype),
         )
 
+    def fit_sequence_length(self, prompts: Sequence[str], bucket: int = 64, cap: int = 512) -> int:
+        """Set the T5 length to the smallest multiple of `bucket` that holds every prompt (at most `cap`).
+
+        One length for the whole run, computed from all its prompts: a prompt's conditioning then never depends on
+        which prompts share its batch, and the trained policy is the sampled one.
+        """
+        if prompts:
+            longest = max(len(ids) for ids in self.pipeline.tokenizer_2(list(prompts)).input_ids)
+            self.max_sequence_length = min(cap, bucket * -(-longest // bucket))
+            self._cache.clear()
+        return self.max_sequence_length
+
     # ------------------------------------------------------------------------------------------------ latents
 
     def latent_size(self, height: int, width: int) -> tuple[int, int]:

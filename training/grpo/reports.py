@@ -44,14 +44,17 @@ class MetricsLog:
 
 
 def plot_reward_curve(records: list[dict], path: str | Path) -> Path:
-    """Reward mean +- std per step, the kept samples' mean, and the eval-prompt reward where measured."""
+    """Reward mean +- std per step, the kept samples' mean and the eval-prompt reward; when the run has an oracle,
+    a second panel with its held-out rates (all relations, each relation, objects drawn)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     train = [r for r in records if r.get("reward_mean") is not None]
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    oracle = [r for r in records if r.get("oracle_all_ok") is not None]
+    fig, axes = plt.subplots(1, 2 if oracle else 1, figsize=(12 if oracle else 7, 4), dpi=100, squeeze=False)
+    ax = axes[0][0]
     if train:
         steps = [r["step"] for r in train]
         mean = [r["reward_mean"] for r in train]
@@ -66,15 +69,61 @@ def plot_reward_curve(records: list[dict], path: str | Path) -> Path:
     if evals:
         ax.plot(*zip(*evals, strict=True), "o-", label="reward (eval prompts, fixed noise)", color="tab:green")
     ax.set_xlabel("GRPO step")
-    ax.set_ylabel("SpatialScore reward")
+    ax.set_ylabel("reward")
     ax.set_title("Spatial GRPO reward")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
+    if oracle:
+        ax = axes[0][1]
+        steps = [r["step"] for r in oracle]
+        for key, label, style in (("oracle_all_ok", "(c) all relations hold", "o-"),
+                                  ("oracle_all_ok_3obj", "(c) 3 objects", "s--"),
+                                  ("oracle_relation_ok", "(b) each relation", "^-"),
+                                  ("oracle_objects_ok", "(a) objects drawn in colour", "d:")):  # fmt: skip
+            values = [r.get(key) for r in oracle]
+            if all(v is not None for v in values):
+                ax.plot(steps, [100 * v for v in values], style, label=label)
+        ax.set_xlabel("GRPO step")
+        ax.set_ylabel("held-out rate (%)")
+        ax.set_ylim(0, 100)
+        ax.set_title("pixel oracle on held-out prompts (never the reward)")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
+    return path
+
+
+def save_comparison_grid(rows: list[tuple[str, torch.Tensor]], prompts: list[str], path: str | Path,
+                         marks: dict[str, list[bool]] | None = None, cell: int = 160) -> Path:
+    """Rows of images [N, H, W, 3] of the same prompts (columns), a label per row, prompts underneath; `marks`
+    (per row label, per column) draws a green (True) or red (False) frame, e.g. the oracle's verdict."""
+    font = ImageFont.load_default()
+    label_w, caption_h = 150, 64
+    n = len(prompts)
+    grid = Image.new("RGB", (label_w + cell * n, cell * len(rows) + caption_h), "white")
+    draw = ImageDraw.Draw(grid)
+    for r, (label, images) in enumerate(rows):
+        for k, line in enumerate(_wrap(label, 22)[:3]):
+            draw.text((4, r * cell + cell // 2 - 8 + 14 * k), line, fill="black", font=font)
+        for i in range(n):
+            pixels = (images[i].clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+            img = Image.fromarray(pixels).resize((cell - 8, cell - 8), Image.NEAREST)
+            x, y = label_w + i * cell, r * cell
+            if marks is not None and label in marks:
+                draw.rectangle([x + 1, y + 1, x + cell - 2, y + cell - 2], outline="green" if marks[label][i] else "red",
+                               width=3)  # fmt: skip
+            grid.paste(img, (x + 4, y + 4))
+    for i, prompt in enumerate(prompts):
+        for k, line in enumerate(_wrap(prompt, 26)[:4]):
+            draw.text((label_w + i * cell + 2, cell * len(rows) + 2 + 15 * k), line, fill="black", font=font)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        grid.save(tmp, format="PNG")
     return path
 
 

@@ -27,14 +27,16 @@ from tqdm import tqdm
 
 from ..common.atomic import write_json
 from .advantages import group_advantages, group_stats
-from .checkpoint import check_compatible, list_checkpoints, load_checkpoint, save_checkpoint
+from .checkpoint import EMA_FILE, check_compatible, list_checkpoints, load_checkpoint, save_checkpoint
 from .config import ConfigError, GRPOConfig, check_paths, check_world
+from .ema import LoraEMA, maybe_swapped_in
+from .evaluation import evaluate, save_before_after
 from .guards import apply_resumed_settings, check_finite_step, check_finite_weights, output_folder
 from .lora import save_lora_file
 from .loss import grpo_step_loss
 from .policy import FlowPolicy
 from .prompts import load_prompts, step_prompts
-from .reports import MetricsLog, plot_reward_curve, save_sample_grid
+from .reports import MetricsLog, plot_reward_curve
 from .sampling import sample_generators, sample_trajectories, step_log_prob
 
 LORA_FILE = "lora.safetensors"
@@ -47,16 +49,24 @@ class RunResult:
     records: list[dict]  # this run's metrics records (main process)
 
 
-def build_policy(config: GRPOConfig, device: torch.device) -> FlowPolicy:
+def build_policy(config: GRPOConfig, device: torch.device, prompts: list[str] = ()) -> FlowPolicy:
+    """The FluxPolicy of `model.path` (a folder or a shipped generator's name) with a fresh LoRA; `prompts` size the
+    T5 length when model.max_sequence_length is 0 (auto)."""
+    from .assets import GENERATORS
     from .flux_policy import FluxPolicy
+    from .recipes.shapes_generator import read_sampling
 
     m, lo = config.model, config.lora
+    path = GENERATORS.get(m.path, m.path)
+    declared = read_sampling(path)
     policy = FluxPolicy.from_folder(
-        m.path, device, dtype=m.dtype, lora_rank=lo.rank, lora_alpha=lo.alpha, lora_targets=lo.targets,
+        path, device, dtype=m.dtype, lora_rank=lo.rank, lora_alpha=lo.alpha, lora_targets=lo.targets,
         seed=config.train.seed, gradient_checkpointing=m.gradient_checkpointing,
         offload_text_encoders=m.offload_text_encoders, vae_batch_size=m.vae_batch_size,
-        max_sequence_length=m.max_sequence_length,
+        max_sequence_length=m.max_sequence_length or (declared.max_sequence_length if declared else 512),
     )  # fmt: skip
+    if not m.max_sequence_length and declared is None:
+        policy.fit_sequence_length(prompts)
     if lo.init_from:
         policy.load_lora(lo.init_from)
     return policy
@@ -66,8 +76,13 @@ def build_scorer(config: GRPOConfig, device: torch.device):
     from training.reward import load_scorer
 
     from .flux_policy import DTYPES
+    from .validation import ORACLE_REWARD
 
     r = config.reward
+    if r.path.startswith(ORACLE_REWARD):
+        from .oracle_eval import OracleReward
+
+        return OracleReward()
     return load_scorer(r.path, device=device if r.device == "auto" else r.device, dtype=DTYPES[r.dtype],
                        batch_size=r.batch_size)  # fmt: skip
 
@@ -105,23 +120,6 @@ def _sum(accelerator, values: list[float]) -> list[float]:
     return accelerator.reduce(torch.tensor(values, dtype=torch.float64, device=accelerator.device), "sum").tolist()
 
 
-def evaluate(policy: FlowPolicy, scorer, prompts: list[str], config: GRPOConfig, step: int, out: Path) -> float:
-    """Sample the eval prompts from fixed noise, score them, and save the grid samples/step_N.png."""
-    s = config.sample
-    embeds = policy.encode_prompts(prompts)
-    sigmas = policy.sigmas(s.num_steps, s.height, s.width)
-    generators = sample_generators(config.train.seed, 0, range(len(prompts)), stream="eval")
-    trajectories = sample_trajectories(
-        policy, embeds, generators, sigmas, [s.eval_noise_level] * s.num_steps, guidance=s.guidance,
-        height=s.height, width=s.width, sde_type=s.sde_type,
-    )  # fmt: skip
-    images = policy.decode(trajectories.latents[:, -1])
-    scores = _score(scorer, images, prompts, config)
-    save_sample_grid(images, prompts, scores.tolist(), out / "samples" / f"step_{step:06d}.png",
-                     title=f"step {step}  eval reward {scores.mean():+.4f}")  # fmt: skip
-    return float(scores.mean())
-
-
 def _score(scorer, images: torch.Tensor, prompts: list[str], config: GRPOConfig) -> torch.Tensor:
     result = scorer.score(images, prompts)
     rewards = result.mean.float() - config.reward.std_penalty * result.std.float()
@@ -157,8 +155,8 @@ def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
     check_paths(config, model=policy is None, reward=scorer is None)
     out = Path(config.output.dir)
     train_prompts = load_prompts(config.prompts.train_file)
-    eval_prompts = (load_prompts(config.prompts.eval_file) if config.prompts.eval_file
-                    else train_prompts)[: config.prompts.num_eval]  # fmt: skip
+    eval_prompts = load_prompts(config.prompts.eval_file) if config.prompts.eval_file else train_prompts
+    eval_prompts = eval_prompts[: config.prompts.num_eval or None]  # 0: all
     progress = partial(tqdm, disable=not main, dynamic_ncols=True)
     checkpoints = list_checkpoints(out)
     if checkpoints and not resume:
@@ -168,16 +166,19 @@ def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
         check_compatible(checkpoints[-1], config.to_dict())  # before any model loads
 
     # ---- models, optimizer, resume
-    policy = policy if policy is not None else build_policy(config, accelerator.device)
+    policy = policy if policy is not None else build_policy(config, accelerator.device, train_prompts + eval_prompts)
     scorer = scorer if scorer is not None else build_scorer(config, accelerator.device)
     named_params = policy.named_trainable_parameters()
     params = list(named_params.values())
     optimizer = torch.optim.AdamW(params, lr=t.learning_rate, betas=(t.adam_beta1, t.adam_beta2),
                                   weight_decay=t.weight_decay, eps=t.adam_eps)  # fmt: skip
+    ema = LoraEMA(named_params, t.ema_decay) if t.ema_decay else None
     metrics = MetricsLog(out / "metrics.jsonl")
     start = 0
     if checkpoints:
         start = load_checkpoint(checkpoints[-1], named_params, optimizer, config.to_dict())
+        if ema is not None and (checkpoints[-1] / EMA_FILE).is_file():
+            ema.load(checkpoints[-1] / EMA_FILE)
         # the optimizer state brought back the old lr/betas: this run's settings apply, and the log says so
         changed = apply_resumed_settings(optimizer, check_compatible(checkpoints[-1], config.to_dict())["config"],
                                          config.to_dict())  # fmt: skip
@@ -198,9 +199,10 @@ def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
     group_total = config.prompts.per_step * s.group_size
     local = range(rank * group_total // world, (rank + 1) * group_total // world)  # contiguous: gather keeps order
     top_k = t.top_k if 0 < t.top_k and 2 * t.top_k < s.group_size else None
+    score = partial(_score, scorer, config=config)
     records = []
     if main and start == 0 and eval_prompts:
-        record = {"step": 0, "eval_reward_mean": evaluate(policy, scorer, eval_prompts, config, 0, out)}
+        record = {"step": 0, **evaluate(policy, score, eval_prompts, config, 0, out)}
         metrics.append(record)
         records.append(record)
 
@@ -279,6 +281,8 @@ def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
             check_finite_step(step + 1, "the gradient norm", grad_norms[-1])  # same on every process
             optimizer.step()
             check_finite_weights(step + 1, named_params)
+            if ema is not None:
+                ema.update(named_params)
             optimizer.zero_grad(set_to_none=True)
         time_train = time.perf_counter() - timer
 
@@ -303,7 +307,8 @@ def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
         evaluate_now = last or (config.output.eval_every and done % config.output.eval_every == 0)
         checkpoint_now = last or (config.output.checkpoint_every and done % config.output.checkpoint_every == 0)
         if main and eval_prompts and evaluate_now:
-            record["eval_reward_mean"] = evaluate(policy, scorer, eval_prompts, config, done, out)
+            with maybe_swapped_in(ema, named_params):
+                record.update(evaluate(policy, score, eval_prompts, config, done, out))
         if main:
             metrics.append(record)
             records.append(record)
@@ -311,15 +316,20 @@ def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
                 plot_reward_curve(metrics.records(), out / "reward_curve.png")
         if checkpoint_now:
             if main:
-                save_checkpoint(out, done, named_params, optimizer, config.to_dict(), policy.lora_state_dict(),
-                                keep=config.output.keep_checkpoints)  # fmt: skip
+                with maybe_swapped_in(ema, named_params):
+                    export = policy.lora_state_dict()
+                save_checkpoint(out, done, named_params, optimizer, config.to_dict(), export,
+                                keep=config.output.keep_checkpoints, ema=ema.shadow if ema else None)  # fmt: skip
             accelerator.wait_for_everyone()
         if callback is not None:
             callback(record)
 
     lora_path = None
     if main:
-        lora_path = save_lora_file(policy.lora_state_dict(), out / LORA_FILE,
-                                   metadata={"steps": str(t.steps), "config": json.dumps(config.to_dict())})
+        with maybe_swapped_in(ema, named_params):  # the exported (and compared) LoRA is the EMA when enabled
+            lora_path = save_lora_file(policy.lora_state_dict(), out / LORA_FILE,
+                                       metadata={"steps": str(t.steps), "config": json.dumps(config.to_dict())})
+            if eval_prompts and start < t.steps:
+                save_before_after(policy, eval_prompts, config, out / "before_after.png")
     accelerator.wait_for_everyone()
     return RunResult(lora_path=lora_path, step=t.steps, records=records)

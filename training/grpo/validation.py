@@ -11,11 +11,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .config import GRPOConfig
 
+from .oracle_eval import ORACLES
+
 DTYPES = ("float32", "bfloat16", "float16")
 
 
 class ConfigError(ValueError):
     """A configuration that cannot run; the message names every bad field and what was expected."""
+
+
+ORACLE_REWARD = "oracle:"  # reward.path prefix: a pixel oracle as the reward (ablations' upper bound)
 
 
 def validate(config: GRPOConfig) -> None:
@@ -33,7 +38,8 @@ def validate(config: GRPOConfig) -> None:
     need(m.device in ("auto", "cpu"), f"model.device must be 'auto' or 'cpu', got {m.device!r} (the GPU of each "
                                       "process is chosen by the launcher: torchrun / accelerate launch)")
     need(m.vae_batch_size >= 1, f"model.vae_batch_size must be >= 1, got {m.vae_batch_size}")
-    need(1 <= m.max_sequence_length <= 512, f"model.max_sequence_length must be in 1..512, got {m.max_sequence_length}")
+    need(0 <= m.max_sequence_length <= 512,
+         f"model.max_sequence_length must be in 1..512 (0: auto), got {m.max_sequence_length}")
     need(r.batch_size >= 1, f"reward.batch_size must be >= 1, got {r.batch_size}")
     need(r.std_penalty >= 0, f"reward.std_penalty must be >= 0, got {r.std_penalty}")
     need(p.per_step >= 1, f"prompts.per_step must be >= 1, got {p.per_step}")
@@ -83,6 +89,11 @@ def validate(config: GRPOConfig) -> None:
     need(o.checkpoint_every >= 0, f"output.checkpoint_every must be >= 0, got {o.checkpoint_every}")
     need(o.keep_checkpoints >= 1, f"output.keep_checkpoints must be >= 1, got {o.keep_checkpoints}")
     need(o.eval_every >= 0, f"output.eval_every must be >= 0, got {o.eval_every}")
+    need(o.oracle in ("", *ORACLES), f"output.oracle must be '' or one of {ORACLES}, got {o.oracle!r}")
+    need(t.ema_decay == 0 or 0 < t.ema_decay < 1, f"train.ema_decay must be 0 (off) or in (0, 1), got {t.ema_decay}")
+    if r.path.startswith(ORACLE_REWARD):
+        need(r.path[len(ORACLE_REWARD):] in ORACLES,
+             f"reward.path {r.path!r}: the oracle rewards are {[ORACLE_REWARD + o for o in ORACLES]}")
     need(bool(o.dir), "output.dir is empty: pass --out DIR")
     need(0 <= t.adam_beta1 < 1, f"train.adam_beta1 must be in [0, 1), got {t.adam_beta1}")
     need(0 <= t.adam_beta2 < 1, f"train.adam_beta2 must be in [0, 1), got {t.adam_beta2}")
@@ -108,8 +119,12 @@ def check_paths(config: GRPOConfig, model: bool = True, reward: bool = True) -> 
 
     model / reward False: that model is supplied by the caller (e.g. the ComfyUI node), not loaded from a folder.
     """
+    from .assets import GENERATORS
+
     problems = []
-    flux, scorer = config.model.path, config.reward.path
+    flux, scorer = str(GENERATORS.get(config.model.path, config.model.path)), config.reward.path
+    if scorer.startswith(ORACLE_REWARD):
+        reward = False  # a pixel oracle: nothing to load (validate checked its name)
     if model and not flux:
         problems.append("model.path is empty: pass --model.path /path/to/FLUX.1-dev (a local FluxPipeline folder)")
     elif model and not Path(flux).is_dir():

@@ -1,0 +1,52 @@
+"""An exponential moving average of the LoRA weights, for evaluation and export (an option, as in Flow-GRPO).
+
+The policy that samples and trains is always the live LoRA; the EMA is a shadow copy updated after every optimizer
+step (shadow <- decay * shadow + (1 - decay) * live). Evaluation grids, the oracle figures and the exported
+lora.safetensors use the shadow when it is enabled, because single GRPO updates are noisy and the average is the
+better model to ship; checkpoints keep both, so a resumed run continues the same average.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+
+class LoraEMA:
+    def __init__(self, params: dict[str, torch.nn.Parameter], decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
+        self.decay = decay
+        self.shadow = {n: p.detach().float().clone() for n, p in params.items()}
+
+    @torch.no_grad()
+    def update(self, params: dict[str, torch.nn.Parameter]) -> None:
+        for name, p in params.items():
+            self.shadow[name].lerp_(p.detach().float(), 1.0 - self.decay)
+
+    @contextlib.contextmanager
+    def swapped_in(self, params: dict[str, torch.nn.Parameter]):
+        """Inside: the parameters hold the average; afterwards the live weights are back, bit for bit."""
+        live = {n: p.detach().clone() for n, p in params.items()}
+        with torch.no_grad():
+            for name, p in params.items():
+                p.copy_(self.shadow[name])
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for name, p in params.items():
+                    p.copy_(live[name])
+
+    def load(self, file: Path) -> None:
+        saved = load_file(str(file))
+        if set(saved) != set(self.shadow):
+            raise ValueError(f"{file}: EMA tensors do not match the LoRA")
+        self.shadow = {n: t.float() for n, t in saved.items()}
+
+
+def maybe_swapped_in(ema: LoraEMA | None, params: dict[str, torch.nn.Parameter]):
+    return ema.swapped_in(params) if ema is not None else contextlib.nullcontext()

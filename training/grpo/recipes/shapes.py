@@ -1,0 +1,125 @@
+"""Reproduce the shipped shapes generator (`shapes`) and its GRPO LoRA (`shapes-grpo`) from an empty folder.
+
+    python -m training.grpo.recipes.shapes --out runs/shapes_gen                 # every stage
+    python -m training.grpo.recipes.shapes --out runs/shapes_gen --ship          # and copy both into the package
+
+Stages (each skipped when its output exists; a killed stage continues from its last checkpoint):
+  1. prompts      heldout.txt (400 held-out prompts: 200 with 2 objects, 200 with 3) and grpo_prompts.txt (2,000
+                  training prompts), their texts disjoint (shapes_data.py)
+  2. autoencoder  AutoencoderKL on rendered scenes (shapes_autoencoder.py) -> autoencoder_model/
+  3. generator    flow matching of the transformer and both text encoders from scratch, 2 processes on 2 cores
+                  (shapes_pretrain.py) -> generator/, a FluxPipeline folder
+  4. grpo         python -m training.grpo --preset shapes against the shipped `shapes` scorer -> grpo/lora.safetensors
+  5. evaluate     the pixel oracle on the held-out prompts, before and after GRPO -> evaluation.json
+--ship copies generator/ to training/grpo/assets/shapes/ and the LoRA to training/grpo/assets/shapes-grpo/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ...common.atomic import atomic_dir, write_json
+from .shapes_data import GRPO_PROMPT_SEED, distinct_scenes, heldout_prompts, write_prompt_file
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
+
+def _run(args: list[str]) -> None:
+    print("$", " ".join(args), flush=True)
+    subprocess.run(args, check=True)
+
+
+def write_prompts(out: Path) -> tuple[Path, Path]:
+    from ...dataset.prompts import plain_prompt
+
+    heldout = heldout_prompts()
+    held = write_prompt_file(out / "heldout.txt", heldout, "held-out shapes prompts: never in pretraining or GRPO")
+    train = [plain_prompt(s) for s in distinct_scenes(2000, GRPO_PROMPT_SEED, exclude=heldout)]
+    grpo = write_prompt_file(out / "grpo_prompts.txt", train, "GRPO training prompts (none is held out)")
+    return held, grpo
+
+
+def autoencoder(out: Path) -> Path:
+    folder = out / "autoencoder_model"
+    if not (folder / "config.json").is_file():
+        import torch
+
+        from .shapes_autoencoder import reconstruction_error, train_autoencoder
+        from .shapes_generator import GeneratorShape
+
+        torch.set_num_threads(1)
+        vae = train_autoencoder(out / "autoencoder", GeneratorShape())
+        print(f"autoencoder: mean abs reconstruction error {reconstruction_error(vae):.2f} / 255", flush=True)
+        with atomic_dir(folder) as tmp:
+            vae.save_pretrained(tmp, safe_serialization=True)
+    return folder
+
+
+def generator(out: Path, steps: int, processes: int) -> Path:
+    folder = out / "generator"
+    if not (folder / "model_index.json").is_file():
+        _run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+              "-m", "training.grpo.recipes.shapes_pretrain", "--out", str(out), "--steps", str(steps)])  # fmt: skip
+    return folder
+
+
+def grpo(out: Path, model: Path, train_prompts: Path, heldout: Path, extra: list[str]) -> Path:
+    run = out / "grpo"
+    if not (run / "lora.safetensors").is_file():
+        cmd = [sys.executable, "-m", "training.grpo", "--preset", "shapes", "--model.path", str(model),
+               "--prompts.train_file", str(train_prompts), "--prompts.eval_file", str(heldout), "--out", str(run)]
+        if (run / "checkpoints").is_dir():
+            cmd.append("--resume")
+        _run(cmd + extra)
+    return run / "lora.safetensors"
+
+
+def evaluate(model: Path, lora: Path | None, heldout: Path) -> dict:
+    from ..sample_eval import evaluate_generator
+
+    return evaluate_generator(str(model), str(lora) if lora else None, heldout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.grpo.recipes.shapes", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--pretrain-steps", type=int, default=1500)
+    parser.add_argument("--processes", type=int, default=2, help="pretraining processes (one per core)")
+    parser.add_argument("--until", choices=("generator", "grpo"), default="grpo")
+    parser.add_argument("--ship", action="store_true")
+    parser.add_argument("grpo_args", nargs="*", help="extra --section.field VALUE settings for the GRPO stage")
+    args = parser.parse_args(argv)
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    times = {}
+    clock = time.perf_counter()
+    heldout, train_prompts = write_prompts(out)
+    model = generator(out, args.pretrain_steps, args.processes) if autoencoder(out) else None
+    times["generator_s"] = round(time.perf_counter() - clock, 1)
+    results = {"before": evaluate(model, None, heldout)}
+    if args.until == "grpo":
+        clock = time.perf_counter()
+        lora = grpo(out, model, train_prompts, heldout, args.grpo_args)
+        times["grpo_s"] = round(time.perf_counter() - clock, 1)
+        results["after"] = evaluate(model, lora, heldout)
+    write_json(out / "evaluation.json", {**results, "seconds": times})
+    print(json.dumps(results, indent=1))
+    if args.ship:
+        with atomic_dir(ASSETS / "shapes") as tmp:
+            shutil.copytree(model, tmp, dirs_exist_ok=True)
+        if args.until == "grpo":
+            with atomic_dir(ASSETS / "shapes-grpo") as tmp:
+                shutil.copy2(lora, tmp / "lora.safetensors")
+        print(f"shipped to {ASSETS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,167 @@
+r"""python -m training.grpo.sample: images from a FLUX pipeline folder (and a LoRA) for a file of prompts.
+
+    python -m training.grpo.sample --model shapes --lora shapes-grpo --prompts prompts.txt --out samples/
+    python -m training.grpo.sample --model /models/FLUX.1-dev --lora runs/grpo/lora.safetensors --prompts p.txt \
+        --out samples/ --num-steps 28 --height 1024 --width 1024
+
+Writes DIR/samples.jsonl, one line per prompt: {"prompt", "image" (relative to DIR), "seed"}, and DIR/images/.
+Sampling is the GRPO trainer's own (FluxPolicy + the SDE step at noise 0, i.e. FluxPipeline's Euler ODE); the
+defaults are the model's own settings (a shipped generator's spatialscore_generator.json; FLUX.1-dev: 28 steps,
+guidance 3.5). Each prompt's noise comes from (seed, its line number), so an image does not depend on its batch.
+Bad input gets one line and exit 2, and nothing is written: the folder appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from ..common.atomic import atomic_dir
+
+DEFAULTS = {"num_steps": 28, "guidance": 3.5, "height": 1024, "width": 1024, "max_sequence_length": 512}
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
+    return value
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m training.grpo.sample", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--model", required=True, help="a FluxPipeline folder, or 'shapes' (shipped)")
+    parser.add_argument("--lora", help="a Flux LoRA .safetensors (diffusers keys), or 'shapes-grpo' (shipped)")
+    parser.add_argument("--prompts", required=True, type=Path, help="a text file, one prompt a line")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (must not exist, or be empty)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-steps", type=_positive)
+    parser.add_argument("--guidance", type=_finite)
+    parser.add_argument("--height", type=_positive)
+    parser.add_argument("--width", type=_positive)
+    parser.add_argument("--batch-size", type=_positive, default=8)
+    parser.add_argument("--device", default="auto", help="auto (GPU if any), cpu, cuda, cuda:N")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser.parse_args(argv)
+
+
+def settings_for(model: Path, args) -> dict:
+    from .recipes.shapes_generator import read_sampling
+
+    own = read_sampling(model)
+    settings = dict(DEFAULTS) if own is None else {k: getattr(own, k) for k in DEFAULTS}
+    for key in ("num_steps", "guidance", "height", "width"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    return settings
+
+
+def load_policy(model: Path, lora: Path | None, device: str, max_sequence_length: int, dtype: str = "auto"):
+    """A FluxPolicy for sampling: the LoRA file's own rank and targets, or no adapter effect without one."""
+    import torch
+
+    from .assets import lora_file_spec
+    from .config import FLUX_LORA_TARGETS
+    from .flux_policy import FluxPolicy
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if dtype == "auto":
+        dtype = "bfloat16" if torch.device(device).type == "cuda" else "float32"
+    rank, targets = lora_file_spec(lora) if lora else (1, FLUX_LORA_TARGETS)
+    policy = FluxPolicy.from_folder(model, device, dtype=dtype, lora_rank=rank, lora_alpha=float(rank),
+                                    lora_targets=targets, gradient_checkpointing=False,
+                                    max_sequence_length=max_sequence_length)  # fmt: skip
+    if lora:
+        policy.load_lora(lora)
+    return policy
+
+
+def generate(policy, prompts: list[str], settings: dict, seed: int, batch_size: int, lora: bool, progress=None):
+    """Images [N, H, W, 3] in 0..1 for `prompts` at noise 0; prompt i's noise is seeded by (seed, i)."""
+    import contextlib
+
+    import torch
+
+    from .sampling import sample_generators, sample_trajectories
+
+    sigmas = policy.sigmas(settings["num_steps"], settings["height"], settings["width"])
+    images = []
+    context = contextlib.nullcontext() if lora else policy.reference()
+    with context, torch.no_grad():
+        for first in range(0, len(prompts), batch_size):
+            chunk = prompts[first:first + batch_size]
+            trajectories = sample_trajectories(
+                policy, policy.encode_prompts(chunk), sample_generators(seed, 0, range(first, first + len(chunk)),
+                                                                        stream="sample"),
+                sigmas, [0.0] * settings["num_steps"], guidance=settings["guidance"], height=settings["height"],
+                width=settings["width"],
+            )  # fmt: skip
+            images.append(policy.decode(trajectories.latents[:, -1]))
+            if progress is not None:
+                progress(len(chunk))
+    return torch.cat(images)
+
+
+def run(args) -> Path:
+    from PIL import Image
+    from tqdm import tqdm
+
+    from .assets import resolve_generator, resolve_lora
+    from .prompts import load_prompts
+
+    model = resolve_generator(args.model)
+    lora = resolve_lora(args.lora) if args.lora else None
+    prompts = load_prompts(args.prompts)
+    if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
+        raise ValueError(f"--out {args.out}: exists and is not an empty folder; choose a new one")
+    settings = settings_for(model, args)
+    policy = load_policy(model, lora, args.device, settings["max_sequence_length"])
+    bar = tqdm(total=len(prompts), desc="sampling", dynamic_ncols=True)
+    images = generate(policy, prompts, settings, args.seed, args.batch_size, lora is not None, bar.update)
+    bar.close()
+    if args.out.is_dir():
+        args.out.rmdir()  # empty (checked above); atomic_dir puts the finished folder in its place
+    with atomic_dir(args.out) as tmp:
+        (tmp / "images").mkdir()
+        lines = []
+        for i, (prompt, image) in enumerate(zip(prompts, images, strict=True)):
+            name = f"images/{i:05d}.png"
+            Image.fromarray((image.numpy() * 255).round().astype("uint8")).save(tmp / name)
+            lines.append(json.dumps({"prompt": prompt, "image": name, "seed": args.seed, "index": i}))
+        (tmp / "samples.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        settings_record = {**settings, "model": str(model), "lora": str(lora) if lora else None, "seed": args.seed}
+        (tmp / "settings.json").write_text(json.dumps(settings_record, indent=1) + "\n", encoding="utf-8")
+    return args.out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from .assets import AssetError
+    from .prompts import PromptFileError
+    from .validation import ConfigError
+
+    try:
+        out = run(args)
+    except (AssetError, PromptFileError, ConfigError, ValueError, OSError) as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"samples: {out / 'samples.jsonl'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
