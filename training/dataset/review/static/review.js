@@ -98,7 +98,14 @@ function renderAuto(auto) {
     const table = document.createElement("table");
     for (const r of live.relations) {
       const tr = table.insertRow();
-      tr.insertCell().textContent = (r.changed ? "changed · " : "") + r.text;
+      const text = tr.insertCell();
+      if (r.changed) {
+        const tag = document.createElement("span");
+        tag.className = "tag";
+        tag.textContent = "changed";
+        text.append(tag);
+      }
+      text.append(r.text);
       tr.insertCell().append("chosen ", mark(r.chosen));
       tr.insertCell().append(r.changed ? "rejected breaks it " : "rejected keeps it ", mark(r.changed ? !r.rejected : r.rejected));
     }
