@@ -31,18 +31,27 @@ def resolve_edit_path(name_or_path: str | os.PathLike) -> Path:
     if not path.exists():
         raise ScorerFolderError(f"edit scorer folder not found: {path} (shipped edit scorers: "
                                 f"{', '.join(shipped) or 'none'})")
+    if not (path / CONFIG_FILE).is_file() and _chat_model(path):
+        return path  # a plain local Qwen2.5-VL / Qwen3-VL chat model: used as a generative judge (judge.py)
     if not (path / CONFIG_FILE).is_file():
         hint = " (it is a SpatialScore folder for single images)" if (path / "spatialscore.json").is_file() else ""
         raise ScorerFolderError(f"not an edit scorer folder: {path} has no {CONFIG_FILE}{hint}")
     return path
 
 
+def _chat_model(path: Path) -> bool:
+    from .judge import JUDGE_TYPES, model_type
+
+    return model_type(path) in JUDGE_TYPES
+
+
 def is_edit_scorer(name_or_path) -> bool:
+    """An edit scorer folder or shipped name (a plain chat-model folder counts only with --source)."""
     try:
-        resolve_edit_path(name_or_path)
+        path = resolve_edit_path(name_or_path)
     except ScorerFolderError:
         return False
-    return True
+    return (path / CONFIG_FILE).is_file()
 
 
 def create_coords_edit_model(coords, head: HeadConfig, seed: int = 0, device="cpu"):
@@ -90,7 +99,7 @@ def save_edit_model(model, folder: str | os.PathLike, notes: dict | None = None)
 def load_edit_model(name_or_path, device: str | torch.device | None = None, dtype: torch.dtype | None = None):
     """An edit scorer folder or shipped name -> its model (eval mode, on `device`)."""
     path = resolve_edit_path(name_or_path)
-    config = EditScorerConfig.read(path)
+    config = EditScorerConfig.read(path) if (path / CONFIG_FILE).is_file() else EditScorerConfig(kind="judge")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if config.kind == "coords":
         model = _load_coords_edit(path, config)

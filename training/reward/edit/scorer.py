@@ -33,7 +33,7 @@ class EditScoreResult:
         for row, text in zip(rows, self.reasoning, strict=False):
             row["reasoning"] = text
         for row, d in zip(rows, self.details, strict=False):
-            row["scores"] = d
+            row["judge"] = d
         return rows
 
 
