@@ -7,6 +7,7 @@ import os
 import folder_paths
 from comfy_api.latest import ComfyExtension, io
 
+from .edit import SpatialScoreEditLoader, SpatialScoreEditRerank, SpatialScoreEditScore
 from .loader import MODEL_FOLDER, SpatialScoreLoader
 from .rerank import SpatialScoreRerank
 from .score import SpatialScoreScore
@@ -24,4 +25,5 @@ def register_model_folder() -> None:
 
 class SpatialScoreExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [SpatialScoreLoader, SpatialScoreScore, SpatialScoreRerank]
+        return [SpatialScoreLoader, SpatialScoreScore, SpatialScoreRerank, SpatialScoreEditLoader,
+                SpatialScoreEditScore, SpatialScoreEditRerank]

@@ -99,9 +99,14 @@ class EditScorer:
             raise FloatingPointError("the edit scorer produced non-finite scores (check the weights and dtype)")
         return EditScoreResult(mean, torch.cat(stds), regions, "reward")
 
+    def to(self, device) -> EditScorer:
+        target = self.model if isinstance(self.model, torch.nn.Module) else getattr(self.model, "model", None)
+        if target is not None:
+            target.to(torch.device(device))
+        return self
+
     def release(self) -> None:
-        if isinstance(self.model, torch.nn.Module):
-            self.model.to("cpu")
+        self.to("cpu")
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
