@@ -5,6 +5,9 @@
 //       same-name .jpg thumbnails (the scoring graph is run first so its thumbnail shows the score badges), and
 //       into <fixtures dir> their API form as the frontend converts it plus the /object_info of the node types
 //       they use, for the offline test of tests/nodes/comfyui_harness.ui_to_api.
+//   node scripts/comfyui_browser.mjs build-edit-workflow <url> <workflows dir> <fixtures dir>
+//       the same for the edit example only (spatialscore_edit_rerank; run with the built-in shapes-edit scorer and
+//       input/edit_source.png + input/edit_candidates.png), adding its node types to <fixtures dir>/object_info.json
 //   node scripts/comfyui_browser.mjs badge-check <url> <out dir>
 //       runs a Score graph and a Rerank graph on an 8-frame batch (input/candidates.png) and checks that every
 //       preview image got its badge; writes screenshots and a JSON report.
@@ -169,6 +172,34 @@ const GRAPHS = {
     H.link(rerank, "top_images", save, "images");
     return { run: false };
   },
+  spatialscore_edit_rerank: () => {
+    const H = window.__ss;
+    H.clear();
+    const note = H.add("MarkdownNote", [40, 40], {}, { size: [380, 380] });
+    note.widgets[0].value = [
+      "## SpatialScore: score and rerank image edits",
+      "Scores each **edited** image against the **source** and the **instruction** (SpatialReward): did the edit happen where it should, and nothing else?",
+      "",
+      "1. `shapes-edit` is the built-in demo (flat shapes only); for real edits put an edit scorer (`spatialreward.json`) or a local **Qwen2.5-VL / Qwen3-VL** judge in `models/spatialscore/`.",
+      "2. Feed the edit candidates (e.g. a Flux Kontext or Qwen-Image-Edit batch) into `edited`.",
+      "",
+      "The preview outlines the predicted edit regions; Edit Rerank keeps the best `top_k`.",
+    ].join("\n");
+    const loader = H.add("SpatialScoreEditLoader", [40, 460], { edit_scorer: "shapes-edit" }, { width: 380 });
+    const source = H.add("LoadImage", [460, 40], { image: "edit_source.png" }, { size: [300, 360], title: "Source image" });
+    const edited = H.add("LoadImage", [460, 440], { image: "edit_candidates.png" }, { size: [300, 360], title: "Edit candidates" });
+    const instruction = "move the red circle to the left of the blue square";
+    const score = H.add("SpatialScoreEditScore", [800, 40], { instruction }, { size: [400, 520] });
+    const rerank = H.add("SpatialScoreEditRerank", [1240, 40], { instruction, top_k: 1 }, { size: [360, 520] });
+    const save = H.add("SaveImage", [1640, 40], { filename_prefix: "spatialscore/best_edit" }, { size: [300, 360] });
+    for (const node of [score, rerank]) {
+      H.link(loader, "edit_scorer", node, "edit_scorer");
+      H.link(source, "IMAGE", node, "source");
+      H.link(edited, "IMAGE", node, "edited");
+    }
+    H.link(rerank, "top_images", save, "images");
+    return { run: true, badgeNode: score.id };
+  },
   // not an example: the Rerank badge check on an 8-image batch with latents and masks
   rerank_check: () => {
     const H = window.__ss;
@@ -258,6 +289,33 @@ async function buildWorkflows(url, outDir, apiDir) {
   if (errors.length) process.exit(1);
 }
 
+// Only the edit example (the others untouched): its UI json, thumbnail and API form, and its node types added to the
+// fixtures' object_info.json (entries already there are kept as they are).
+async function buildEditWorkflow(url, outDir, apiDir) {
+  const name = "spatialscore_edit_rerank";
+  const session = await openComfy(url);
+  const { page } = session;
+  await page.evaluate(PAGE_HELPERS);
+  const meta = await build(page, name);
+  const { workflow, output } = await page.evaluate(async () => await window.__ss.app.graphToPrompt());
+  await page.evaluate(async () => await window.__ss.run());
+  await waitForBadges(page, [meta.badgeNode]);
+  await page.waitForTimeout(300);
+  const report = await badgeState(page, [meta.badgeNode]);
+  writeFileSync(join(outDir, `${name}.json`), JSON.stringify(workflow, null, 2) + "\n");
+  writeFileSync(join(apiDir, `${name}.api.json`), JSON.stringify(output, null, 2) + "\n");
+  await canvasShot(page, join(outDir, `${name}.jpg`), 82);
+  await session.browser.close();
+  const info = await (await fetch(`${url}/object_info`)).json();
+  const path = join(apiDir, "object_info.json");
+  const subset = JSON.parse(readFileSync(path, "utf8"));
+  for (const n of workflow.nodes) if (!(n.type in subset) && n.type in info) subset[n.type] = info[n.type];
+  const sorted = Object.fromEntries(Object.keys(subset).sort().map((t) => [t, subset[t]]));
+  writeFileSync(path, JSON.stringify(sorted, null, 1) + "\n");
+  console.log(JSON.stringify({ report, errors: session.errors, frontend_errors: session.other }, null, 1));
+  if (session.errors.length) process.exit(1);
+}
+
 async function badgeCheck(url, outDir) {
   const { browser, page, errors, other } = await openComfy(url);
   mkdirSync(outDir, { recursive: true });
@@ -283,5 +341,6 @@ async function badgeCheck(url, outDir) {
 
 const [cmd, url, a, b] = process.argv.slice(2);
 if (cmd === "build-workflows") await buildWorkflows(url, a, b);
+else if (cmd === "build-edit-workflow") await buildEditWorkflow(url, a, b);
 else if (cmd === "badge-check") await badgeCheck(url, a);
 else { console.error("usage: comfyui_browser.mjs build-workflows <url> <workflows dir> <api dir> | badge-check <url> <out dir>"); process.exit(2); }
