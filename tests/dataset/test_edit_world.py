@@ -11,7 +11,7 @@ import pytest
 from training.dataset.__main__ import main as dataset_main
 from training.dataset.edit.build import build_edit
 from training.dataset.edit.edits import APPLIES, MISTAKES, sample_example
-from training.dataset.edit.instructions import InstructionParseError, Instruction, parse_instruction
+from training.dataset.edit.instructions import Instruction, InstructionParseError, parse_instruction
 from training.dataset.edit.oracle import judge_edit, shape_of
 from training.dataset.edit.scene import Shape, changed_regions, render
 from training.dataset.oracle import find_objects

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from PIL import Image
 
 from training.reward.edit.aggregate import Aggregation, aggregate
 from training.reward.edit.judge_parse import parse_judge_output
@@ -85,10 +84,10 @@ def test_parser_on_empty_or_useless_output_reports_instead_of_raising(text):
 
 
 def _edit_images(tmp_path):
+    import random
+
     from training.dataset.edit.edits import sample_example
     from training.dataset.edit.scene import render
-
-    import random
 
     ex = sample_example(random.Random(0), "wrong_object")
     return ex.instruction.text, render(ex.source), [render(ex.chosen), render(ex.rejected)]

@@ -66,9 +66,9 @@ def _analyse(image) -> tuple[dict[str, Blob | None], int, int]:
 
 
 def _analysed_size(image, max_side: int) -> tuple[int, int]:
-    from training.common.images import load_image_file, to_pil_list
-
     from PIL import Image
+
+    from training.common.images import load_image_file, to_pil_list
 
     if isinstance(image, Image.Image):
         w, h = image.size

@@ -17,7 +17,15 @@ from safetensors.torch import load_file
 from torch import nn
 
 from ...common.atomic import atomic_dir, usual_permissions
-from ..config import ADAPTER_DIR, HEAD_FILE, MODEL_DIR, PROCESSOR_DIR, HeadConfig, LoraSettings, ScorerFolderError
+from ..config import (
+    ADAPTER_DIR,
+    HEAD_FILE,
+    MODEL_DIR,
+    PROCESSOR_DIR,
+    HeadConfig,
+    LoraSettings,
+    ScorerFolderError,
+)
 from ..head import RewardHead
 from ..model import text_decoder_layers
 from .config import EditScorerConfig, EditTemplate
