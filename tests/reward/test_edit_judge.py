@@ -123,3 +123,26 @@ def test_judge_runs_end_to_end_on_a_tiny_random_chat_model(tmp_path, family):
     # a plain chat-model folder is a judge too, with the pack's template
     plain = load_edit_scorer(base, device="cpu")
     assert "instruction_success" in plain.model.chat
+
+
+def test_make_judge_writes_a_folder_with_the_users_template(tmp_path, capsys):
+    from training.reward.edit.config import EditScorerConfig
+    from training.reward.edit.make_judge import main
+
+    base = tmp_path / "model"
+    base.mkdir()
+    (base / "config.json").write_text(json.dumps({"model_type": "qwen3_vl"}))
+    settings = tmp_path / "s.json"
+    settings.write_text(json.dumps({"template": {"system": "S", "user": "{source}{edited} do: {instruction}"},
+                                    "quality_template": None, "aggregation": {"semantic_exponent": 1.0}}))
+    assert main(["--base", str(base), "--out", str(tmp_path / "judge"), "--settings", str(settings)]) == 0
+    cfg = EditScorerConfig.read(tmp_path / "judge")
+    assert cfg.kind == "judge" and cfg.judge["template"]["user"] == "{source}{edited} do: {instruction}"
+    assert cfg.judge["quality_template"] is None and cfg.judge["aggregation"]["semantic_exponent"] == 1.0
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"template": {"system": "S", "user": "no placeholders"}}))
+    assert main(["--base", str(base), "--out", str(tmp_path / "j2"), "--settings", str(bad)]) == 2
+    assert "must contain {instruction} exactly once" in capsys.readouterr().err
+    (base / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    assert main(["--base", str(base), "--out", str(tmp_path / "j3")]) == 2
+    assert "got 'llama'" in capsys.readouterr().err
