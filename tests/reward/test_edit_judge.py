@@ -93,6 +93,7 @@ def _edit_images(tmp_path):
     return ex.instruction.text, render(ex.source), [render(ex.chosen), render(ex.rejected)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
 def test_judge_runs_end_to_end_on_a_tiny_random_chat_model(tmp_path, family):
     from training.reward.edit.judge import JudgeSettings, write_judge_folder

@@ -74,6 +74,7 @@ def test_edit_pairs_file_and_its_errors(edits, tmp_path):
     assert not is_edit_file(plain)
 
 
+@pytest.mark.slow
 def test_coords_edit_training_resumes_exactly_after_a_kill(edits, tmp_path):
     from safetensors.torch import load_file
 
@@ -117,6 +118,7 @@ def test_refuses_a_foreign_output_folder_and_missing_regions(edits, tmp_path):
         train_edit(_config(no_regions, tmp_path / "r"), log=lambda m: None)
 
 
+@pytest.mark.slow
 def test_cli_train_score_evaluate_on_edit_pairs(edits, tmp_path, capsys):
     run = tmp_path / "run"
     args = ["train", "--preset", "shapes_edit_coords", "--data", str(edits), "--out", str(run), "--steps", "2",
@@ -150,6 +152,7 @@ def test_cli_train_score_evaluate_on_edit_pairs(edits, tmp_path, capsys):
     assert "empty" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_qwen25vl_edit_model_trains_saves_and_reloads(edits, tmp_path):
     from PIL import Image
 
