@@ -181,3 +181,17 @@ def test_qwen25vl_edit_model_trains_saves_and_reloads(edits, tmp_path):
     assert torch.allclose(first.mean, again.mean, atol=1e-5) and len(first.regions[0]) == 1
     x0, y0, x1, y1 = first.regions[0][0]
     assert 0 <= x0 <= x1 <= 1 and 0 <= y0 <= y1 <= 1
+
+
+def test_non_finite_weights_are_never_saved(tmp_path):
+    from training.common.finite import NonFiniteError
+    from training.reward.config import HeadConfig
+    from training.reward.coords_model import CoordsConfig
+    from training.reward.edit.folder import create_coords_edit_model, save_edit_model
+
+    model = create_coords_edit_model(CoordsConfig(hidden=8, layers=1, heads=2, vocab=["red"]), HeadConfig(8))
+    with torch.no_grad():
+        model.head.out.weight[0, 0] = float("nan")
+    with pytest.raises(NonFiniteError, match="edit scorer weights"):
+        save_edit_model(model, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ...common.atomic import atomic_dir, usual_permissions
+from ...common.finite import require_finite_weights
 from ..config import HEAD_FILE, HeadConfig, ScorerFolderError
 from ..loading import ASSETS
 from . import CONFIG_FILE
@@ -67,9 +68,7 @@ def create_coords_edit_model(coords, head: HeadConfig, seed: int = 0, device="cp
 
 def _save_tensors(module: torch.nn.Module, file: Path) -> None:
     state = {k: v.detach().float().cpu().contiguous() for k, v in module.state_dict().items()}
-    bad = [k for k, v in state.items() if not torch.isfinite(v).all()]
-    if bad:
-        raise FloatingPointError(f"refusing to save non-finite weights ({', '.join(bad[:3])})")
+    require_finite_weights(state.items(), f"edit scorer weights ({file.name})")
     save_file(state, str(file))
     usual_permissions(file)
 

@@ -21,6 +21,7 @@ import torch
 
 from ...common import checkpointing as ckpt
 from ...common.atomic import write_json
+from ...common.finite import require_finite
 from ...common.run_folder import owned_run_folder
 from ..config import HeadConfig
 from ..coords_model import CoordsConfig, build_vocab
@@ -208,9 +209,8 @@ def train_edit(config: RewardTrainConfig, resume: bool = False, log=print) -> di
                                                [p.rejected_region for p in micro])
                     probe = _probe_loss(model, out_, micro)
                 total = per_pair.mean() + t.grounding_weight * (region + probe)
-                if not torch.isfinite(total):
-                    raise FloatingPointError(f"step {step}: the loss is not finite ({float(total)}); lower "
-                                             "train.learning_rate or check the data; nothing was saved")
+                require_finite("the edit-reward loss", total, step,
+                               hint="lower train.learning_rate or check the data; the last checkpoint is intact")
                 (total * n / t.batch_size).backward()
                 margin = (out_.mean[:n] - out_.mean[n:]).detach().double()
                 sums += torch.stack([per_pair.detach().double().sum(), (margin > 0).double().sum(),
