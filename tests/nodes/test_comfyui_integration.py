@@ -97,6 +97,15 @@ def test_every_node_loads_with_tooltips(comfy):
     assert SCORER in choices and ZERO_SHOT in choices and "not_a_vlm" not in choices
 
 
+def test_released_node_schemas_are_unchanged(comfy):
+    """Released node ids, inputs and outputs, as the running ComfyUI reports them, against the committed
+    snapshot: removing, renaming or retyping any of them fails; new nodes and optional inputs pass."""
+    from nodes.logic.schema_compat import incompatible_changes, snapshot
+
+    released = json.loads((Path(__file__).parent / "fixtures" / "node_schema.json").read_text())
+    assert incompatible_changes(released, snapshot(comfy.object_info)) == []
+
+
 def test_score_and_rerank_a_batch_of_8_carrying_latents_and_masks(comfy):
     prompt = {
         "1": loader(),
