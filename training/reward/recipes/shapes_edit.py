@@ -10,7 +10,7 @@ Stages (each skipped when its output exists; a killed training stage continues f
                 Gaussian Bradley-Terry + region grounding, from scratch)
   3. evaluate   python -m training.reward evaluate on every held-out pair: accuracy overall, by edit kind, by
                 mistake, and the edit-region IoU of the correct edits
---ship copies the scorer folder to training/reward/assets/shapes-edit/ (self-contained, about 1.5 MB).
+--ship copies the scorer folder to training/reward/assets/shapes-edit/ (self-contained, about 1.1 MB).
 """
 
 from __future__ import annotations
