@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -24,9 +24,17 @@ class ScoreResult:
     mean: torch.Tensor  # [N] float32, CPU
     std: torch.Tensor  # [N] float32, CPU (0 in zero-shot mode)
     mode: str  # "reward" or "zero-shot"
+    # per image: '' or why the score means little (outside the scorer's world: unknown words, a photo for the
+    # shapes scorer); only scorers that know their world fill it
+    warnings: list[str] = field(default_factory=list)
 
     def rows(self) -> list[dict]:
-        return [{"mean": float(m), "std": float(s)} for m, s in zip(self.mean, self.std, strict=True)]
+        rows = [{"mean": float(m), "std": float(s)} for m, s in zip(self.mean, self.std, strict=True)]
+        for row, warning in zip(rows, self.warnings, strict=False):
+            row["out_of_world"] = bool(warning)
+            if warning:
+                row["warning"] = warning
+        return rows
 
 
 def normalise_prompts(prompts: str | Sequence[str], n_images: int) -> list[str]:
@@ -86,8 +94,10 @@ class Scorer:
             self.model.to(self.device)
         # Same prompts together (their text prefix is computed once), then similar sizes (little padding).
         order = sorted(range(len(pil)), key=lambda i: (prompts[i], pil[i].width * pil[i].height))
-        mean = torch.empty(len(pil), dtype=torch.float32)
-        log_std = torch.empty(len(pil), dtype=torch.float32)
+        # zeros, not empty: on fake tensors (benchmarks/dryrun) no values are written here, and the finiteness
+        # check below must not read uninitialised memory
+        mean = torch.zeros(len(pil), dtype=torch.float32)
+        log_std = torch.zeros(len(pil), dtype=torch.float32)
         n_batches = math.ceil(len(order) / self.batch_size)
         for b in range(n_batches):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
@@ -102,7 +112,9 @@ class Scorer:
                 progress(min((b + 1) * self.batch_size, len(order)), len(order))
         if not torch.isfinite(mean).all():
             raise FloatingPointError("the model produced non-finite scores (check the weights and dtype)")
-        return ScoreResult(mean=mean, std=log_std.exp(), mode=self.mode)
+        check = getattr(self.model, "world_warnings", None)
+        warnings = check(pil, prompts) if check is not None else []
+        return ScoreResult(mean=mean, std=log_std.exp(), mode=self.mode, warnings=warnings)
 
 
 def load_scorer(name_or_path: str | os.PathLike, device: str | torch.device | None = None,
