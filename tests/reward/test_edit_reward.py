@@ -195,3 +195,12 @@ def test_non_finite_weights_are_never_saved(tmp_path):
     with pytest.raises(NonFiniteError, match="edit scorer weights"):
         save_edit_model(model, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("loss", ["mc_gaussian_bt", "bt"])
+def test_every_pair_loss_trains_edit_pairs(edits, tmp_path, loss):
+    from training.reward.edit.trainer import train_edit
+
+    summary = train_edit(_config(edits, tmp_path / loss, **{"train.loss": loss, "train.steps": 1,
+                                                             "data.val_pairs": 4}), log=lambda m: None)
+    assert np.isfinite(summary["best"]["val_loss"])

@@ -25,7 +25,7 @@ from ...common.finite import require_finite
 from ...common.run_folder import owned_run_folder
 from ..config import HeadConfig
 from ..coords_model import CoordsConfig, build_vocab
-from ..losses import pair_loss
+from ..losses import pair_loss, pair_noise
 from ..metrics import CURVES_FILE, MetricsLog, plot_curves
 from ..train_config import ConfigError, RewardTrainConfig
 from ..trainable import make_optimizer, make_scheduler
@@ -131,8 +131,9 @@ def _validate(model, val: list[EditPair], config: RewardTrainConfig) -> dict | N
     model.eval()
     mc, lc, mr, lr, regions = forward_pairs(model, val, config.train.micro_batch_size)
     model.train()
-    loss = pair_loss(config.train.loss, mc, lc, mr, lr, noise=None) if config.train.loss != "mc_gaussian_bt" else \
-        pair_loss("gaussian_bt", mc, lc, mr, lr)
+    t = config.train
+    noise = pair_noise(t.seed, -1, len(val), t.mc_samples) if t.loss == "mc_gaussian_bt" else None
+    loss = pair_loss(t.loss, mc, lc, mr, lr, noise=noise)
     report = edit_report(val, (mc - mr).numpy(), regions)
     return {"val_loss": float(loss.mean()), "val_accuracy": report["pairwise_accuracy"], "val_pairs": len(val),
             "val_by_mistake": report["by_mistake"], "val_by_edit_kind": report["by_edit_kind"],
@@ -192,6 +193,7 @@ def train_edit(config: RewardTrainConfig, resume: bool = False, log=print) -> di
         for step in range(start + 1, t.steps + 1):
             tick = time.perf_counter()
             idx = stream.take((step - 1) * t.batch_size, t.batch_size)
+            noise = pair_noise(t.seed, step, t.batch_size, t.mc_samples) if t.loss == "mc_gaussian_bt" else None
             sums = torch.zeros(4, dtype=torch.float64)  # loss, correct, region loss, probe loss
             for j in range(0, t.batch_size, t.micro_batch_size):
                 micro = [train[i] for i in idx[j:j + t.micro_batch_size]]
@@ -202,7 +204,7 @@ def train_edit(config: RewardTrainConfig, resume: bool = False, log=print) -> di
                                      ins + ins)
                 out_ = model(batch, probe_layer=probe_layer)
                 per_pair = pair_loss(t.loss, out_.mean[:n], out_.log_std[:n], out_.mean[n:], out_.log_std[n:],
-                                     noise=None)
+                                     noise=None if noise is None else noise[j:j + n])
                 region = probe = torch.zeros(())
                 if t.grounding_weight > 0:
                     region = model.region_loss(out_, [p.chosen_region for p in micro] +
