@@ -147,3 +147,6 @@ def test_cli_build_and_check(tmp_path, capsys):
     assert dataset_main(["check", "--world", "shapes-edit", "--instruction", row["instruction"], "--source",
                          str(tmp_path / "missing.png"), good]) == 2
     assert "--source: image file not found" in capsys.readouterr().err
+    assert dataset_main(["stats", str(out), "--oracle", "--no-progress", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["pairs"] == 10 and stats["oracle_disagreements"] == 0 and sum(stats["by_mistake"].values()) == 10

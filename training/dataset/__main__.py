@@ -190,9 +190,12 @@ def _check_cases(path: Path, as_json: bool) -> int:
 
 
 def cmd_stats(args) -> int:
+    from .edit.cli import cmd_stats_edit, is_edit_folder
     from .stats import dataset_stats
     from .summary import format_summary
 
+    if is_edit_folder(args.folder):
+        return cmd_stats_edit(args)
     summary = dataset_stats(args.folder, oracle=args.oracle, progress=not args.no_progress)
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     if args.preview:

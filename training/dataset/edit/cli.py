@@ -68,3 +68,40 @@ def _check_cases(path: Path, as_json: bool) -> int:
         print(json.dumps(result) if as_json else f"[{line_no}] " + (result.get("error") or _lines(verdict)),
               flush=True)
     return 1 if failures else 0
+
+
+def is_edit_folder(folder: Path) -> bool:
+    try:
+        return json.loads((Path(folder) / "build.json").read_text(encoding="utf-8"))["identity"]["world"] == "shapes-edit"
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def cmd_stats_edit(args) -> int:
+    """Counts by split, edit kind and mistake; with --oracle, every pair re-judged from its image files."""
+    from tqdm import tqdm
+
+    from ..manifest import read_jsonl, report_problems
+    from .build import REQUIRED, summarize
+    from .oracle import judge_edit
+
+    read = read_jsonl(Path(args.folder) / "manifest.jsonl", REQUIRED)
+    report_problems(Path(args.folder) / "manifest.jsonl", read.problems)
+    summary = {**summarize(read.rows), "out": str(args.folder)}
+    if args.oracle:
+        wrong = 0
+        for row in tqdm(read.rows, disable=args.no_progress, desc="oracle", unit="pair"):
+            src = Path(args.folder) / row["source"]
+            good = judge_edit(row["instruction"], src, Path(args.folder) / row["chosen"]).followed
+            bad = judge_edit(row["instruction"], src, Path(args.folder) / row["rejected"]).followed
+            wrong += int(not good or bad)
+        summary["oracle_disagreements"] = wrong
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"dataset: {summary['out']}\npairs: {summary['pairs']}")
+        for key in ("by_split", "by_edit_kind", "by_mistake"):
+            print(f"{key.replace('_', ' ')}: " + ", ".join(f"{k} {v}" for k, v in summary[key].items()))
+        if "oracle_disagreements" in summary:
+            print(f"pairs the pixel oracle now disagrees with: {summary['oracle_disagreements']}")
+    return 0
