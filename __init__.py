@@ -14,9 +14,10 @@ async def comfy_entrypoint():
     except ImportError as exc:
         raise RuntimeError("SpatialScore needs a ComfyUI with the V3 node API (comfy_api.latest; tested with "
                            f"0.3.64): {exc}") from exc
-    from .nodes.extension import SpatialScoreExtension, register_model_folder
+    from .nodes.extension import SpatialScoreExtension, register_example_inputs, register_model_folder
 
     register_model_folder()
+    register_example_inputs()
     try:  # the dataset review page, on ComfyUI's own server; the nodes work without it
         from .nodes.review_routes import register_review_routes
 

@@ -23,6 +23,13 @@ def register_model_folder() -> None:
         pass
 
 
+def register_example_inputs() -> None:
+    """The pictures the example workflows load, into ComfyUI's input folder (only those missing)."""
+    from .logic.examples import install_example_inputs
+
+    install_example_inputs(folder_paths.get_input_directory())
+
+
 class SpatialScoreExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return [SpatialScoreLoader, SpatialScoreScore, SpatialScoreRerank, SpatialScoreEditLoader,

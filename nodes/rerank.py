@@ -8,7 +8,7 @@ from comfy_execution.graph_utils import ExecutionBlocker
 from .common import images_input, progress_callback, prompt_inputs, scorer_input, ui_payload
 from .logic.ranking import RANK_BY
 from .logic.rerank import check_carried, rerank
-from .logic.scoring import check_image_batch, score_images
+from .logic.scoring import check_image_batch, score_images, warning_lines
 from .socket_types import CATEGORY
 
 
@@ -63,7 +63,7 @@ class SpatialScoreRerank(io.ComfyNode):
         r = best.ranking
         mean, std, order = r.mean.tolist(), r.std.tolist(), r.indices.tolist()
         ui = ui_payload(cls, best.images, mean, std, [f"SpatialScore {scorer.describe()}: {best.report[0]}",
-                                                      *best.report[1:]],
+                                                      *best.report[1:], *warning_lines(table.warnings)],
                         indices=order, prompts=best.prompts, utility=r.utility.tolist())
         return io.NodeOutput(best.images, _or_blocked(best.latent, "top_latent", "LATENT", "latent"),
                              _or_blocked(best.mask, "top_mask", "MASK", "mask"), mean, std, order, ui=ui)

@@ -6,7 +6,7 @@ from comfy_api.latest import io
 
 from .common import images_input, progress_callback, prompt_inputs, scorer_input, ui_payload
 from .logic.annotate import draw_badges, format_score, score_lines
-from .logic.scoring import check_image_batch, score_images
+from .logic.scoring import check_image_batch, score_images, warning_lines
 from .socket_types import CATEGORY
 
 
@@ -39,5 +39,6 @@ class SpatialScoreScore(io.ComfyNode):
         mean, std = table.mean.tolist(), table.std.tolist()
         preview = draw_badges(images, [format_score(m, s) for m, s in zip(mean, std, strict=True)])
         lines = [f"SpatialScore {scorer.describe()}"] + score_lines(mean, std, prompts=table.prompts)
+        lines += warning_lines(table.warnings)
         return io.NodeOutput(mean, std, preview,
                              ui=ui_payload(cls, images, mean, std, lines, prompts=table.prompts))

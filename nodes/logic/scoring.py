@@ -68,6 +68,7 @@ class ScoreTable:
     std: torch.Tensor  # float32 [N]
     prompts: list[str]
     mode: str
+    warnings: tuple[str, ...] = ()  # per image: '' or why its score means little (outside the scorer's world)
 
 
 def check_image_batch(images: Any, name: str = "images") -> int:
@@ -105,4 +106,16 @@ def score_images(handle: ScorerHandle, images: torch.Tensor, prompt: str, prompt
     if mean.numel() != n or std.numel() != n:
         raise RuntimeError(f"scorer {handle.folder.name}: returned {mean.numel()} means and {std.numel()} "
                            f"stds for {n} images")
-    return ScoreTable(mean=mean, std=std, prompts=prompts, mode=getattr(result, "mode", handle.mode))
+    warnings = tuple(str(w) for w in getattr(result, "warnings", None) or ())
+    return ScoreTable(mean=mean, std=std, prompts=prompts, mode=getattr(result, "mode", handle.mode),
+                      warnings=warnings)
+
+
+def warning_lines(warnings) -> list[str]:
+    """The node text for out-of-world warnings: one line when every image has the same one, else per image."""
+    found = [(i, w) for i, w in enumerate(warnings) if w]
+    if not found:
+        return []
+    if len(found) == len(warnings) and len({w for _, w in found}) == 1:
+        return [f"warning (every image): {found[0][1]}"]
+    return [f"warning (image {i}): {w}" for i, w in found]

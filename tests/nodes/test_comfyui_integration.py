@@ -279,8 +279,11 @@ def test_example_workflows_validate(comfy, name):
     entry = comfy.wait(body["prompt_id"], 300)
     if name == "spatialscore_score_images":
         assert entry["status"]["status_str"] == "success", execution_error(entry)
+        # out of the box: the built-in shapes scorer and the example picture the pack put into input/
         score_node = next(k for k, v in prompt.items() if v["class_type"] == "SpatialScoreScore")
-        assert len(entry["outputs"][score_node]["spatialscore"]) == 1
+        scores = [r["mean"] for r in entry["outputs"][score_node]["spatialscore"]]
+        assert len(scores) == 4 and scores[0] == max(scores), scores  # the one true layout ranks first
+        assert "warning" not in entry["outputs"][score_node]["text"][0]
     else:
         # validated and queued; it then stops at the first Flux loader, whose weights are empty stand-ins here
         err = execution_error(entry)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
                          base_model=args.base_model)
     result = scorer.score(images, prompts)
     rows = [{"image": path, **row, "mode": result.mode} for path, row in zip(args.images, result.rows(), strict=True)]
+    for row in rows:
+        if row.get("warning"):
+            print(f"warning: {row['image']}: {row['warning']}", file=sys.stderr)
     text = json.dumps(rows, indent=2)
     if args.output:
         write_text(args.output, text + "\n")

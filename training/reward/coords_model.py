@@ -186,6 +186,13 @@ class CoordsScorerModel(nn.Module):
                     known[i, j] = True
         return target, known
 
+    def world_warnings(self, images: list[Image.Image], prompts: list[str]) -> list[str]:
+        """Per image, '' or why its score means little: prompt words outside the vocabulary, or an image far
+        from the flat-shapes pictures this backbone was trained on (world_check.py; a thumbnail per image)."""
+        from .world_check import world_warnings
+
+        return world_warnings(images, prompts, set(self.word_ids), prompt_words, world="shapes")
+
     @torch.inference_mode()
     def score_shared_prefix(self, images: list[Image.Image], prompts: list[str]):
         """The Scorer's entry point; the prompt is a few words here, so there is no prefix worth sharing."""
