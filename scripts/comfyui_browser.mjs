@@ -13,12 +13,20 @@
 //       preview image got its badge; writes screenshots and a JSON report.
 //
 // playwright-core is found through SPATIALSCORE_NODE_MODULES (a node_modules folder) or the usual resolution.
+// scripts/comfyui_badge_check.sh makes every prerequisite (playwright-core, the input files, a running ComfyUI).
 import { createRequire } from "node:module";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 const require = createRequire(process.env.SPATIALSCORE_NODE_MODULES ? join(process.env.SPATIALSCORE_NODE_MODULES, "x.js") : import.meta.url);
-const { chromium } = require("playwright-core");
+let chromium;
+try {
+  ({ chromium } = require("playwright-core"));
+} catch {
+  console.error("playwright-core not found: `npm install playwright-core` in a folder and set SPATIALSCORE_NODE_MODULES " +
+    "to its node_modules, or run scripts/comfyui_badge_check.sh, which does it");
+  process.exit(2);
+}
 
 const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
   "--disable-sync", "--disable-quic", "--no-first-run", "--disable-features=Translate,MediaRouter"];
@@ -84,7 +92,7 @@ const PAGE_HELPERS = () => {
       app.canvas.setDirty(true, true);
       return { x0, y0, x1, y1, scale };
     },
-    async run() {
+    async run(timeoutMs = 300000) {
       const done = new Promise((resolve, reject) => {
         const api = window.comfyAPI.api.api;
         const ok = () => { cleanup(); resolve("success"); };
@@ -92,6 +100,7 @@ const PAGE_HELPERS = () => {
         const cleanup = () => { api.removeEventListener("execution_success", ok); api.removeEventListener("execution_error", bad); };
         api.addEventListener("execution_success", ok);
         api.addEventListener("execution_error", bad);
+        setTimeout(() => { cleanup(); reject(new Error(`no result within ${timeoutMs / 1000} s: was the graph refused (missing input file, scorer or model)? see the ComfyUI log`)); }, timeoutMs);
       });
       await app.queuePrompt(0, 1);
       return await done;
@@ -110,15 +119,17 @@ const GRAPHS = {
       "## SpatialScore: score images",
       "Scores how well each image shows the **spatial relations** in its prompt.",
       "",
-      "1. Put a SpatialScore scorer folder (with `spatialscore.json`) or a plain **Qwen2.5-VL** folder (zero-shot) in `models/spatialscore/`, then press R.",
-      "2. One prompt line for all images, or one line per image.",
+      "Runs as it is: the loader picks the built-in **shapes** scorer (it ships with the pack), and Load Image reads `spatialscore_shapes_example.png`, which the pack puts into ComfyUI's `input/` folder: four pictures, the first one right, the other three breaking the prompt. The first should score highest.",
       "",
-      "The node shows *mean ± std* on each preview; `scores`/`stds` are per-image float lists; `preview` has the score drawn in.",
+      "The shapes scorer knows only red/green/blue/yellow circles, squares and triangles left of / right of / above / below each other on a plain background; for other pictures or words it warns in the node text. For real images put a trained SpatialScore folder (with `spatialscore.json`) or a plain **Qwen2.5-VL** folder (zero-shot) in `models/spatialscore/`, press R, and pick it in the loader.",
+      "",
+      "One prompt line for all images, or one line per image. The node shows *mean ± std* on each preview; `scores`/`stds` are per-image float lists; `preview` has the score drawn in.",
     ].join("\n");
-    const loader = H.add("SpatialScoreLoader", [40, 410], { scorer: "SpatialScore-Qwen2.5-VL-7B" }, { width: 380 });
-    const image = H.add("LoadImage", [460, 40], { image: "example.png" }, { size: [320, 420] });
+    // runs as it is: the built-in scorer and the picture the pack copies into input/ (nodes/logic/examples.py)
+    const loader = H.add("SpatialScoreLoader", [40, 410], { scorer: "shapes" }, { width: 380 });
+    const image = H.add("LoadImage", [460, 40], { image: "spatialscore_shapes_example.png" }, { size: [320, 420] });
     const score = H.add("SpatialScoreScore", [820, 40], {
-      prompt: "a girl in a pink dress standing on green grass, with white clouds above her head",
+      prompt: "a red circle to the left of a blue square",
     }, { size: [400, 560] });
     const save = H.add("SaveImage", [1260, 40], { filename_prefix: "spatialscore/scored" }, { size: [320, 420] });
     H.link(loader, "scorer", score, "scorer");
@@ -134,7 +145,11 @@ const GRAPHS = {
       "## Flux.1-dev best-of-N with SpatialScore",
       "Generates **8 candidates** of one prompt, scores each with SpatialScore and saves the **top 2**.",
       "",
-      "Models: `flux1-dev.safetensors` (diffusion_models), `clip_l` + `t5xxl_fp16` (text_encoders), `ae.safetensors` (vae), and a scorer in `models/spatialscore/`.",
+      "**Download first** (none ship with the pack):",
+      "- `flux1-dev.safetensors` (black-forest-labs/FLUX.1-dev) -> `models/diffusion_models/`",
+      "- `clip_l.safetensors` and `t5xxl_fp16.safetensors` (comfyanonymous/flux_text_encoders) -> `models/text_encoders/`",
+      "- `ae.safetensors` (the FLUX.1-dev VAE) -> `models/vae/`",
+      "- a scorer folder -> `models/spatialscore/<name>/`: a trained SpatialScore (has `spatialscore.json`), or the plain **Qwen/Qwen2.5-VL-7B-Instruct** folder for zero-shot scoring; then press R and pick it in the loader (the name `SpatialScore-Qwen2.5-VL-7B` below is a placeholder). The built-in `shapes` scorer runs without a download but only understands flat coloured shapes, not Flux images.",
       "",
       "The scorer is moved to the GPU only while it scores (keep_loaded off), so Flux keeps the memory.",
       "`top_latent` carries the kept latents in the same order (e.g. for an upscale pass).",
@@ -204,7 +219,7 @@ const GRAPHS = {
   rerank_check: () => {
     const H = window.__ss;
     H.clear();
-    const loader = H.add("SpatialScoreLoader", [40, 40], { scorer: "SpatialScore-Qwen2.5-VL-7B", batch_size: 3 }, { width: 340 });
+    const loader = H.add("SpatialScoreLoader", [40, 40], { scorer: "shapes", batch_size: 3 }, { width: 340 });
     const image = H.add("LoadImage", [40, 260], { image: "candidates.png" }, { size: [340, 380] });
     const latent = H.add("LoadLatent", [40, 680], { latent: "candidates.latent" }, { width: 340 });
     const rerank = H.add("SpatialScoreRerank", [420, 40], { prompt: "a red circle to the left of a blue square", top_k: 3 }, { size: [520, 700] });
