@@ -1,0 +1,175 @@
+"""Full-size dry runs on fake tensors: peak memory by kind, FLOPs and predicted H100/H200 time, phase by phase.
+
+    python -m benchmarks.dryrun score --shape 7b --batch 16
+    python -m benchmarks.dryrun reward-train --shape 7b --micro-batch 4 --token-row both
+    python -m benchmarks.dryrun grpo --shape flux-dev --train-batch 4 --json grpo.json
+
+Every model is built at its published shape on fake tensors (no storage, no weights), and the project's own code
+runs through it: `Scorer.score`; the reward trainer's model, optimizer and micro-step; the GRPO trainer's
+sampling, reward and training pieces. See docs/memory_plan.md for what the numbers say, and each module's
+docstring for what is run once and multiplied. `--shape tiny` runs the same path at toy size (`--real`: on real
+tensors, which is how tests/benchmarks/test_dryrun.py holds the fake numbers to reality).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .measure import DEFAULT_UTILISATION, GIB
+
+SHAPES = {"score": ("7b", "3b", "tiny"), "reward-train": ("7b", "3b", "tiny"), "grpo": ("flux-dev", "tiny")}
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.dryrun", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--utilisation", type=float, default=DEFAULT_UTILISATION,
+                        help="fraction of the 989 TFLOP/s bf16 peak the predicted times assume (default 0.40)")
+    common.add_argument("--px", type=int, default=512, help="image side in pixels (default 512)")
+    common.add_argument("--real", action="store_true", help="real tensors instead of fake ones (tiny shape only)")
+    common.add_argument("--json", help="also write the numbers to this file")
+    common.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    s = sub.add_parser("score", parents=[common], help="Scorer.score on a batch of images")
+    s.add_argument("--shape", default="7b", help="7b, 3b or tiny")
+    s.add_argument("--batch", type=int, default=8, help="images a batch (Scorer batch_size; default 8)")
+    r = sub.add_parser("reward-train", parents=[common], help="one LoRA reward-training optimizer step")
+    r.add_argument("--shape", default="7b", help="7b, 3b or tiny")
+    r.add_argument("--micro-batch", type=int, default=4, help="pairs a forward pass (default 4)")
+    r.add_argument("--accumulation", type=int, default=1, help="micro-batches an optimizer step (default 1)")
+    r.add_argument("--lora-rank", type=int, default=32)
+    r.add_argument("--gradient-checkpointing", choices=["on", "off"], default="on")
+    r.add_argument("--token-row", choices=["one-row", "peft", "both"], default="one-row",
+                   help="the reward-token row: the one-row override (shipped), peft's full-matrix copy, or both")
+    g = sub.add_parser("grpo", parents=[common], help="one Spatial GRPO step (one group) with the 7B scorer")
+    g.add_argument("--shape", default="flux-dev", help="flux-dev or tiny")
+    g.add_argument("--scorer", default=None, help="scorer shape: 7b (default with flux-dev), 3b, tiny")
+    g.add_argument("--train-batch", type=int, default=None, help="train.batch_size (preset: 4)")
+    g.add_argument("--sample-batch", type=int, default=None, help="sample.batch_size (preset: 8)")
+    args = parser.parse_args(argv)
+    if args.shape not in SHAPES[args.what]:
+        parser.exit(2, f"--shape: {args.what} takes one of {', '.join(SHAPES[args.what])}, got {args.shape!r}\n")
+    if args.real and args.shape != "tiny":
+        parser.exit(2, "--real: only the tiny shape runs on real tensors (full size needs the GPU's memory)\n")
+    if not 0 < args.utilisation <= 1:
+        parser.exit(2, f"--utilisation: a fraction in (0, 1], got {args.utilisation}\n")
+    if args.px < 64 or args.px % 16:
+        parser.exit(2, f"--px: a multiple of 16 from 64 on (FLUX's 2x2-packed 8x latents), got {args.px}\n")
+    for name in ("batch", "micro_batch", "accumulation", "lora_rank", "train_batch", "sample_batch"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            parser.exit(2, f"--{name.replace('_', '-')}: must be >= 1, got {value}\n")
+    return args
+
+
+def run(args) -> tuple[str, dict]:
+    from . import report
+
+    fake = not args.real
+    u = args.utilisation
+    if args.what == "score":
+        from . import score
+
+        meter = score.run(args.shape, fake, batch=args.batch, px=args.px)
+        title = f"score: Qwen2.5-VL-{args.shape} SpatialScore, batch {args.batch}, {args.px}x{args.px}"
+        return report.table(meter.phases, u, title), report.result(meter.phases, u)
+    if args.what == "reward-train":
+        from . import reward_train
+
+        rows = ["one-row", "peft"] if args.token_row == "both" else [args.token_row]
+        texts, results = [], {}
+        for row in rows:
+            meter = reward_train.run(args.shape, fake, micro_batch=args.micro_batch, accumulation=args.accumulation,
+                                     px=args.px, lora_rank=args.lora_rank, token_row=row,
+                                     checkpointing=args.gradient_checkpointing == "on", autocast=args.shape != "tiny")
+            title = (f"reward-train: Qwen2.5-VL-{args.shape}, LoRA rank {args.lora_rank}, micro-batch "
+                     f"{args.micro_batch} pairs, {args.px}x{args.px}, token row: {row}")
+            texts.append(report.table(meter.phases, u, title))
+            results[row] = report.result(meter.phases, u, trainable_gib=round(meter.trainable_bytes / GIB, 4))
+        if len(rows) == 2:
+            saved = results["peft"]["peak_gib"] - results["one-row"]["peak_gib"]
+            texts.append(f"reward-token row: peft's full-matrix copy peaks at {results['peft']['peak_gib']:.2f} GiB, "
+                         f"the one-row override at {results['one-row']['peak_gib']:.2f} GiB: {saved:.2f} GiB saved")
+            out = dict(results["one-row"], token_row_variants=results, token_row_saving_gib=round(saved, 3))
+        else:
+            out = results[rows[0]]
+        return "\n\n".join(texts), out
+    from . import grpo
+
+    overrides = {}
+    if args.sample_batch:
+        overrides["sample.batch_size"] = args.sample_batch
+    config = grpo.load_grpo_config(args.train_batch, overrides)
+    scorer = args.scorer or ("7b" if args.shape == "flux-dev" else "tiny")
+    meter, weights = grpo.run(args.shape, scorer, fake, config, px=args.px)
+    title = (f"grpo: {args.shape} + {scorer} scorer, G={config.sample.group_size}, {config.sample.num_steps} steps, "
+             f"{args.px}x{args.px}, k={config.train.top_k}, train batch {config.train.batch_size}, sample batch "
+             f"{config.sample.batch_size}, LoRA rank {config.lora.rank}; text encoders offloaded, scorer resident")
+    variants = grpo_residency(meter.phases, weights)
+    text = report.table(variants["text encoders offloaded, scorer resident"], u, title)
+    lines = [text, "", "residency (peak GiB by phase; fits 24/48/80 GB):"]
+    out = report.result(variants["text encoders offloaded, scorer resident"], u,
+                        weights_gib={k: round(v / GIB, 3) for k, v in weights.items()}, residency={})
+    for name, phases in variants.items():
+        verdict = report.verdicts(phases)
+        lines.append(f"  {name:<44} " + " ".join(f"{p.name} {p.peak / GIB:6.2f}" for p in phases)
+                     + "  | " + "; ".join(f"{c}: {v}" for c, v in verdict.items()))
+        out["residency"][name] = {"phases": report.phase_rows(phases, u), "fits": report.fits(phases),
+                                  "verdicts": verdict}
+    return "\n".join(lines), out
+
+
+def grpo_residency(phases, weights) -> dict:
+    """The same step with the text encoders and the scorer on the GPU throughout or visiting only their phase
+    (offload_text_encoders; reward.keep_loaded = false)."""
+    def variant(encoders_resident: bool, scorer_resident: bool):
+        out = []
+        for p in phases:
+            gone = {}
+            if not encoders_resident and p.name != "encode":
+                gone["text encoders"] = weights["text encoders"]
+            if not scorer_resident and p.name != "reward":
+                gone["scorer"] = weights["scorer"]
+            out.append(p.without(gone))
+        return out
+
+    return {"text encoders offloaded, scorer resident": variant(False, True),
+            "text encoders offloaded, scorer offloaded": variant(False, False),
+            "text encoders resident, scorer resident": variant(True, True),
+            "text encoders resident, scorer offloaded": variant(True, False)}
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    torch.set_num_threads(1)  # fake tensors compute nothing; one thread is the fastest on a shared machine
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        text, out = run(args)
+    except Exception as exc:  # noqa: BLE001 (one clear line; --debug for the traceback)
+        if args.debug:
+            raise
+        print(f"dry run failed: {type(exc).__name__}: {exc} (--debug shows the traceback)", file=sys.stderr)
+        return 1
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(text)
+    print(f"dry run: {wall:.0f} s wall, {cpu:.0f} s CPU on this machine ({'real' if args.real else 'fake'} tensors)")
+    out.update(command="python -m benchmarks.dryrun " + " ".join(sys.argv[1:] if argv is None else argv),
+               tensors="real" if args.real else "fake", dryrun_wall_s=round(wall, 1), dryrun_cpu_s=round(cpu, 1))
+    if args.json:
+        path = Path(args.json)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,107 @@
+"""The dry run's fake-tensor numbers held to reality: the same path at tiny size on real and on fake tensors.
+
+Parameter and gradient bytes must match exactly (they are sizes); the activation peak within 10% (fake tensors
+cannot share storage the way some real kernels' outputs do). Full-size dry runs are not tests (minutes each).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from tests.threads import one_torch_thread
+
+KINDS = ("Parameter", "Gradient", "Optstate")
+
+
+def _compare(real, fake):
+    assert len(real.phases) == len(fake.phases)
+    for r, f in zip(real.phases, fake.phases, strict=True):
+        for kind in KINDS:
+            assert r.by_kind[kind] == f.by_kind[kind], (r.name, kind, r.by_kind, f.by_kind)
+        act_r, act_f = r.by_kind["Activation"] + r.by_kind["Temp"], f.by_kind["Activation"] + f.by_kind["Temp"]
+        assert act_r > 0
+        assert abs(act_f - act_r) <= 0.10 * act_r, (r.name, act_r, act_f)
+        assert r.flops == f.flops > 0, (r.name, r.flops, f.flops)
+
+
+def test_reward_train_step_real_and_fake_agree():
+    from benchmarks.dryrun import reward_train
+
+    with one_torch_thread():
+        real = reward_train.run("tiny", fake=False, micro_batch=2, px=112, autocast=False)
+        fake = reward_train.run("tiny", fake=True, micro_batch=2, px=112, autocast=False)
+    _compare(real, fake)
+    phase = fake.phases[0]
+    # the steady state: AdamW's two fp32 moments of every trainable weight exist during the step
+    assert phase.by_kind["Gradient"] > 0 and phase.by_kind["Optstate"] >= 2 * fake.trainable_bytes
+
+
+def test_grpo_step_real_and_fake_agree():
+    from benchmarks.dryrun import grpo
+
+    overrides = {"sample.group_size": 8, "sample.batch_size": 4, "sample.num_steps": 2, "train.top_k": 2,
+                 "train.batch_size": 2, "reward.batch_size": 4, "lora.rank": 4, "lora.alpha": 4.0,
+                 "model.max_sequence_length": 32}
+    with one_torch_thread():
+        real, weights_r = grpo.run("tiny", "tiny", fake=False, config=grpo.load_grpo_config(None, overrides), px=64)
+        fake, weights_f = grpo.run("tiny", "tiny", fake=True, config=grpo.load_grpo_config(None, overrides), px=64)
+    assert weights_r == weights_f
+    assert [p.name for p in fake.phases] == ["encode", "sampling", "decode", "reward", "training"]
+    _compare(real, fake)
+    training = fake.phases[-1]
+    assert training.by_kind["Gradient"] > 0 and training.repeat == 4 * 2  # 4 kept / batch 2, x 2 trained steps
+
+
+def test_one_row_override_saves_the_embedding_copy():
+    """peft's trainable-token forward copies the embedding matrix; the override does not (same gradient)."""
+    from benchmarks.dryrun import reward_train
+
+    with one_torch_thread():
+        ours = reward_train.run("tiny", fake=True, micro_batch=1, px=56, autocast=False, token_row="one-row")
+        peft = reward_train.run("tiny", fake=True, micro_batch=1, px=56, autocast=False, token_row="peft")
+    from training.reward.tiny import build_tiny_tokenizer
+
+    vocab, hidden = len(build_tiny_tokenizer()) + 8, 64  # the tiny model's embedding rows x text hidden
+    saved = peft.phases[0].peak - ours.phases[0].peak
+    assert saved >= vocab * hidden * 4  # at least one fp32 copy of the matrix
+
+
+def test_cli_writes_the_issue_json(tmp_path, capsys):
+    from benchmarks.dryrun.__main__ import main
+
+    out = tmp_path / "score.json"
+    with one_torch_thread():
+        assert main(["score", "--shape", "tiny", "--px", "64", "--batch", "2", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    phase = data["phases"][0]
+    assert set(phase) >= {"name", "peak_gib", "by_kind", "tflop", "predicted_s"}
+    assert set(data["fits"]) == {"24", "48", "80"} and all(data["fits"].values())
+    assert "score" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["score", "--shape", "13b"], "--shape"),
+    (["grpo", "--shape", "flux-dev", "--real"], "--real"),
+    (["score", "--px", "500"], "--px"),
+    (["score", "--px", "32"], "--px"),
+    (["reward-train", "--micro-batch", "0"], "--micro-batch"),
+])
+def test_bad_arguments_exit_2_with_one_line(argv, message, capsys):
+    from benchmarks.dryrun.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_fake_parameters_take_no_memory():
+    from benchmarks.dryrun.fake import build_qwen, is_fake
+
+    vlm, _ = build_qwen("7b", fake=True, px=112)
+    weights = list(vlm.parameters())
+    assert all(is_fake(p) for p in weights)
+    assert sum(p.numel() for p in weights) > 8e9 and weights[0].dtype == torch.bfloat16
