@@ -64,7 +64,7 @@ class RewardConfig:
 class PromptConfig:
     train_file: str = ""  # .txt (one prompt a line) or .jsonl (a "prompt" field a line)
     eval_file: str = ""  # fixed evaluation prompts for sample grids; default: the first num_eval train prompts
-    num_eval: int = 4  # eval prompts used (the first N of eval_file); 0: all of them
+    num_eval: int = 4  # eval prompts used: the first N of eval_file (0: no evaluation)
     per_step: int = 1  # P: prompts (groups of G samples) per GRPO step, over all processes
 
 
@@ -107,6 +107,9 @@ class TrainConfig:
     seed: int = 0
     # EMA of the LoRA weights for evaluation and export (0: off). Flow-GRPO's FLUX runs keep one; ema.py says why.
     ema_decay: float = 0.0
+    # Stop after the step in which this many minutes of this run have passed (0: off); the stop is a normal last
+    # step (evaluation, checkpoint, export). For comparisons at equal compute (docs/grpo.md's ablations).
+    time_budget_minutes: float = 0.0
 
 
 @dataclass

@@ -72,8 +72,10 @@ def export_state_dict(transformer: torch.nn.Module, dtype: torch.dtype = torch.f
     for name, module in _lora_layers(transformer):
         a = module.lora_A[ADAPTER].weight.detach().float()
         b = module.lora_B[ADAPTER].weight.detach().float() * module.scaling[ADAPTER]
-        out[f"{PREFIX}{name}.lora_A.weight"] = a.to(dtype).cpu().contiguous()
-        out[f"{PREFIX}{name}.lora_B.weight"] = b.to(dtype).cpu().contiguous()
+        # clone: for fp32 CPU weights .float()/.to()/.cpu() return the parameter itself, and an export must not
+        # change when the weights do (e.g. an EMA swapped out after the export was taken)
+        out[f"{PREFIX}{name}.lora_A.weight"] = a.to(dtype).cpu().contiguous().clone()
+        out[f"{PREFIX}{name}.lora_B.weight"] = b.to(dtype).cpu().contiguous().clone()
     if not out:
         raise ValueError("the transformer has no LoRA adapter to export")
     return out

@@ -7,7 +7,8 @@ r"""python -m training.grpo.sample: images from a FLUX pipeline folder (and a Lo
 Writes DIR/samples.jsonl, one line per prompt: {"prompt", "image" (relative to DIR), "seed"}, and DIR/images/.
 Sampling is the GRPO trainer's own (FluxPolicy + the SDE step at noise 0, i.e. FluxPipeline's Euler ODE); the
 defaults are the model's own settings (a shipped generator's spatialscore_generator.json; FLUX.1-dev: 28 steps,
-guidance 3.5). Each prompt's noise comes from (seed, its line number), so an image does not depend on its batch.
+guidance 3.5). Each prompt's noise comes from (seed, its line number), so an image does not depend on its batch,
+and it is the noise a GRPO run's evaluation gives the same prompt list (training.grpo.evaluation).
 Bad input gets one line and exit 2, and nothing is written: the folder appears whole or not at all.
 """
 
@@ -104,7 +105,7 @@ def generate(policy, prompts: list[str], settings: dict, seed: int, batch_size: 
             chunk = prompts[first:first + batch_size]
             trajectories = sample_trajectories(
                 policy, policy.encode_prompts(chunk), sample_generators(seed, 0, range(first, first + len(chunk)),
-                                                                        stream="sample"),
+                                                                        stream="eval"),
                 sigmas, [0.0] * settings["num_steps"], guidance=settings["guidance"], height=settings["height"],
                 width=settings["width"],
             )  # fmt: skip

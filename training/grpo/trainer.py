@@ -114,6 +114,14 @@ def _gather(accelerator, tensor: torch.Tensor) -> torch.Tensor:
     return accelerator.gather(tensor.contiguous().to(accelerator.device)).cpu()
 
 
+def _agree(accelerator, flag: bool) -> bool:
+    """True on every process when it is True on the main one (clocks differ; decisions must not)."""
+    if accelerator.num_processes == 1:
+        return flag
+    value = torch.tensor([float(flag) if accelerator.is_main_process else 0.0], device=accelerator.device)
+    return bool(accelerator.reduce(value, "sum").item() > 0)
+
+
 def _sum(accelerator, values: list[float]) -> list[float]:
     if accelerator.num_processes == 1:
         return values
@@ -156,7 +164,7 @@ def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
     out = Path(config.output.dir)
     train_prompts = load_prompts(config.prompts.train_file)
     eval_prompts = load_prompts(config.prompts.eval_file) if config.prompts.eval_file else train_prompts
-    eval_prompts = eval_prompts[: config.prompts.num_eval or None]  # 0: all
+    eval_prompts = eval_prompts[: config.prompts.num_eval]  # 0: no evaluation
     progress = partial(tqdm, disable=not main, dynamic_ncols=True)
     checkpoints = list_checkpoints(out)
     if checkpoints and not resume:
@@ -206,6 +214,7 @@ def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
         metrics.append(record)
         records.append(record)
 
+    run_clock, done = time.perf_counter(), start
     for step in progress(range(start, t.steps), desc="GRPO", initial=start, total=t.steps):
         timer = time.perf_counter()
         # ---- 1. prompts
@@ -303,7 +312,10 @@ def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
         if torch.cuda.is_available():
             record["gpu_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
         done = step + 1
-        last = done == t.steps
+        # a time budget (equal-CPU-time ablations) ends the run after the step in which it ran out, as a last step
+        out_of_time = bool(t.time_budget_minutes) and _agree(accelerator, time.perf_counter() - run_clock
+                                                              >= 60 * t.time_budget_minutes)  # fmt: skip
+        last = done == t.steps or out_of_time
         evaluate_now = last or (config.output.eval_every and done % config.output.eval_every == 0)
         checkpoint_now = last or (config.output.checkpoint_every and done % config.output.checkpoint_every == 0)
         if main and eval_prompts and evaluate_now:
@@ -323,13 +335,17 @@ def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
             accelerator.wait_for_everyone()
         if callback is not None:
             callback(record)
+        if out_of_time:
+            if main:
+                print(f"time budget of {t.time_budget_minutes} minutes used up after step {done}")
+            break
 
     lora_path = None
     if main:
         with maybe_swapped_in(ema, named_params):  # the exported (and compared) LoRA is the EMA when enabled
             lora_path = save_lora_file(policy.lora_state_dict(), out / LORA_FILE,
-                                       metadata={"steps": str(t.steps), "config": json.dumps(config.to_dict())})
+                                       metadata={"steps": str(done), "config": json.dumps(config.to_dict())})
             if eval_prompts and start < t.steps:
                 save_before_after(policy, eval_prompts, config, out / "before_after.png")
     accelerator.wait_for_everyone()
-    return RunResult(lora_path=lora_path, step=t.steps, records=records)
+    return RunResult(lora_path=lora_path, step=done, records=records)

@@ -90,6 +90,7 @@ def validate(config: GRPOConfig) -> None:
     need(o.keep_checkpoints >= 1, f"output.keep_checkpoints must be >= 1, got {o.keep_checkpoints}")
     need(o.eval_every >= 0, f"output.eval_every must be >= 0, got {o.eval_every}")
     need(o.oracle in ("", *ORACLES), f"output.oracle must be '' or one of {ORACLES}, got {o.oracle!r}")
+    need(t.time_budget_minutes >= 0, f"train.time_budget_minutes must be >= 0, got {t.time_budget_minutes}")
     need(t.ema_decay == 0 or 0 < t.ema_decay < 1, f"train.ema_decay must be 0 (off) or in (0, 1), got {t.ema_decay}")
     if r.path.startswith(ORACLE_REWARD):
         need(r.path[len(ORACLE_REWARD):] in ORACLES,

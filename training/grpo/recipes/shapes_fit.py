@@ -63,9 +63,14 @@ def _average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
 
 def fit(out: Path, params: dict[str, torch.nn.Parameter], loss_at: Callable[[int, int, int], torch.Tensor], *,
         steps: int,
-        lr: float, warmup: int = 100, ema_decay: float = 0.0, checkpoint_every: int = 200, log_every: int = 50,
+        lr: float, warmup: int = 100, ema_decay: float = 0.0, ema_start: int = 0, checkpoint_every: int = 200,
+        log_every: int = 50,
         desc: str = "train", weight_decay: float = 0.0) -> dict[str, torch.Tensor]:
-    """Train `params` for `steps` (resuming from out/checkpoints); returns the final (EMA if enabled) weights."""
+    """Train `params` for `steps` (resuming from out/checkpoints); returns the final (EMA if enabled) weights.
+
+    The EMA starts as a copy of the weights after step `ema_start` (not of the random initialisation, which a slow
+    average would otherwise carry to the end of a short run) and then follows them with `ema_decay` per step.
+    """
     rank, world = _world()
     main = rank == 0
     out.mkdir(parents=True, exist_ok=True)
@@ -78,7 +83,7 @@ def fit(out: Path, params: dict[str, torch.nn.Parameter], loss_at: Callable[[int
         path = checkpoints[-1]
         state = read_state(path, FORMAT)
         copy_params(path, load_file(str(path / "weights.safetensors")), params)
-        if ema is not None:
+        if ema is not None and start > ema_start:
             ema = {n: t for n, t in load_file(str(path / "ema.safetensors")).items()}
         load_optimizer(optimizer, path / "optimizer.safetensors", state["optimizer"])
         start = state["step"]
@@ -111,10 +116,13 @@ def fit(out: Path, params: dict[str, torch.nn.Parameter], loss_at: Callable[[int
         torch.nn.utils.clip_grad_norm_(params.values(), 1.0)
         optimizer.step()
         schedule.step()
-        if ema is not None:
+        if ema is not None and step + 1 >= ema_start:
             with torch.no_grad():
                 for n, p in params.items():
-                    ema[n].lerp_(p.detach(), 1.0 - ema_decay)
+                    if step + 1 == ema_start:
+                        ema[n].copy_(p.detach())
+                    else:
+                        ema[n].lerp_(p.detach(), 1.0 - ema_decay)
         running += reported.item()
         done = step + 1
         if main and (done % log_every == 0 or done == steps):
