@@ -14,8 +14,13 @@ from tests.threads import one_torch_thread
 @pytest.fixture(scope="module")
 def random_generator_dir(tmp_path_factory):
     """A freshly initialised shapes generator (the shipped architecture, random weights), saved and reloadable."""
-    from training.grpo.recipes.shapes_generator import SAMPLING_FILE, GeneratorShape, Sampling, build_pipeline
-    from training.grpo.recipes.shapes_generator import sampling_record
+    from training.grpo.recipes.shapes_generator import (
+        SAMPLING_FILE,
+        GeneratorShape,
+        Sampling,
+        build_pipeline,
+        sampling_record,
+    )
 
     folder = tmp_path_factory.mktemp("shapes-gen") / "generator"
     build_pipeline(GeneratorShape(), seed=3).save_pretrained(folder, safe_serialization=True)
