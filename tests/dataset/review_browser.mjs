@@ -1,9 +1,9 @@
 // Drives the review page in headless Chromium with playwright-core, by keyboard only, and prints one JSON line.
 //   node review_browser.mjs '{"url": ..., "chromium": ..., "keys": ["a", "r", ...], "opens": 2,
 //                             "screenshot": "page.png", "grid": "grid.png"}'
-// The page is opened `opens` times, each in a fresh browser context (empty cache), and the keys are pressed in the
-// last one. Every key used here moves to a pair (a verdict advances, undo goes back, arrows move); the script
-// waits until the page has drawn the new pair (its images decoded) before the next key.
+// The page is opened `opens` times, each in a fresh browser context (empty cache); then the `selects` are set
+// ({"f-rel": "left_of"}: the filters) and the keys are pressed in the last one. After each key the script waits
+// until the page has drawn again (the new pair with its images decoded, or the grid) before the next key.
 import { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
@@ -30,11 +30,16 @@ try {
     position: document.getElementById("position").textContent,
     progress: document.getElementById("progress-text").textContent,
     missingText: [...document.querySelectorAll(".frame.is-missing .missing")].map((e) => e.textContent) }));
-  const shownIds = [first.id];
+  for (const [id, value] of Object.entries(cfg.selects || {})) {
+    const renders = await page.evaluate(() => window.__review.renders);
+    await page.selectOption(`#${id}`, value);
+    await page.waitForFunction((n) => window.__review.renders > n, renders, { timeout: 10000 });
+  }
+  const shownIds = [await page.evaluate(() => window.__review.shown)];
   for (const key of cfg.keys || []) {
-    const moves = await page.evaluate(() => window.__review.navMs.length);
+    const renders = await page.evaluate(() => window.__review.renders);
     await page.keyboard.press(key);
-    await page.waitForFunction((n) => window.__review.navMs.length > n, moves, { timeout: 10000 });
+    await page.waitForFunction((n) => window.__review.renders > n, renders, { timeout: 10000 });
     shownIds.push(await page.evaluate(() => window.__review.shown));
   }
   await page.waitForFunction(() => !document.getElementById("progress-text").textContent.includes("saving"));

@@ -229,3 +229,16 @@ def test_cli_serves_on_127_0_0_1_prints_its_address_and_refuses_other_hosts(copy
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_scorer_margin_is_computed_on_demand_with_scorer(copy):
+    app = ReviewApp(copy, scorer="shapes", device="cpu")  # the shipped shapes scorer (1.4 MB)
+    assert app.index()["scorer"] == "shapes"
+    status, first = get(app, "api/scorer", i=0)
+    assert status == 200 and first["scorer"] == "shapes"
+    assert first["margin"] == pytest.approx(first["chosen"] - first["rejected"])
+    margins = [get(app, "api/scorer", i=i)[1]["margin"] for i in range(8)]
+    assert sum(m > 0 for m in margins) >= 6  # a trained scorer prefers the chosen image of oracle-checked pairs
+    assert get(app, "api/scorer", i=0)[1] == first  # kept for the session
+    status, body = get(ReviewApp(copy), "api/scorer", i=0)
+    assert status == 404 and "--scorer" in body["error"]

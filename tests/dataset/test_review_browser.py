@@ -51,11 +51,18 @@ def find_tools() -> tuple[str, str, str]:
 
 @pytest.fixture(scope="module")
 def big_dataset(tmp_path_factory):
+    """`build --world shapes --pairs 2000 --seed 0` (about 10-20 s; minutes on a machine busy with training).
+    SPATIALSCORE_REVIEW_DATASET may name such a build to copy instead (the copy is reviewed, never the original)."""
     out = tmp_path_factory.mktemp("browser") / "shapes2000"
-    built = subprocess.run([sys.executable, "-m", "training.dataset", "build", "--world", "shapes", "--pairs", "2000",
-                            "--seed", "0", "--out", str(out), "--no-progress"], cwd=ROOT, capture_output=True,
-                           text=True, timeout=600)
-    assert built.returncode == 0, built.stderr
+    prebuilt = os.environ.get("SPATIALSCORE_REVIEW_DATASET")
+    if prebuilt:
+        shutil.copytree(prebuilt, out, ignore=shutil.ignore_patterns("reviews.jsonl", ".lock"))
+    else:
+        built = subprocess.run([sys.executable, "-m", "training.dataset", "build", "--world", "shapes", "--pairs",
+                                "2000", "--seed", "0", "--out", str(out), "--no-progress"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=1200)
+        assert built.returncode == 0, built.stderr
+    assert len((out / "manifest.jsonl").read_text().splitlines()) == 2000
     return out
 
 
@@ -129,3 +136,23 @@ def test_review_ten_pairs_by_keyboard_quit_and_continue(big_dataset, tmp_path):
     assert back["first"]["missingText"] == [f"rejected image missing: {rejected}"]
     last = json.loads((big_dataset / "reviews.jsonl").read_text().splitlines()[-1])
     assert (last["id"], last["verdict"]) == (ids[11], "accept")
+
+
+def test_filters_and_grid_mode_quick_pass(big_dataset, tmp_path):
+    tools = find_tools()
+    folder = Path(shutil.copytree(big_dataset, tmp_path / "ds", ignore=shutil.ignore_patterns("reviews.jsonl")))
+    rows = [json.loads(x) for x in (folder / "manifest.jsonl").read_text().splitlines()]
+    wanted = [r["id"] for r in rows if r["perturbations"] == 1
+              and "left_of" in {c["before"]["predicate"] for c in r["changed"]}]
+    server = Server(folder)
+    try:
+        # filters: one changed relation, left_of; grid; Shift+A accepts the 12 pairs of the page; next page;
+        # R rejects its first pair
+        run = drive(tools, server.url, selects={"f-rel": "left_of", "f-n": "1"}, keys=["g", "Shift+A", "PageDown", "r"],
+                    screenshot=str(tmp_path / "grid.png"))
+    finally:
+        server.stop()
+    assert run["errors"] == [] and run["consoleErrors"] == []
+    records = [json.loads(x) for x in (folder / "reviews.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["verdict"]) for r in records] == [(i, "accept") for i in wanted[:12]] + [(wanted[12], "reject")]
+    assert run["progress"].startswith("13 / 2000 reviewed · 12 accepted · 0 swapped · 1 rejected")

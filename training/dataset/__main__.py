@@ -93,6 +93,9 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--reviewer", help="your name, stored with each verdict")
     r.add_argument("--doubt-margin", type=float, default=0.5,
                    help="a pair whose stored scorer margin is below this is doubtful")
+    r.add_argument("--scorer", metavar="SCORER", help="also show this scorer's margin on each pair, computed when "
+                                                      "the pair is opened (a scorer folder or shipped name)")
+    r.add_argument("--device", default=None, help="device of --scorer (default: cuda if available)")
     return parser
 
 
@@ -103,7 +106,7 @@ def cmd_review(args) -> int:
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port must be 0..65535, got {args.port}")
     app = ReviewApp(args.folder, split=args.split, only=args.only, reviewer=args.reviewer,
-                    doubt_margin=args.doubt_margin)
+                    doubt_margin=args.doubt_margin, scorer=args.scorer, device=args.device)
     from .manifest import report_problems
 
     report_problems(app.folder / "manifest.jsonl", app.rows.problems)

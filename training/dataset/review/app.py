@@ -8,6 +8,7 @@ Paths are relative to wherever the page is mounted ("/" for the CLI, "/spatialsc
     GET  api/verdicts              the standing verdicts and counts only (what other tabs changed)
     GET  api/pair?i=N              one pair in full: highlighted prompts, changed relations, automatic verdicts
     GET  api/oracle?i=N            shapes pairs: the pixel oracle re-run on the image files (slower; fetched after)
+    GET  api/scorer?i=N            with a scorer (CLI --scorer): its margin on this pair, computed on demand
     GET  img?i=N&side=chosen|rejected   the image file
     POST api/verdict  {"id", "verdict": accept|reject|swap|skip|undo, "reviewer"}
 With `dir=<dataset folder>` in the query (ComfyUI), one server reviews any dataset folder the user names.
@@ -59,12 +60,17 @@ class ReviewApp:
     """One dataset folder under review: its pairs (read once) and its verdict store (re-read as others append)."""
 
     def __init__(self, folder, split: str | None = None, only: str = "unreviewed", reviewer: str | None = None,
-                 doubt_margin: float = 0.5):
+                 doubt_margin: float = 0.5, scorer: str | None = None, device: str | None = None):
         if only not in ONLY:
             raise ValueError(f"--only must be one of {', '.join(ONLY)}, got {only!r}")
         self.rows = ReviewRows(folder, split=split, doubt_margin=doubt_margin)
         self.store = VerdictStore(self.rows.folder)
         self.only, self.reviewer = only, reviewer
+        self.margins = None
+        if scorer:
+            from .margins import ScorerMargins
+
+            self.margins = ScorerMargins(scorer, self.rows, device=device)
 
     @property
     def folder(self) -> Path:
@@ -81,7 +87,8 @@ class ReviewApp:
         verdicts, counts = self._verdicts()
         entries = self.rows.entries
         return {"folder": str(self.folder), "split": self.rows.split or "all", "only": self.only,
-                "reviewer": self.reviewer or "", "entries": entries, "verdicts": verdicts, "counts": counts,
+                "reviewer": self.reviewer or "", "scorer": self.margins.name if self.margins else None,
+                "entries": entries, "verdicts": verdicts, "counts": counts,
                 "relations": sorted({p for e in entries for p in e["rel"]}),
                 "perturbations": sorted({e["n"] for e in entries if isinstance(e["n"], int)}),
                 "bad_manifest_lines": [n for n, _ in self.rows.problems],
@@ -128,7 +135,7 @@ class ReviewApp:
             if path == "api/verdicts":
                 verdicts, counts = self._verdicts()
                 return json_response({"verdicts": verdicts, "counts": counts})
-            if path in ("api/pair", "api/oracle", "img"):
+            if path in ("api/pair", "api/oracle", "api/scorer", "img"):
                 try:
                     i = int(query.get("i", ""))
                 except ValueError:
@@ -137,6 +144,10 @@ class ReviewApp:
                     return error(404, f"no pair number {i} (the dataset has {len(self.rows.rows)})")
                 if path == "api/oracle":
                     return json_response(self.rows.live_oracle(i))
+                if path == "api/scorer":
+                    if self.margins is None:
+                        return error(404, "no scorer: start the review with --scorer NAME to compute margins")
+                    return json_response(self.margins.margin(i))
                 return json_response(self.pair(i)) if path == "api/pair" else self.image(i, query.get("side", ""))
         elif method == "POST" and path == "api/verdict":
             if len(body) > MAX_BODY:

@@ -135,9 +135,10 @@ class ReviewRows:
             chosen = judge_objects(find_objects(self.folder / row["chosen"], colors), prompt).holds
             rejected = judge_objects(find_objects(self.folder / row["rejected"], colors), prompt).holds
             changed = {c.get("index") for c in row.get("changed", []) if isinstance(c, dict)}
-            result = {"chosen_all": all(chosen), "rejected_exact": all((k in changed) != h for k, h in enumerate(rejected)),
+            exact = all((k in changed) != h for k, h in enumerate(rejected))
+            result = {"chosen_all": all(chosen), "rejected_exact": exact,
                       "relations": [{"text": r.text, "chosen": c, "rejected": h, "changed": k in changed}
-                                    for k, (r, c, h) in enumerate(zip(prompt, chosen, rejected))]}
+                                    for k, (r, c, h) in enumerate(zip(prompt, chosen, rejected, strict=True))]}
         except (PromptParseError, OSError, ValueError) as exc:
             result = {"error": str(exc)}
         with self._live_lock:

@@ -8,11 +8,11 @@ const PREFETCH = 3;
 const $ = (id) => document.getElementById(id);
 
 const state = {
-  entries: [], verdicts: {}, queue: [], pos: 0, mode: "single", undo: [], details: new Map(), oracle: new Map(),
-  pending: Promise.resolve(), inflight: 0, token: 0, navStart: null, filters: {},
+  entries: [], verdicts: {}, queue: [], pos: 0, mode: "single", undo: [], details: new Map(),
+  later: { oracle: new Map(), scorer: new Map() }, scorerName: null, pending: Promise.resolve(), inflight: 0, token: 0, navStart: null, filters: {},
 };
 // Read by the browser test: when the first pair was on screen, how long each move took, what is shown.
-const probe = (window.__review = { openMs: null, navMs: [], shown: null, saved: 0, errors: [] });
+const probe = (window.__review = { openMs: null, navMs: [], shown: null, saved: 0, errors: [], renders: 0 });
 
 function url(path, params = {}) {
   const q = new URLSearchParams(params);
@@ -115,6 +115,13 @@ function renderAuto(auto) {
   if (auto.scorer && typeof auto.scorer.margin === "number") {
     out.push(line(`scorer margin (chosen − rejected): ${auto.scorer.margin.toFixed(3)} `, mark(auto.scorer.margin > 0)));
   }
+  const computed = auto.scorer_computed;
+  if (computed === true) out.push(line(`${state.scorerName} margin: …`));
+  else if (computed?.error) out.push(line(`${computed.scorer} margin: ${computed.error}`));
+  else if (computed) {
+    out.push(line(`${computed.scorer} margin (chosen − rejected, computed now): ${computed.margin.toFixed(3)} `,
+      mark(computed.margin > 0)));
+  }
   if (!out.length) out.push(line("no automatic verdict for this pair"));
   $("auto").replaceChildren(...out);
 }
@@ -170,24 +177,39 @@ async function showSingle() {
   if (token !== state.token) return;
   shown(entry.id);
   prefetch(state.pos);
-  if (d.auto.oracle_images === true) {
-    const live = await oracle(entry.i).catch((e) => ({ error: e.message }));
-    if (token === state.token) renderAuto({ ...d.auto, oracle_images: live });
+  // slower checks after the pair is on screen: the oracle on the image files, a scorer's margin (--scorer)
+  const auto = { ...d.auto, scorer_computed: !!state.scorerName };
+  const extra = [];
+  if (auto.oracle_images === true) {
+    extra.push(later("oracle", "api/oracle", entry.i).then((v) => { auto.oracle_images = v; }));
+  }
+  if (state.scorerName) {
+    extra.push(later("scorer", "api/scorer", entry.i).then((v) => { auto.scorer_computed = v; }));
+  }
+  renderAuto(auto);
+  for (const p of extra) {
+    await p;
+    if (token === state.token) renderAuto(auto);
   }
 }
 
-function oracle(i) {
-  if (!state.oracle.has(i)) {
-    const p = getJson("api/oracle", { i });
-    p.catch(() => state.oracle.delete(i));
-    state.oracle.set(i, p);
+// one request per pair and kind, kept for the session (a failed one is retried next time)
+function later(kind, path, i) {
+  const cache = state.later[kind];
+  if (!cache.has(i)) {
+    const p = getJson(path, { i }).catch((e) => {
+      cache.delete(i);
+      return { error: e.message };
+    });
+    cache.set(i, p);
   }
-  return state.oracle.get(i);
+  return cache.get(i);
 }
 
 function shown(id) {
   document.body.dataset.shown = id;
   probe.shown = id;
+  probe.renders++;
   const now = performance.now();
   if (probe.openMs === null) probe.openMs = now; // since navigation start
   if (state.navStart !== null) probe.navMs.push(now - state.navStart);
@@ -416,6 +438,7 @@ async function main() {
   }
   state.entries = index.entries;
   state.verdicts = index.verdicts;
+  state.scorerName = index.scorer;
   $("folder").textContent = index.folder + (index.split !== "all" ? ` (split ${index.split})` : "");
   fillSelect("f-split", [...new Set(index.entries.map((e) => e.split))].filter(Boolean).sort());
   fillSelect("f-rel", index.relations);
