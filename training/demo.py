@@ -6,7 +6,9 @@
 3. optionally continue its training briefly on the train split (curves PNG, exported scorer);
 4. rank candidates of one held-out prompt with the scorer and draw them, best first, with their scores and the
    pixel oracle's verdict (a contact sheet);
-5. write demo_out/report.md linking all of it.
+5. the RL proof (demo_grpo.py): a short live Spatial GRPO run of the shipped shapes generator, then the generator
+   without and with the shipped `shapes-grpo` LoRA on held-out prompts, judged by the pixel oracle;
+6. write demo_out/report.md linking all of it.
 
 Without a shipped scorer (a checkout whose assets were removed) a tiny random one stands in, and the report says so.
 """
@@ -137,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=20261123)
     ap.add_argument("--train-steps", type=int, default=0, help="continue the scorer's training this many steps")
     ap.add_argument("--no-baselines", action="store_true", help="skip the zero-shot and pairwise baselines")
+    ap.add_argument("--grpo-steps", type=int, default=4, help="steps of the live GRPO run (0: skip the RL proof)")
+    ap.add_argument("--grpo-prompts", type=int, default=100, help="held-out prompts of the before/after comparison")
     args = ap.parse_args(argv)
     out = Path(args.out)
     if out.exists():
@@ -168,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
                   + (f"{best['val_accuracy']:.1%} on {trained.get('val_pairs')} pairs." if best.get("val_accuracy")
                      is not None else "n/a (no validation pairs)."), "",
                   f"![training curves]({curves.relative_to(out)})", ""]
+    if args.grpo_steps > 0:
+        from .demo_grpo import report_lines
+
+        lines += report_lines(out, args.grpo_steps, args.grpo_prompts)
     lines += [f"Total time: {time.time() - t0:.0f} s.", ""]
     write_text(out / "report.md", "\n".join(lines))
     print("\n".join(lines))

@@ -16,19 +16,25 @@ from pathlib import Path
 from .oracle_eval import oracle_figures, oracle_verdicts
 
 
-def evaluate_generator(model: str, lora: str | None, prompts_file: Path, *, seed: int = 0, grid: Path | None = None,
-                       grid_count: int = 16, batch_size: int = 50) -> dict:  # fmt: skip
+def judged_samples(model: str, lora: str | None, prompts: list[str], *, seed: int = 0, batch_size: int = 50):
+    """(images [N, H, W, 3], oracle figures) of `prompts` from the generator (with the LoRA) at noise 0."""
     from .assets import resolve_generator, resolve_lora
-    from .prompts import load_prompts
     from .sample import generate, load_policy, settings_for
 
     model_path = resolve_generator(model)
     lora_path = resolve_lora(lora) if lora else None
-    prompts = load_prompts(prompts_file)
     settings = settings_for(model_path, argparse.Namespace(num_steps=None, guidance=None, height=None, width=None))
     policy = load_policy(model_path, lora_path, "auto", settings["max_sequence_length"])
     images = generate(policy, prompts, settings, seed, batch_size, lora_path is not None)
-    figures = oracle_figures(oracle_verdicts(images, prompts))
+    return images, oracle_figures(oracle_verdicts(images, prompts))
+
+
+def evaluate_generator(model: str, lora: str | None, prompts_file: Path, *, seed: int = 0, grid: Path | None = None,
+                       grid_count: int = 16, batch_size: int = 50) -> dict:  # fmt: skip
+    from .prompts import load_prompts
+
+    prompts = load_prompts(prompts_file)
+    images, figures = judged_samples(model, lora, prompts, seed=seed, batch_size=batch_size)
     if grid is not None:
         from .reports import save_sample_grid
 

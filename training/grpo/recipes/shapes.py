@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.grpo.recipes.shapes", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--pretrain-steps", type=int, default=2000)
+    parser.add_argument("--pretrain-steps", type=int, default=2800)
     parser.add_argument("--processes", type=int, default=2, help="pretraining processes (one per core)")
     parser.add_argument("--until", choices=("generator", "grpo"), default="grpo")
     parser.add_argument("--ship", action="store_true")

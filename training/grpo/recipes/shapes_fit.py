@@ -63,7 +63,8 @@ def _average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
 
 def fit(out: Path, params: dict[str, torch.nn.Parameter], loss_at: Callable[[int, int, int], torch.Tensor], *,
         steps: int,
-        lr: float, warmup: int = 100, ema_decay: float = 0.0, ema_start: int = 0, checkpoint_every: int = 200,
+        lr: float, warmup: int = 100, decay_from: int = 0, ema_decay: float = 0.0, ema_start: int = 0,
+        checkpoint_every: int = 200,
         log_every: int = 50,
         desc: str = "train", weight_decay: float = 0.0) -> dict[str, torch.Tensor]:
     """Train `params` for `steps` (resuming from out/checkpoints); returns the final (EMA if enabled) weights.
@@ -75,7 +76,13 @@ def fit(out: Path, params: dict[str, torch.nn.Parameter], loss_at: Callable[[int
     main = rank == 0
     out.mkdir(parents=True, exist_ok=True)
     optimizer = torch.optim.AdamW(params.values(), lr=lr, betas=(0.9, 0.99), weight_decay=weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
+    def lr_factor(s: int) -> float:  # linear warmup; constant; from `decay_from` (if set) linear down to 0.1
+        factor = min(1.0, (s + 1) / warmup)
+        if decay_from and s >= decay_from:
+            factor *= 1.0 - 0.9 * (s - decay_from) / max(1, steps - decay_from)
+        return factor
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     ema = {n: p.detach().clone() for n, p in params.items()} if ema_decay else None
     start, log = 0, out / "log.jsonl"
     checkpoints = list_checkpoints(out)

@@ -41,7 +41,8 @@ def tokenize(pipeline, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def pretrain(out: Path, vae, shape: GeneratorShape, heldout: list[str], *, steps: int, batch: int = 64,
-             lr: float = 1e-3, pool: int = 40_000, seed: int = 0, ema_decay: float = 0.995, ema_start: int = 750):
+             lr: float = 1e-3, pool: int = 40_000, seed: int = 0, ema_decay: float = 0.995, ema_start: int = 750,
+             decay_from: int = 2000):
     """Train (or resume) the generator under `out`; returns the FluxPipeline with the EMA weights."""
     from .shapes_fit import _world
 
@@ -77,8 +78,8 @@ def pretrain(out: Path, vae, shape: GeneratorShape, heldout: list[str], *, steps
                                       return_dict=False)[0]  # fmt: skip
         return torch.nn.functional.mse_loss(policy.unpack(tokens, h, w), noise - x0)
 
-    weights = fit(out, params, loss_at, steps=steps, lr=lr, warmup=200, ema_decay=ema_decay, ema_start=ema_start,
-                  desc="generator", checkpoint_every=250)  # fmt: skip
+    weights = fit(out, params, loss_at, steps=steps, lr=lr, warmup=200, decay_from=decay_from, ema_decay=ema_decay,
+                  ema_start=ema_start, desc="generator", checkpoint_every=250)  # fmt: skip
     with torch.no_grad():
         for name, p in params.items():
             p.copy_(weights[name])
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m training.grpo.recipes.shapes_pretrain")
     parser.add_argument("--out", required=True, type=Path, help="the recipe's folder (holds autoencoder_model/)")
-    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=2800)
     parser.add_argument("--batch", type=int, default=64, help="over all processes")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--pool", type=int, default=30_000)
