@@ -84,9 +84,20 @@ def test_resume_with_more_steps_applies_the_schedule_of_the_new_length(tmp_path,
 
 
 def test_resume_with_a_new_learning_rate_uses_it(tmp_path, pairs_file):
+    import os
+
     out = tmp_path / "run"
     fields = {"train.schedule": "constant", "train.warmup_steps": 0}
-    train(tiny_config(out, pairs_file, **fields))
+    old = os.umask(0o022)
+    try:
+        train(tiny_config(out, pairs_file, **fields))
+    finally:
+        os.umask(old)
+    # every weight file of the run (tiny base, checkpoints, exported scorer) is readable by other accounts
+    files = [p for p in out.rglob("*.safetensors")]
+    assert {p.parent.parent.name if p.parent.name.startswith("step_") else p.parent.name for p in files} >= {
+        "base", "checkpoints", "scorer"}
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {"0o644"}, [(p, oct(p.stat().st_mode)) for p in files]
     train(tiny_config(out, pairs_file, **fields, **{"train.steps": 3, "train.learning_rate": 0.25}), resume=True)
     step3 = next(r for r in read_metrics(out / "metrics.jsonl") if r.get("kind") == "train" and r["step"] == 3)
     assert step3["lr"] == 0.25

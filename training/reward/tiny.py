@@ -142,6 +142,9 @@ def save_tiny_qwen25vl(path: str | os.PathLike, seed: int = 0, **kwargs) -> Path
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path)
     processor.save_pretrained(path)
+    from ..common.atomic import usual_permissions
+
+    usual_permissions(path)  # save_pretrained's safetensors are 0600 (see common/atomic.py)
     return path
 
 
