@@ -7,7 +7,7 @@
 //       they use, for the offline test of tests/nodes/comfyui_harness.ui_to_api.
 //   node scripts/comfyui_browser.mjs build-edit-workflow <url> <workflows dir> <fixtures dir>
 //       the same for the edit example only (spatialscore_edit_rerank; run with the built-in shapes-edit scorer and
-//       input/edit_source.png + input/edit_candidates.png), adding its node types to <fixtures dir>/object_info.json
+//       input/spatialscore_edit_source.png + input/spatialscore_edit_candidates.png), adding its node types to <fixtures dir>/object_info.json
 //   node scripts/comfyui_browser.mjs badge-check <url> <out dir>
 //       runs a Score graph and a Rerank graph on an 8-frame batch (input/candidates.png) and checks that every
 //       preview image got its badge; writes screenshots and a JSON report.
@@ -43,7 +43,7 @@ async function openComfy(url) {
   const ours = (text) => /extensions\/comfyui-spatialscore|SpatialScore/i.test(text);
   page.on("pageerror", (e) => { const t = String(e.stack ?? e); (ours(t) ? errors : other).push(t.split("\n")[0]); });
   page.on("console", (m) => { if (m.type() === "error" && ours(m.text() + (m.location()?.url ?? ""))) errors.push(m.text()); });
-  await page.goto(url, { waitUntil: "domcontentloaded" });
+  await page.goto(url, { waitUntil: "domcontentloaded", timeout: 180000 }); // a busy shared machine serves slowly
   await page.waitForFunction(() => window.LiteGraph?.registered_node_types?.SpatialScoreRerank && window.comfyAPI?.app?.app?.canvas,
     null, { timeout: 180000 });
   await page.waitForTimeout(1500);
@@ -201,8 +201,8 @@ const GRAPHS = {
       "The preview outlines the predicted edit regions; Edit Rerank keeps the best `top_k`.",
     ].join("\n");
     const loader = H.add("SpatialScoreEditLoader", [40, 460], { edit_scorer: "shapes-edit" }, { width: 380 });
-    const source = H.add("LoadImage", [460, 40], { image: "edit_source.png" }, { size: [300, 360], title: "Source image" });
-    const edited = H.add("LoadImage", [460, 440], { image: "edit_candidates.png" }, { size: [300, 360], title: "Edit candidates" });
+    const source = H.add("LoadImage", [460, 40], { image: "spatialscore_edit_source.png" }, { size: [300, 360], title: "Source image" });
+    const edited = H.add("LoadImage", [460, 440], { image: "spatialscore_edit_candidates.png" }, { size: [300, 360], title: "Edit candidates" });
     const instruction = "move the red circle to the left of the blue square";
     const score = H.add("SpatialScoreEditScore", [800, 40], { instruction }, { size: [400, 520] });
     const rerank = H.add("SpatialScoreEditRerank", [1240, 40], { instruction, top_k: 1 }, { size: [360, 520] });
@@ -317,6 +317,9 @@ async function buildEditWorkflow(url, outDir, apiDir) {
   await waitForBadges(page, [meta.badgeNode]);
   await page.waitForTimeout(300);
   const report = await badgeState(page, [meta.badgeNode]);
+  for (let i = 0; i < 3; i++) { await page.keyboard.press("Escape"); await page.waitForTimeout(400); } // a late welcome dialog
+  await page.evaluate(() => window.__ss.frame());
+  await page.waitForTimeout(500);
   writeFileSync(join(outDir, `${name}.json`), JSON.stringify(workflow, null, 2) + "\n");
   writeFileSync(join(apiDir, `${name}.api.json`), JSON.stringify(output, null, 2) + "\n");
   await canvasShot(page, join(outDir, `${name}.jpg`), 82);

@@ -12,7 +12,7 @@ from .comfyui_harness import ui_to_api
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"
 FIXTURES = Path(__file__).parent / "fixtures"
-NAMES = ["spatialscore_score_images", "spatialscore_flux_best_of_n"]
+NAMES = ["spatialscore_score_images", "spatialscore_flux_best_of_n", "spatialscore_edit_rerank"]
 
 
 def load(name):
@@ -74,3 +74,21 @@ def test_converter_rejects_unknown_and_bypassed_nodes():
     next(n for n in bypassed["nodes"] if n["type"] == "SaveImage")["mode"] = 4
     with pytest.raises(ValueError, match="bypassed"):
         ui_to_api(bypassed, info)
+
+
+def test_edit_graph_scores_and_reranks_the_same_edits_with_the_builtin_scorer():
+    api = ui_to_api(load("spatialscore_edit_rerank"), json.loads((FIXTURES / "object_info.json").read_text()))
+    by_type = {}
+    for key, node in api.items():
+        by_type.setdefault(node["class_type"], []).append((key, node))
+    (loader_id, loader), = by_type["SpatialScoreEditLoader"]
+    (_, score), = by_type["SpatialScoreEditScore"]
+    (rerank_id, rerank), = by_type["SpatialScoreEditRerank"]
+    assert loader["inputs"]["edit_scorer"] == "shapes-edit"
+    for key in ("edit_scorer", "source", "edited", "instruction"):
+        assert score["inputs"][key] == rerank["inputs"][key]
+    assert score["inputs"]["source"] != score["inputs"]["edited"]
+    assert by_type["SaveImage"][0][1]["inputs"]["images"] == [rerank_id, 0]
+    from training.dataset.edit.instructions import parse_instruction
+
+    parse_instruction(score["inputs"]["instruction"])  # in the built-in scorer's forms
