@@ -38,7 +38,7 @@ def comfy(tmp_path_factory):
     big = [render(s, 256) for s in (ex.source, ex.chosen, ex.rejected)]
     big[0].save(base / "input" / "edit_source.png")
     _save_frames(base / "input" / "edit_candidates.png", [big[2], big[1], big[0]])  # wrong, right, unchanged
-    _save_frames(base / "input" / "two_sources.png", [big[0], big[0]])
+    _save_frames(base / "input" / "two_sources.png", [big[0], big[1]])  # distinct: APNG merges equal frames
     with ComfyServer(CHECKOUT, PYTHON, base) as server:
         server.instruction = ex.instruction.text
         server.object_info = server.get("/object_info")
