@@ -61,10 +61,11 @@ class ComfyServer:
     """A ComfyUI process on 127.0.0.1; use as a context manager. Only the process it started is stopped."""
 
     def __init__(self, checkout: Path, python: Path, base: Path, extra_model_paths: Path | None = None,
-                 startup_timeout: float = 240.0):
+                 startup_timeout: float | None = None):
         self.checkout, self.python, self.base = checkout, python, base
         self.extra_model_paths = extra_model_paths
-        self.startup_timeout = startup_timeout
+        # a loaded 2-core machine can take longer than 4 minutes to import ComfyUI: SPATIALSCORE_COMFYUI_STARTUP_S
+        self.startup_timeout = startup_timeout or float(os.environ.get("SPATIALSCORE_COMFYUI_STARTUP_S", "240"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = base / "comfyui.log"
