@@ -1,0 +1,199 @@
+"""SpatialScore GRPO Train: Spatial GRPO on the user's loaded Flux (MODEL, CLIP, VAE) against a SpatialScore scorer.
+
+A thin V3 node: the run is training.grpo.trainer.train with a ComfyUI policy (nodes/logic/comfy_policy.py); the
+settings, the LoRA's publication and the chart data are in nodes/logic/grpo_node.py.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import comfy.model_management as mm
+import comfy.sd
+import comfy.utils
+import folder_paths
+import torch
+from comfy_api.latest import io
+
+from .common import scorer_input
+from .logic.grpo_node import (
+    HandleScorer,
+    NodeSettings,
+    build_config,
+    chart_point,
+    check_settings,
+    check_size_for_vae,
+    curve_image,
+    lora_metadata,
+    prompt_lines,
+    publish_lora,
+    run_folder,
+)
+from .socket_types import CATEGORY
+
+WIDGETS = ("prompts", "steps", "group_size", "top_k", "learning_rate", "lora_rank", "lora_alpha", "sampling_steps",
+           "noise_level", "width", "height", "seed", "kl_beta", "lora_name", "resume")
+CHART_EVENT = "spatialscore.grpo.progress"
+
+
+def _loras_dir() -> str:
+    return folder_paths.get_folder_paths("loras")[0]
+
+
+def _send_chart(node_id, point: dict) -> None:
+    try:
+        from server import PromptServer
+
+        PromptServer.instance.send_sync(CHART_EVENT, {"node": str(node_id), "point": point})
+    except Exception as exc:  # noqa: BLE001 - no server (tests, scripts): the chart is only a view
+        logging.debug("SpatialScore: chart update not sent: %s", exc)
+
+
+def _latest_grid(run_dir: Path):
+    from PIL import Image
+
+    grids = sorted((run_dir / "samples").glob("step_*.png"))
+    return ("JPEG", Image.open(grids[-1]).convert("RGB"), 512) if grids else None
+
+
+class SpatialScoreGRPOTrain(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SpatialScoreGRPOTrain",
+            display_name="SpatialScore GRPO Train (Flux LoRA)",
+            category=CATEGORY,
+            description="Trains a LoRA on the loaded Flux with Spatial GRPO: samples groups of images per prompt, "
+                        "scores them with SpatialScore, and reinforces the better-placed ones. Writes "
+                        "models/loras/<lora_name>.safetensors; checkpoints every step, so an interrupted run resumes.",
+            is_output_node=True,
+            inputs=[
+                io.Model.Input("model", tooltip="The Flux diffusion model to train a LoRA for (e.g. from Load "
+                                                 "Diffusion Model). It is not changed; the output MODEL carries the LoRA."),
+                io.Clip.Input("clip", tooltip="The Flux text encoders (CLIP-L + T5, e.g. DualCLIPLoader type flux): "
+                                               "the prompts are encoded once each."),
+                io.Vae.Input("vae", tooltip="The Flux VAE: decodes the samples the scorer judges."),
+                scorer_input(),
+                io.String.Input("prompts", multiline=True, default="",
+                                tooltip="Training prompts, one a line. The first four are the evaluation prompts "
+                                        "(fixed noise) shown in the samples output and the chart."),
+                io.Int.Input("steps", default=50, min=1, max=100000,
+                             tooltip="GRPO steps: each samples one group for one prompt, scores it, trains once."),
+                io.Int.Input("group_size", default=8, min=2, max=256,
+                             tooltip="G: samples per prompt and step; advantages compare samples within a group."),
+                io.Int.Input("top_k", default=2, min=0, max=128,
+                             tooltip="Train on the top_k and bottom_k samples of each group (0: all). At most "
+                                     "group_size / 2."),
+                io.Float.Input("learning_rate", default=3e-4, min=1e-7, max=1e-1, step=1e-5,
+                               tooltip="AdamW learning rate of the LoRA weights."),
+                io.Int.Input("lora_rank", default=16, min=1, max=256, tooltip="LoRA rank."),
+                io.Float.Input("lora_alpha", default=16.0, min=0.01, max=1024.0, step=0.5,
+                               tooltip="LoRA alpha; the file folds alpha / rank into its weights, so loaders apply "
+                                       "it at strength 1 as trained."),
+                io.Int.Input("sampling_steps", default=6, min=2, max=100,
+                             tooltip="Denoising steps per sample (the SDE steps GRPO trains on)."),
+                io.Float.Input("noise_level", default=0.9, min=0.0, max=2.0, step=0.05,
+                               tooltip="SDE noise level a (std_t = a * sqrt(sigma / (1 - sigma))): exploration."),
+                io.Int.Input("width", default=512, min=16, max=2048, step=16,
+                             tooltip="Sample width in pixels; a multiple of 16 (2 x the VAE's downscale)."),
+                io.Int.Input("height", default=512, min=16, max=2048, step=16,
+                             tooltip="Sample height in pixels; a multiple of 16 (2 x the VAE's downscale)."),
+                io.Int.Input("seed", default=0, min=0, max=2**31 - 1,
+                             tooltip="Seeds the LoRA's init, the prompt order and every sample's noise."),
+                io.Float.Input("kl_beta", default=0.0, min=0.0, max=10.0, step=0.001,
+                               tooltip="KL weight to the base model (LoRA off); 0 as Flow-GRPO's Flux runs."),
+                io.String.Input("lora_name", default="spatialscore_grpo",
+                                tooltip="The LoRA file's name in models/loras (no extension); also names the run "
+                                        "folder output/spatialscore_grpo/<lora_name> with its checkpoints."),
+                io.Boolean.Input("resume", default=False,
+                                 tooltip="Continue the run of this lora_name from its last checkpoint (after an "
+                                         "interrupt, or with more steps). Off: an existing run is an error."),
+            ],
+            outputs=[
+                io.Model.Output("model_out", display_name="MODEL", tooltip="The input MODEL with the trained LoRA."),
+                io.String.Output("lora_file", display_name="lora_name",
+                                 tooltip="The LoRA's file name in models/loras (for LoraLoaderModelOnly)."),
+                io.Image.Output("reward_curve", display_name="reward_curve",
+                                tooltip="Reward mean +- std, kept samples' reward and eval reward per step."),
+                io.Image.Output("samples", display_name="eval_samples",
+                                tooltip="The evaluation prompts sampled with the trained LoRA (fixed noise)."),
+            ],
+            hidden=[io.Hidden.unique_id],
+        )
+
+    @classmethod
+    def validate_inputs(cls, prompts, steps, group_size, top_k, learning_rate, lora_rank, lora_alpha, sampling_steps,
+                        noise_level, width, height, seed, kl_beta, lora_name, resume) -> bool | str:
+        errors = check_settings(NodeSettings(prompts, steps, group_size, top_k, learning_rate, lora_rank, lora_alpha,
+                                             sampling_steps, noise_level, width, height, seed, kl_beta, lora_name,
+                                             resume))  # fmt: skip
+        return "; ".join(errors) if errors else True
+
+    @classmethod
+    def execute(cls, model, clip, vae, scorer, **widgets) -> io.NodeOutput:
+        from training.grpo.evaluation import eval_images
+        from training.grpo.trainer import train
+
+        from .logic.comfy_policy import ComfyFlowPolicy
+
+        settings = NodeSettings(**{k: widgets[k] for k in WIDGETS})
+        errors = check_settings(settings)
+        if errors:
+            raise ValueError("; ".join(errors))
+        check_size_for_vae(settings.width, settings.height, vae.downscale_ratio)
+        run_dir = run_folder(folder_paths.get_output_directory(), settings.lora_name)
+        config = build_config(settings, run_dir)
+        prompts = prompt_lines(settings.prompts)
+        node_id = cls.hidden.unique_id if cls.hidden is not None else None
+        bar = comfy.utils.ProgressBar(settings.steps)
+        records: list[dict] = []
+
+        def on_step(record: dict) -> None:
+            records.append(record)
+            _send_chart(node_id, chart_point(record))
+            # raises on Cancel: the trainer has already checkpointed this step
+            bar.update_absolute(record["step"], settings.steps, _latest_grid(run_dir))
+            mm.throw_exception_if_processing_interrupted()
+
+        base_name = getattr(getattr(model.model, "model_config", None), "__class__", type(model)).__name__
+        scorer_name = scorer.describe() if hasattr(scorer, "describe") else type(scorer).__name__
+        with torch.inference_mode(False), torch.enable_grad():
+            policy = ComfyFlowPolicy(model, clip, vae, lora_rank=settings.lora_rank, lora_alpha=settings.lora_alpha,
+                                     lora_targets=config.lora.targets, seed=settings.seed)  # fmt: skip
+            try:
+                result = train(config, resume=settings.resume, policy=policy, scorer=HandleScorer(scorer),
+                               callback=on_step)  # fmt: skip
+            except mm.InterruptProcessingException:
+                _publish_latest_checkpoint(run_dir, settings.lora_name, base_name, scorer_name, prompts, config)
+                raise
+            state = policy.lora_state_dict()
+            final = next((r["reward_mean"] for r in reversed(result.records) if "reward_mean" in r), None)
+            publish_lora(state, _loras_dir(), settings.lora_name,
+                         lora_metadata(base_name, scorer_name, prompts, result.step, final, config))
+            samples = eval_images(policy, prompts[: config.prompts.num_eval], config)
+        from training.grpo.reports import MetricsLog
+
+        all_records = MetricsLog(run_dir / "metrics.jsonl").records()
+        curve = curve_image(all_records, run_dir / "reward_curve_node.png")
+        trained = comfy.sd.load_lora_for_models(model, None, state, 1.0, 0.0)[0]
+        file_name = f"{settings.lora_name}.safetensors"
+        chart = [chart_point(r) for r in all_records]
+        return io.NodeOutput(trained, file_name, curve, samples, ui={"spatialscore_grpo": chart,
+                                                                     "text": [f"{file_name}: {result.step} steps"]})
+
+
+def _publish_latest_checkpoint(run_dir: Path, name: str, base_name: str, scorer_name: str, prompts: list[str],
+                               config) -> None:
+    """After an interrupt: the last checkpoint's LoRA becomes models/loras/<name> (whole, or nothing written)."""
+    from safetensors.torch import load_file
+
+    from training.grpo.checkpoint import list_checkpoints
+
+    checkpoints = list_checkpoints(run_dir)
+    if not checkpoints or not (checkpoints[-1] / "lora.safetensors").is_file():
+        return
+    step = int(checkpoints[-1].name.rsplit("_", 1)[-1])
+    publish_lora(load_file(str(checkpoints[-1] / "lora.safetensors")), _loras_dir(), name,
+                 lora_metadata(base_name, scorer_name, prompts, step, None, config))
+    logging.info("SpatialScore GRPO: interrupted after step %d; %s.safetensors is that checkpoint's LoRA", step, name)

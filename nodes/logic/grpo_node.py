@@ -1,0 +1,168 @@
+"""What the GRPO Train node does besides training (testable without ComfyUI): check the settings, turn them into
+the headless GRPOConfig, score through the Loader's handle, publish the LoRA into models/loras, and the chart data.
+
+The run itself is training.grpo.trainer.train (one implementation): the node only supplies a ComfyUI policy
+(comfy_policy.py), a scorer and a per-step callback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from training.common.atomic import write_text
+from training.grpo.config import GRPOConfig, validate
+from training.grpo.lora import save_lora_file
+
+LORA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+SIZE_MULTIPLE = 16  # Flux packs 2x2 latent patches; FLUX.1's VAE downsamples 8x (the shapes VAE 4x)
+RUNS_FOLDER = "spatialscore_grpo"
+
+
+@dataclass
+class NodeSettings:
+    prompts: str
+    steps: int
+    group_size: int
+    top_k: int
+    learning_rate: float
+    lora_rank: int
+    lora_alpha: float
+    sampling_steps: int
+    noise_level: float
+    width: int
+    height: int
+    seed: int
+    kl_beta: float
+    lora_name: str
+    resume: bool
+
+
+def prompt_lines(text: str) -> list[str]:
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def check_settings(s: NodeSettings) -> list[str]:
+    """Every impossible setting, each as one line naming the input and what it expects."""
+    errors = []
+    if not prompt_lines(s.prompts):
+        errors.append("prompts: no prompt given (one prompt a line)")
+    if s.group_size < 2:
+        errors.append(f"group_size: {s.group_size}; GRPO compares samples within a group, so it needs at least 2")
+    if s.top_k < 0 or (s.top_k and 2 * s.top_k > s.group_size):
+        errors.append(f"top_k: {s.top_k} keeps the top and bottom {s.top_k} of each group, more than group_size "
+                      f"{s.group_size} holds; use 0 (keep all) to {s.group_size // 2}")
+    for name, value in (("width", s.width), ("height", s.height)):
+        if value < SIZE_MULTIPLE or value % SIZE_MULTIPLE:
+            errors.append(f"{name}: {value} is not a multiple of {SIZE_MULTIPLE} (Flux's 2x2 latent patches of a "
+                          "VAE that downsamples 8x)")
+    if not LORA_NAME.match(s.lora_name or ""):
+        errors.append(f"lora_name: {s.lora_name!r}; expected a file name without folders or extension (letters, "
+                      "digits, '.', '_', '-')")
+    if s.steps < 1:
+        errors.append(f"steps: {s.steps}; at least 1 GRPO step")
+    if s.sampling_steps < 2:
+        errors.append(f"sampling_steps: {s.sampling_steps}; at least 2 denoising steps")
+    return errors
+
+
+def check_size_for_vae(width: int, height: int, downscale_ratio: int) -> None:
+    multiple = 2 * int(downscale_ratio)
+    for name, value in (("width", width), ("height", height)):
+        if value % multiple:
+            raise ValueError(f"{name}: {value} is not a multiple of {multiple}, which this VAE ({downscale_ratio}x) "
+                             "and Flux's 2x2 patches need")
+
+
+def run_folder(output_root: str | Path, lora_name: str) -> Path:
+    return Path(output_root) / RUNS_FOLDER / lora_name
+
+
+def build_config(s: NodeSettings, run_dir: Path) -> GRPOConfig:
+    """The headless config for the node's settings; prompts go to a file beside the run folder (the run folder
+    itself must be empty or a GRPO run)."""
+    prompts = prompt_lines(s.prompts)
+    prompts_file = run_dir.parent / f"{run_dir.name}.prompts.txt"
+    write_text(prompts_file, "\n".join(prompts) + "\n")
+    config = GRPOConfig()
+    config.model.path = "comfyui"
+    config.reward.path = "comfyui"
+    config.prompts.train_file = str(prompts_file)
+    config.prompts.num_eval = min(4, len(prompts))
+    config.sample.group_size = s.group_size
+    config.sample.batch_size = s.group_size if s.group_size <= 8 else next(
+        b for b in range(8, 0, -1) if s.group_size % b == 0)
+    config.sample.num_steps = s.sampling_steps
+    config.sample.noise_level = s.noise_level
+    config.sample.width, config.sample.height = s.width, s.height
+    config.train.steps = s.steps
+    config.train.top_k = s.top_k
+    config.train.learning_rate = s.learning_rate
+    config.train.beta = s.kl_beta
+    config.train.seed = s.seed
+    config.lora.rank, config.lora.alpha = s.lora_rank, s.lora_alpha
+    config.output.dir = str(run_dir)
+    config.output.checkpoint_every = 1  # an interrupt loses at most the step in progress
+    config.output.eval_every = max(1, s.steps // 5)
+    validate(config)
+    return config
+
+
+def prompts_hash(prompts: list[str]) -> str:
+    return hashlib.sha256("\n".join(prompts).encode("utf-8")).hexdigest()[:16]
+
+
+def lora_metadata(base_model: str, scorer: str, prompts: list[str], steps: int, final_reward: float | None,
+                  config: GRPOConfig) -> dict[str, str]:
+    return {
+        "spatialscore.base_model": base_model,
+        "spatialscore.scorer": scorer,
+        "spatialscore.prompts_sha256_16": prompts_hash(prompts),
+        "spatialscore.steps": str(steps),
+        "spatialscore.final_reward": "" if final_reward is None else f"{final_reward:.6f}",
+        "spatialscore.config": json.dumps(config.to_dict()),
+    }
+
+
+def publish_lora(state: dict[str, torch.Tensor], loras_dir: str | Path, name: str, metadata: dict[str, str]) -> Path:
+    """models/loras/<name>.safetensors, atomically (a reader sees the old file or the new one), mode 0644."""
+    return save_lora_file(state, Path(loras_dir) / f"{name}.safetensors", metadata)
+
+
+class HandleScorer:
+    """The trainer's scorer interface over the Loader's handle: placed on the GPU only while scoring."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    def score(self, images: torch.Tensor, prompts: list[str]):
+        self.handle.placement.load(self.handle.scorer)
+        try:
+            return self.handle.scorer.score(images, prompts)
+        finally:
+            if not self.handle.keep_loaded:
+                self.handle.placement.offload(self.handle.scorer)
+
+
+def chart_point(record: dict) -> dict:
+    """One step of the web chart: reward mean +- std, the kept samples' reward, the eval reward (when evaluated)."""
+    keys = {"step": "step", "reward_mean": "mean", "reward_std": "std", "kept_reward_mean": "kept",
+            "eval_reward_mean": "eval"}
+    return {out: float(record[k]) for k, out in keys.items() if isinstance(record.get(k), (int, float))}
+
+
+def curve_image(records: list[dict], path: Path) -> torch.Tensor:
+    """The run's reward curve as an IMAGE [1, H, W, 3] (the PNG the headless run draws)."""
+    import numpy as np
+    from PIL import Image
+
+    from training.grpo.reports import plot_reward_curve
+
+    plot_reward_curve(records, path)
+    pixels = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(pixels)[None]

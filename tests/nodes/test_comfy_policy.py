@@ -1,0 +1,116 @@
+"""The ComfyUI GRPO backend (nodes/logic/comfy_policy.py) against the diffusers one (training/grpo/flux_policy.py):
+the same shapes-generator weights, prompt embeddings, LoRA and noise give the same velocities, log-probs and LoRA
+gradients within 1e-4; the export is the diffusers export. Skipped with the reason when ComfyUI does not import here.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from .comfy_inprocess import import_comfy
+
+REASON = import_comfy()
+pytestmark = [pytest.mark.skipif(bool(REASON), reason=REASON or "ComfyUI importable"), pytest.mark.slow]
+PROMPTS = ["a red circle to the left of a blue square", "a green triangle above a red circle"]
+TOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def backends(tmp_path_factory):
+    from nodes.logic.comfy_policy import ComfyFlowPolicy
+    from nodes.logic.shapes_generator_comfy import load_shapes_generator
+    from training.grpo.config import FLUX_LORA_TARGETS
+    from training.grpo.flux_policy import FluxPolicy
+    from training.grpo.recipes.shapes_generator import SAMPLING_FILE, GeneratorShape, Sampling, build_pipeline
+    from training.grpo.recipes.shapes_generator import sampling_record
+
+    folder = tmp_path_factory.mktemp("shapes_generator")
+    build_pipeline(GeneratorShape(), seed=3).save_pretrained(str(folder))
+    (folder / SAMPLING_FILE).write_text(json.dumps(sampling_record(Sampling(), GeneratorShape())))
+    torch.manual_seed(0)
+    diffusers_policy = FluxPolicy.from_folder(folder, "cpu", dtype="float32", lora_rank=4, lora_alpha=8.0,
+                                              lora_targets=FLUX_LORA_TARGETS, gradient_checkpointing=False,
+                                              max_sequence_length=Sampling().max_sequence_length)  # fmt: skip
+    with torch.no_grad():  # a LoRA far from zero, so that the adapters' placement matters
+        for p in diffusers_policy.named_trainable_parameters().values():
+            p.normal_(0.0, 0.05, generator=torch.Generator().manual_seed(p.numel()))
+    model, clip, vae = load_shapes_generator(str(folder))
+    comfy_policy = ComfyFlowPolicy(model, clip, vae, lora_rank=4, lora_alpha=8.0, lora_targets=FLUX_LORA_TARGETS)
+    comfy_policy.load_lora_state_dict(diffusers_policy.lora_state_dict())
+    return diffusers_policy, comfy_policy
+
+
+def test_same_lora_export(backends):
+    d, c = backends
+    a, b = d.lora_state_dict(), c.lora_state_dict()
+    assert set(a) == set(b) and len(a) > 20
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6
+
+
+def test_text_through_clip_matches_the_pipeline(backends):
+    d, c = backends
+    e1, e2 = d.encode_prompts(PROMPTS), c.encode_prompts(PROMPTS)
+    assert e1.prompt_embeds.shape == e2.prompt_embeds.shape
+    assert (e1.prompt_embeds - e2.prompt_embeds).abs().max() < TOL
+    assert (e1.pooled - e2.pooled).abs().max() < TOL
+
+
+def test_schedule(backends):
+    d, c = backends
+    assert (d.sigmas(6, 64, 64) - c.sigmas(6, 64, 64)).abs().max() < TOL
+
+
+def test_velocities_with_and_without_lora(backends):
+    d, c = backends
+    embeds = d.encode_prompts(PROMPTS)
+    x = torch.randn(2, 8, 16, 16, generator=torch.Generator().manual_seed(1))
+    sigma = torch.tensor([0.8, 0.25])
+    v1, v2 = d.velocity(x, sigma, embeds, 0.0), c.velocity(x, sigma, embeds, 0.0)
+    assert (v1 - v2).abs().max() < TOL
+    with d.reference(), c.reference():
+        r1, r2 = d.velocity(x, sigma, embeds, 0.0), c.velocity(x, sigma, embeds, 0.0)
+    assert (r1 - r2).abs().max() < TOL
+    assert (r1 - v1).abs().max() > 100 * TOL  # the LoRA changes the model: the comparison above means something
+
+
+def test_trajectories_log_probs_and_gradients(backends):
+    from training.grpo.sampling import sample_generators, sample_trajectories, step_log_prob
+
+    d, c = backends
+    embeds = d.encode_prompts(PROMPTS)
+    sigmas = d.sigmas(6, 64, 64)
+    runs = [sample_trajectories(p, embeds, sample_generators(0, 0, [0, 1]), sigmas, [0.7] * 6, guidance=0.0,
+                                height=64, width=64) for p in (d, c)]  # fmt: skip
+    assert (runs[0].latents - runs[1].latents).abs().max() < TOL
+    assert (runs[0].log_probs - runs[1].log_probs).abs().max() < TOL
+    grads = []
+    for policy in (d, c):
+        for p in policy.named_trainable_parameters().values():
+            p.grad = None
+        with torch.enable_grad():
+            log_prob, _, _ = step_log_prob(policy, runs[0].latents[:, 1], runs[0].latents[:, 2], sigmas[1].item(),
+                                           sigmas[2].item(), 0.7, embeds, guidance=0.0)  # fmt: skip
+            log_prob.sum().backward()
+        grads.append(log_prob.detach())
+    assert (grads[0] - grads[1]).abs().max() < TOL
+    # gradients by diffusers module: peft names "<module>.lora_A.default.weight", the ComfyUI backend "<module>.lora_A"
+    dg = {n.replace(".default.weight", ""): p.grad for n, p in d.named_trainable_parameters().items()}
+    cg = {n: p.grad for n, p in c.named_trainable_parameters().items()}
+    assert set(dg) == set(cg)
+    # relative to the largest gradient: some adapters (the last double block's text stream) get gradients of ~1e-7,
+    # where fp32 round-off in a different summation order is a large fraction of the value
+    scale = max(g.abs().max().item() for g in dg.values())
+    errors = {n: (dg[n] - cg[n]).abs().max().item() / scale for n in dg}
+    worst = sorted(errors.items(), key=lambda kv: -kv[1])[:3]
+    assert scale > 1e-4 and worst[0][1] < TOL, (scale, worst)
+
+
+def test_decode_matches(backends):
+    d, c = backends
+    z = torch.randn(2, 8, 16, 16, generator=torch.Generator().manual_seed(2))
+    a, b = d.decode(z), c.decode(z)
+    assert a.shape == b.shape == (2, 64, 64, 3)
+    assert (a - b).abs().max() < TOL
