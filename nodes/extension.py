@@ -8,9 +8,11 @@ import folder_paths
 from comfy_api.latest import ComfyExtension, io
 
 from .edit import SpatialScoreEditLoader, SpatialScoreEditRerank, SpatialScoreEditScore
+from .grpo import SpatialScoreGRPOTrain
 from .loader import MODEL_FOLDER, SpatialScoreLoader
 from .rerank import SpatialScoreRerank
 from .score import SpatialScoreScore
+from .shapes_loader import SpatialScoreShapesGeneratorLoader
 
 
 def register_model_folder() -> None:
@@ -33,4 +35,5 @@ def register_example_inputs() -> None:
 class SpatialScoreExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return [SpatialScoreLoader, SpatialScoreScore, SpatialScoreRerank, SpatialScoreEditLoader,
-                SpatialScoreEditScore, SpatialScoreEditRerank]
+                SpatialScoreEditScore, SpatialScoreEditRerank, SpatialScoreShapesGeneratorLoader,
+                SpatialScoreGRPOTrain]
