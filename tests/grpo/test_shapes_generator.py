@@ -164,3 +164,17 @@ def test_sample_cli_rejects_bad_numbers(random_generator_dir, tmp_path):
             main(["--model", str(random_generator_dir), "--prompts", str(prompts), "--out", str(tmp_path / "o"),
                   flag, value])
         assert exc.value.code == 2
+
+
+def test_shipped_generator_and_lora_load_in_diffusers_and_match_our_sampling():
+    from training.grpo.assets import GENERATORS, LORAS, lora_file_spec
+
+    generator, lora = GENERATORS["shapes"], LORAS["shapes-grpo"]
+    assert (generator / "model_index.json").is_file() and lora.is_file(), "the shapes assets are part of the pack"
+    total = sum(f.stat().st_size for f in generator.rglob("*") if f.is_file()) + lora.stat().st_size
+    assert total <= 25 * 2**20  # the pack's size budget for the embedded generator and its LoRA
+    rank, targets = lora_file_spec(lora)
+    assert rank == 32 and "attn.to_q" in targets
+    with one_torch_thread():
+        assert _compare_with_pipeline(generator) < 1e-4
+        assert _compare_with_pipeline(generator, lora) < 1e-4  # FluxPipeline.load_lora_weights == our LoRA
