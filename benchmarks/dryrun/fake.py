@@ -43,6 +43,19 @@ def building(fake: bool, dtype: torch.dtype | None = None):
 _MODULE_TO = torch.nn.Module.to
 
 
+@contextlib.contextmanager
+def identity_to_is_free(active: bool = True):
+    """Within: Module.to returns at once when nothing would change (the real code's .to(device) calls, e.g. the
+    text encoders' visit to the GPU, are identities on this CPU and must not swap fake parameters)."""
+    original = torch.nn.Module.to
+    if active:
+        torch.nn.Module.to = _identity_to_is_free
+    try:
+        yield
+    finally:
+        torch.nn.Module.to = original
+
+
 def _identity_to_is_free(self, *args, **kwargs):
     """Module.to that returns at once when nothing would change. Module.to swaps every fake parameter for a new
     one (swap_tensors), which fails on fake tensors (a weak reference to them is held); peft calls .to with the
@@ -61,6 +74,21 @@ def is_fake(t: torch.Tensor) -> bool:
     from torch._subclasses.fake_tensor import FakeTensor
 
     return isinstance(t, FakeTensor)
+
+
+def to_fake(module: torch.nn.Module) -> torch.nn.Module:
+    """Replace a module's parameters and buffers by fake tensors of the same shapes and dtypes, in place."""
+    mode, done = fake_mode(), {}  # done: tied weights stay one tensor
+    for sub in module.modules():
+        for name, p in list(sub._parameters.items()):
+            if p is not None:
+                if id(p) not in done:
+                    done[id(p)] = torch.nn.Parameter(mode.from_tensor(p.detach()), requires_grad=p.requires_grad)
+                sub._parameters[name] = done[id(p)]
+        for name, b in list(sub._buffers.items()):
+            if b is not None:
+                sub._buffers[name] = done.setdefault(id(b), mode.from_tensor(b))
+    return module
 
 
 # ----------------------------------------------------------------------------------------------- Qwen2.5-VL
@@ -141,8 +169,11 @@ def build_flux_pipeline(shape: str, fake: bool, dtype: torch.dtype = torch.bfloa
     )
 
     if shape == "tiny":
-        with building(fake, dtype):
+        with building(False, dtype):  # (its scheduler reads tensor values: built real, then made fake)
             pipe = build_tiny_flux_pipeline(seed)
+        if fake:
+            for module in (pipe.transformer, pipe.vae, pipe.text_encoder, pipe.text_encoder_2):
+                to_fake(module)
         pipe.set_progress_bar_config(disable=True)
         return pipe
     clip_tok, t5_tok = build_tiny_clip_tokenizer(), build_tiny_t5_tokenizer()

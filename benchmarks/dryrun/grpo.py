@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from .fake import build_flux_pipeline, building
+from .fake import build_flux_pipeline, building, identity_to_is_free
 from .measure import Meter
 from .score import PROMPT, build_scorer_model, random_images
 
@@ -60,6 +60,11 @@ def _steady_state(optimizer, params, accumulating: bool) -> None:
 def run(policy_shape: str = "flux-dev", scorer_shape: str = "7b", fake: bool = True, config=None,
         px: int | None = None) -> tuple[Meter, dict]:
     """Measure one GRPO step; returns the meter and the weight bytes of each model (for residency variants)."""
+    with identity_to_is_free(fake):
+        return _run(policy_shape, scorer_shape, fake, config, px)
+
+
+def _run(policy_shape, scorer_shape, fake, config, px):
     from training.grpo.advantages import group_advantages
     from training.grpo.loss import grpo_step_loss
     from training.grpo.sampling import sample_generators, sample_trajectories, step_log_prob

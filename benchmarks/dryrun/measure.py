@@ -63,6 +63,16 @@ class PeakTracker(MemTracker):
                 self._peak_mem[dev] = snap[_TOTAL_KEY]
                 self._peak_mem_snap[dev] = dict(snap)
 
+    def _pre_fw_hook(self, module, inputs) -> None:
+        # A root module called again in one phase (GRPO's reference forward after the policy forward) makes
+        # MemTracker refuse ("multiple iterative calls"); its per-module statistics are not used here, so they are
+        # cleared instead. The global peak and the gradient hooks are kept.
+        if module in self.memory_tracking and not self._mod_tracker.is_bw:
+            parents = set(self._mod_tracker.parents) - {self._mod_tracker.get_known_fqn(module)}
+            if len(parents) == 1 and "Global" in parents:
+                self.memory_tracking.clear()
+        super()._pre_fw_hook(module, inputs)
+
     def _track_module_params_and_buffers(self, module, install_grad_hooks: bool = True):
         # MemTracker hooks every parameter for its gradient; a frozen weight cannot take a hook, so only the
         # trainable ones (LoRA, the reward-token row, the head) get it.
