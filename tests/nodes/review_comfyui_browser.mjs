@@ -24,13 +24,15 @@ try {
     return { commands: ext.commands.map((c) => c.id), menu: ext.menuCommands.map((m) => m.path.join(" > ")) };
   });
   await page.keyboard.press("Escape"); // any welcome dialog
-  const tab = page.locator(".side-tool-bar-container .pi-check-square, button:has(.pi-check-square)").first();
-  await tab.waitFor(LONG);
-  await tab.click();
+  // the frontend names a tab's button after its id; a DOM click works whatever overlay a busy page still shows
+  const tab = page.locator(".spatialscore-review-tab-button").first();
+  await tab.waitFor({ state: "attached", ...LONG });
+  const tabLabel = await tab.getAttribute("aria-label");
+  await tab.evaluate((el) => el.click());
   const input = page.locator('input[placeholder^="/path/to/dataset"]');
   await input.waitFor(LONG);
   await input.fill(cfg.folder);
-  await page.getByRole("button", { name: "Open review" }).click();
+  await page.getByRole("button", { name: "Open review" }).evaluate((el) => el.click()); // see the tab's click
   const frame = page.frameLocator("#spatialscore-review-overlay iframe");
   await frame.locator("body[data-shown]").waitFor(LONG);
   const handle = await page.locator("#spatialscore-review-overlay iframe").elementHandle();
@@ -39,7 +41,7 @@ try {
   await inner.locator("body").press(cfg.key);
   await inner.waitForFunction(() => window.__review.saved > 0, null, LONG);
   await page.screenshot({ path: cfg.screenshot || "/dev/null" }).catch(() => {});
-  console.log(JSON.stringify({ menu, first, errors, reviewErrors: await inner.evaluate(() => window.__review.errors) }));
+  console.log(JSON.stringify({ menu, tabLabel, first, errors, reviewErrors: await inner.evaluate(() => window.__review.errors) }));
 } finally {
   await browser.close();
 }

@@ -58,6 +58,7 @@ def test_the_sidebar_tab_opens_the_page_and_a_key_gives_a_verdict(setup, tmp_pat
     assert run["errors"] == [] and run["reviewErrors"] == []
     assert run["menu"]["commands"] == ["SpatialScore.ReviewDataset"]
     assert run["menu"]["menu"] == ["Extensions > SpatialScore"]
+    assert run["tabLabel"] == "SpatialScore: review a SpatialReward dataset"
     assert run["first"]["src"].endswith(f"/spatialscore/review/?dir={urllib.request.quote(str(data), safe='')}")
     last = json.loads((data / "reviews.jsonl").read_text().splitlines()[-1])
     assert (last["id"], last["verdict"]) == (run["first"]["shown"], "swap")
