@@ -31,7 +31,11 @@ from collections.abc import Sequence
 
 import torch
 
-from training.grpo.lora import PREFIX, target_regex
+# inside ComfyUI the pack is not on sys.path: this puts its `training` package in sys.modules first
+from .training_import import import_training
+
+import_training("grpo")
+from training.grpo.lora import PREFIX, target_regex  # noqa: E402
 from training.grpo.policy import PromptEmbeds
 
 PROMPT_CACHE_SIZE = 256
@@ -154,7 +158,7 @@ class ComfyFlowPolicy:
         if not any(m.model is self.patcher for m in mm.current_loaded_models):
             mm.load_models_gpu([self.patcher], force_full_load=True)
         with torch.inference_mode(False):
-            for module in self.base.diffusion_model.modules():
+            for module in self.base.modules():
                 for name, p in list(module._parameters.items()):
                     if p is not None and p.is_inference():
                         module._parameters[name] = torch.nn.Parameter(p.clone(), requires_grad=False)
@@ -202,6 +206,8 @@ class ComfyFlowPolicy:
 
     def velocity(self, x: torch.Tensor, sigma: torch.Tensor, embeds: PromptEmbeds, guidance: float) -> torch.Tensor:
         self._ensure_loaded()
+        # inputs computed from inference-mode tensors (ComfyUI's CLIP output) are copied into normal tensors
+        x, embeds = x.clone(), PromptEmbeds(embeds.prompt_embeds.clone(), embeds.pooled.clone())
         b = x.shape[0]
         sigma = torch.as_tensor(sigma, dtype=torch.float32, device=self.device).expand(b)
         timestep = self.patcher.get_model_object("model_sampling").timestep(sigma).float()

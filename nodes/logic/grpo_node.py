@@ -15,7 +15,11 @@ from pathlib import Path
 
 import torch
 
-from training.common.atomic import write_text
+# inside ComfyUI the pack is not on sys.path: this puts its `training` package in sys.modules first
+from .training_import import import_training
+
+import_training("grpo")
+from training.common.atomic import write_text  # noqa: E402
 from training.grpo.config import GRPOConfig, validate
 from training.grpo.lora import save_lora_file
 

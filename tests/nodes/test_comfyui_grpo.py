@@ -1,0 +1,137 @@
+"""GRPO Train against a real ComfyUI (headless, 127.0.0.1, this pack installed), on a CPU with a random-weight
+shapes generator (the shipped architecture) and the built-in shapes scorer:
+
+- the GRPO graph runs a few steps through /prompt and writes models/loras/<name>.safetensors (0644, metadata);
+- the LoRA is in LoraLoaderModelOnly's choices and applies with no unloaded keys (the server log has no
+  "lora key not loaded" / "NOT LOADED" line), in a graph that samples and decodes with it;
+- /interrupt mid-run leaves the last checkpoint's LoRA; resume continues from that checkpoint to the end;
+- each impossible setting gets its validation error.
+
+Skipped, with the reason, unless SPATIALSCORE_COMFYUI names a ComfyUI checkout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from .comfyui_harness import ComfyServer, execution_error, find_comfyui
+
+CHECKOUT, PYTHON, REASON = find_comfyui()
+pytestmark = [pytest.mark.skipif(CHECKOUT is None, reason=REASON), pytest.mark.slow]
+PROMPTS = "a red circle to the left of a blue square\na green triangle above a yellow circle"
+
+
+@pytest.fixture(scope="module")
+def comfy(tmp_path_factory):
+    from training.grpo.recipes.shapes_generator import SAMPLING_FILE, GeneratorShape, Sampling, build_pipeline
+    from training.grpo.recipes.shapes_generator import sampling_record
+
+    tmp = tmp_path_factory.mktemp("comfyui_grpo")
+    generator = tmp / "generator"
+    build_pipeline(GeneratorShape(), seed=0).save_pretrained(str(generator))
+    (generator / SAMPLING_FILE).write_text(json.dumps(sampling_record(Sampling(), GeneratorShape())))
+    with ComfyServer(CHECKOUT, PYTHON, tmp / "base") as server:
+        server.generator = str(generator)
+        yield server
+    print(f"\nComfyUI log tail:\n{server.log_tail(20)}")
+
+
+def grpo_graph(comfy, lora_name, steps=2, resume=False, **overrides):
+    widgets = {"prompts": PROMPTS, "steps": steps, "group_size": 4, "top_k": 1, "learning_rate": 1e-3,
+               "lora_rank": 4, "lora_alpha": 4.0, "sampling_steps": 3, "noise_level": 0.7, "width": 64,
+               "height": 64, "seed": 0, "kl_beta": 0.0, "lora_name": lora_name, "resume": resume}
+    widgets.update(overrides)
+    return {
+        "1": {"class_type": "SpatialScoreShapesGeneratorLoader", "inputs": {"generator": comfy.generator}},
+        "2": {"class_type": "SpatialScoreLoader", "inputs": {"scorer": "shapes", "dtype": "fp32", "device": "cpu",
+                                                             "keep_loaded": False, "batch_size": 8}},
+        "3": {"class_type": "SpatialScoreGRPOTrain",
+              "inputs": {"model": ["1", 0], "clip": ["1", 1], "vae": ["1", 2], "scorer": ["2", 0], **widgets}},
+    }
+
+
+def run(comfy, prompt, timeout=900):
+    code, body = comfy.queue(prompt)
+    assert code == 200 and not body.get("node_errors"), body
+    return comfy.wait(body["prompt_id"], timeout)
+
+
+def test_grpo_runs_and_its_lora_applies(comfy):
+    from safetensors import safe_open
+
+    entry = run(comfy, grpo_graph(comfy, "grpo_test"))
+    assert execution_error(entry) is None, execution_error(entry)
+    lora = comfy.base / "models" / "loras" / "grpo_test.safetensors"
+    assert lora.is_file()
+    assert (os.stat(lora).st_mode & 0o777) == 0o644
+    with safe_open(str(lora), framework="pt") as f:
+        meta = f.metadata()
+        keys = list(f.keys())
+    assert meta["spatialscore.steps"] == "2" and meta["spatialscore.final_reward"]
+    assert meta["spatialscore.prompts_sha256_16"] and "shapes" in meta["spatialscore.scorer"]
+    assert all(k.startswith("transformer.") and ".lora_" in k for k in keys)
+    metrics = [json.loads(line) for line in (comfy.base / "output" / "spatialscore_grpo" / "grpo_test" /
+                                              "metrics.jsonl").read_text().splitlines()]  # fmt: skip
+    assert [r["step"] for r in metrics if r["step"] > 0] == [1, 2]
+    ui = entry["outputs"]["3"]
+    assert [p["step"] for p in ui["spatialscore_grpo"] if "mean" in p] == [1, 2]
+
+    choices = comfy.get("/object_info/LoraLoaderModelOnly")["LoraLoaderModelOnly"]["input"]["required"]["lora_name"]
+    assert "grpo_test.safetensors" in choices[0]
+    apply = {
+        "1": {"class_type": "SpatialScoreShapesGeneratorLoader", "inputs": {"generator": comfy.generator}},
+        "2": {"class_type": "LoraLoaderModelOnly", "inputs": {"model": ["1", 0], "lora_name": "grpo_test.safetensors",
+                                                              "strength_model": 1.0}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a red circle"}},
+        "4": {"class_type": "EmptyLatentImage", "inputs": {"width": 128, "height": 128, "batch_size": 1}},
+        "5": {"class_type": "KSampler", "inputs": {"model": ["2", 0], "positive": ["3", 0], "negative": ["3", 0],
+                                                   "latent_image": ["4", 0], "seed": 0, "steps": 2, "cfg": 1.0,
+                                                   "sampler_name": "euler", "scheduler": "simple", "denoise": 1.0}},
+        "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 2]}},
+        "7": {"class_type": "PreviewImage", "inputs": {"images": ["6", 0]}},
+    }
+    before = comfy.log_path.read_text(errors="replace")
+    entry = run(comfy, apply)
+    assert execution_error(entry) is None, execution_error(entry)
+    log = comfy.log_path.read_text(errors="replace")[len(before):]
+    assert "lora key not loaded" not in log and "NOT LOADED" not in log, log[-3000:]
+
+
+def test_interrupt_then_resume(comfy):
+    run_dir = comfy.base / "output" / "spatialscore_grpo" / "grpo_resume"
+    code, body = comfy.queue(grpo_graph(comfy, "grpo_resume", steps=5))
+    assert code == 200, body
+    deadline = time.monotonic() + 600
+    while not (run_dir / "checkpoints" / "step_000001").is_dir():
+        assert time.monotonic() < deadline, comfy.log_tail()
+        time.sleep(0.5)
+    comfy.post("/interrupt", {})
+    entry = comfy.wait(body["prompt_id"], 600)
+    assert entry["status"]["status_str"] == "error"
+    assert any(kind == "execution_interrupted" for kind, _ in entry["status"]["messages"])
+    steps_done = max(int(p.name.split("_")[1]) for p in (run_dir / "checkpoints").iterdir() if p.name.startswith("step_"))
+    assert steps_done < 5
+    assert (comfy.base / "models" / "loras" / "grpo_resume.safetensors").is_file()  # the last complete one
+
+    entry = run(comfy, grpo_graph(comfy, "grpo_resume", steps=5, resume=True))
+    assert execution_error(entry) is None, execution_error(entry)
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 5
+    assert f"resumed from {run_dir / 'checkpoints'}" in comfy.log_path.read_text(errors="replace")
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ({"top_k": 3}, "top_k"),
+    ({"prompts": "  \n"}, "prompts"),
+    ({"group_size": 1}, "group_size"),
+    ({"width": 72}, "width"),
+    ({"lora_name": "../evil"}, "lora_name"),
+])
+def test_bad_inputs_fail_validation(comfy, overrides, expected):
+    code, body = comfy.queue(grpo_graph(comfy, "grpo_bad", **overrides))
+    assert code == 400, body
+    assert expected in json.dumps(body.get("node_errors", {})), body
