@@ -1,7 +1,7 @@
 """Best-of-N that stops paying for losers: score each candidate's predicted clean image (x0) during sampling and
 finish only the promising ones (`python -m training.bestofn`).
 
-`schedule` parses pruning schedules ("4@0.17,2@0.5"), `pruning` is the model-agnostic bookkeeping (who is alive,
+`schedule` parses pruning schedules ("2@0.34"), `pruning` is the model-agnostic bookkeeping (who is alive,
 who was dropped when with what score) that the headless sampler and the ComfyUI node share, `sampler` runs it on
 a FLUX pipeline folder, `run` writes a run folder, `__main__` is the CLI.
 """

@@ -2,7 +2,7 @@ r"""python -m training.bestofn: best-of-N that prunes losing candidates while sa
 
     python -m training.bestofn --model shapes --scorer shapes --prompts prompts.txt --n 16 --out best/
     python -m training.bestofn --model shapes --lora shapes-grpo --scorer shapes --prompts p.txt --n 16 \
-        --keep 2 --prune 4@0.17,2@0.5 --out best/
+        --keep 2 --prune 2@0.34 --out best/
 
 Each prompt's N candidates are sampled together; at each point of the schedule KEEP@FRACTION (after that fraction
 of the steps) every living candidate's predicted clean image (x0 = x - sigma * v) is decoded and scored, and only

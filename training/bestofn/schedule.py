@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 
 # The best schedule measured on the shapes world (docs/bestofn.md): 6 steps, 16 candidates.
-DEFAULT_SCHEDULE = "4@0.17,2@0.5"
+DEFAULT_SCHEDULE = "2@0.34"
 
 
 class ScheduleError(ValueError):
