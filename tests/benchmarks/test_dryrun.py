@@ -61,7 +61,7 @@ def test_one_row_override_saves_the_embedding_copy():
     from benchmarks.dryrun import reward_train
     from benchmarks.dryrun.measure import Meter
 
-    ids = torch.arange(40).view(2, 20)
+    ids = torch.tensor([[3, 5, 9, 12]])  # few tokens: the override allocates per token, peft per vocabulary row
     peaks = {}
     for row in ("one-row", "peft"):
         model = reward_train.build_trainable("tiny", fake=True, px=56, token_row=row)
@@ -70,8 +70,9 @@ def test_one_row_override_saves_the_embedding_copy():
         with meter.phase("embed", {}):
             embed(ids).float().sum().backward()
         peaks[row] = meter.phases[0].peak
-        weight = embed.base_layer.weight
-    assert peaks["peft"] - peaks["one-row"] >= weight.numel() * weight.element_size()  # one copy of the matrix
+        weight = embed.token_adapter.base_layer.weight
+    # one copy of the matrix saved, less the override's own per-token tensors (a few 512-byte blocks)
+    assert peaks["peft"] - peaks["one-row"] >= 0.95 * weight.numel() * weight.element_size()
 
 
 def test_cli_writes_the_issue_json(tmp_path, capsys):
