@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
-EXAMPLE_INPUTS = ("spatialscore_shapes_example.png",)
+EXAMPLE_INPUTS = ("spatialscore_shapes_example.png", "spatialscore_edit_source.png", "spatialscore_edit_candidates.png")
 
 
 def install_example_inputs(input_dir: str | Path) -> list[Path]:

@@ -55,3 +55,16 @@ def test_flux_example_note_says_what_to_download_and_where():
                    "t5xxl_fp16.safetensors", "models/text_encoders/", "ae.safetensors", "models/vae/",
                    "models/spatialscore/", "Qwen/Qwen2.5-VL-7B-Instruct"):
         assert needed in note, needed
+
+
+def test_every_picture_an_example_workflow_loads_is_installed():
+    import json
+    from pathlib import Path
+
+    names = set()
+    for workflow in (Path(__file__).resolve().parents[2] / "workflows").glob("*.json"):
+        for node in json.loads(workflow.read_text()).get("nodes", []):
+            if node.get("type") == "LoadImage":
+                names.add(node["widgets_values"][0])
+    assert names and names <= set(EXAMPLE_INPUTS)
+    assert all((ASSETS / n).is_file() for n in names)
