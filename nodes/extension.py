@@ -7,6 +7,7 @@ import os
 import folder_paths
 from comfy_api.latest import ComfyExtension, io
 
+from .bestofn import SpatialScoreBestOfNSampler
 from .edit import SpatialScoreEditLoader, SpatialScoreEditRerank, SpatialScoreEditScore
 from .grpo import SpatialScoreGRPOTrain
 from .loader import MODEL_FOLDER, SpatialScoreLoader
@@ -36,4 +37,4 @@ class SpatialScoreExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return [SpatialScoreLoader, SpatialScoreScore, SpatialScoreRerank, SpatialScoreEditLoader,
                 SpatialScoreEditScore, SpatialScoreEditRerank, SpatialScoreShapesGeneratorLoader,
-                SpatialScoreGRPOTrain]
+                SpatialScoreGRPOTrain, SpatialScoreBestOfNSampler]

@@ -3,7 +3,7 @@
 import { app } from "../../scripts/app.js";
 import { badgeBox, badgeColour, badgeText, previewImageRects } from "./badge_layout.js";
 
-const NODES = { SpatialScoreScore: false, SpatialScoreRerank: true, SpatialScoreEditScore: false, SpatialScoreEditRerank: true }; // node id -> ranked
+const NODES = { SpatialScoreScore: false, SpatialScoreRerank: true, SpatialScoreEditScore: false, SpatialScoreEditRerank: true, SpatialScoreBestOfNSampler: true }; // node id -> ranked
 const PREVIEW_WIDGET = "$$canvas-image-preview";
 
 function sizeTextHeight() {

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from .config import BestOfNConfig
 from .pruning import spearman
+from .report import prompt_record
+from .report import totals as run_totals
 from .sampler import Counters, best_of_n, prompt_seed
 from .schedule import resolve_schedule
 
@@ -61,25 +63,22 @@ def run(cfg: BestOfNConfig) -> Path:
     def score(images, texts):
         return scorer.score(images, texts).mean
 
-    totals, records, lines, kept_images = Counters(), [], [], []
+    counts, records, lines, kept_images = Counters(), [], [], []
     start = time.perf_counter()
     for index, prompt in enumerate(tqdm(prompts, desc=f"best-of-{cfg.n}", dynamic_ncols=True)):
         result = best_of_n(policy, prompt, cfg.n, cfg.keep, stages, settings, prompt_seed(cfg.seed, index), score,
                            trace=cfg.trace)  # fmt: skip
-        totals.add(result.counters)
-        record = {"prompt": prompt, "index": index, **result.pruner.record(), "kept": result.kept}
-        if cfg.trace:
-            record["trace"] = {str(c): s for c, s in sorted(result.pruner.trace.items())}
-        records.append(record)
+        counts.add(result.counters)
+        records.append(prompt_record(prompt, index, result.pruner, result.kept, trace=cfg.trace))
         for kept, image in zip(result.kept, result.images, strict=True):
             name = f"images/{index:05d}_{kept['rank']}.png"
             kept_images.append((name, image))
             lines.append({"prompt": prompt, "image": name, **kept})
     wall = time.perf_counter() - start
-    report = {"transformer_forwards": totals.transformer_forwards, "decodes": totals.decodes,
-              "scores": totals.scores, "wall_time_s": round(wall, 3), "prompts": len(prompts), "n": cfg.n,
-              "keep": cfg.keep, "prune": cfg.prune, "stages": [s.__dict__ for s in stages], "seed": cfg.seed,
-              "scorer": cfg.scorer, "settings": settings, "trace": cfg.trace}  # fmt: skip
+    report = {**run_totals(counts.transformer_forwards, counts.decodes, counts.scores, wall, cfg.n, cfg.keep,
+                           cfg.prune, stages),
+              "prompts": len(prompts), "seed": cfg.seed, "scorer": cfg.scorer, "settings": settings,
+              "trace": cfg.trace}  # fmt: skip
     if cfg.trace:
         report["rank_correlation_by_step"] = rank_correlations(records, settings["num_steps"])
     if cfg.oracle:

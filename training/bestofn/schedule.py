@@ -47,7 +47,7 @@ def parse_schedule(text: str | None) -> list[tuple[int, float]]:
         if keep < 1:
             raise ScheduleError(f"--prune {text!r}: keep {keep} must be at least 1")
         pairs.append((keep, fraction))
-    for (k0, f0), (k1, f1) in zip(pairs, pairs[1:]):
+    for (k0, f0), (k1, f1) in zip(pairs, pairs[1:], strict=False):
         if not f1 > f0:
             raise ScheduleError(f"--prune {text!r}: fractions must increase ({f0:g} then {f1:g})")
         if not k1 < k0:

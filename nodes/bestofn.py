@@ -1,0 +1,141 @@
+"""SpatialScore Best-of-N Sampler: N candidates of one prompt, pruned on the scores of their predicted clean images
+while sampling, so only the promising ones are finished.
+
+A thin V3 node: the segmented sampling is ComfyUI's own (nodes/logic/comfy_segments.py), the driver and the report
+are nodes/logic/bestofn_node.py over training.bestofn (schedule, pruner, report format shared with the CLI).
+"""
+
+from __future__ import annotations
+
+import comfy.samplers
+import comfy.utils
+from comfy_api.latest import io
+
+from .common import scorer_input, ui_payload
+from .logic.bestofn_node import BestOfNSettings, check_settings, pruned_best_of_n
+from .logic.comfy_segments import ComfySegments, decode_images, vae_downscale
+from .logic.scoring import score_images, warning_lines
+from .socket_types import CATEGORY
+
+
+def _check_size(width: int, height: int, downscale: int) -> None:
+    multiple = 2 * downscale  # Flux packs 2x2 latent patches; other models are fine with it too
+    for name, value in (("width", width), ("height", height)):
+        if value % multiple:
+            raise ValueError(f"{name} {value}: must be a multiple of {multiple} (2 x the VAE's downscale {downscale})")
+
+
+class SpatialScoreBestOfNSampler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SpatialScoreBestOfNSampler",
+            display_name="SpatialScore Best-of-N Sampler (pruned)",
+            category=CATEGORY,
+            description="Samples n candidates of one prompt as one batch. At each point of the schedule it decodes "
+                        "every living candidate's predicted clean image, scores it with SpatialScore and keeps only "
+                        "the best; the survivors are finished and the top `keep` returned, best first. Costs a "
+                        "fraction of n full samplings for about the same best image (docs/bestofn.md).",
+            is_output_node=True,
+            inputs=[
+                io.Model.Input("model", tooltip="The diffusion model (Flux or any model KSampler samples), with its "
+                                                 "LoRAs and patches."),
+                io.Conditioning.Input("positive", tooltip="The prompt's conditioning (CLIP Text Encode)."),
+                io.Vae.Input("vae", tooltip="The model's VAE: decodes the x0 previews the scorer judges and the "
+                                             "final images."),
+                scorer_input(),
+                io.String.Input("prompt", multiline=True, default="",
+                                tooltip="The text the scorer checks the images against: the same prompt as the "
+                                        "positive conditioning (connect one text node to both)."),
+                io.Int.Input("n", default=16, min=1, max=256,
+                             tooltip="Candidates sampled (N). They start as one batch; pruning shrinks it."),
+                io.Int.Input("keep", default=1, min=1, max=256,
+                             tooltip="Images returned (K), best first by final score. At most n."),
+                io.String.Input("schedule", default="default",
+                                tooltip="When to prune: KEEP@FRACTION,... keeps the KEEP best after that fraction of "
+                                        "the steps (e.g. 8@0.25,2@0.5). 'default': 2@0.34, the best measured, "
+                                        "where it fits n and keep. 'none': plain best-of-N (same images as "
+                                        "KSampler on a batch of n, then Rerank)."),
+                io.Combo.Input("sampler_name", options=list(comfy.samplers.KSampler.SAMPLERS), default="euler",
+                               tooltip="ComfyUI's sampler. One-step samplers (euler) give survivors exactly their "
+                                       "unpruned images; multistep ones restart their history at pruning points."),
+                io.Combo.Input("scheduler", options=list(comfy.samplers.KSampler.SCHEDULERS), default="simple",
+                               tooltip="ComfyUI's noise schedule (simple for Flux)."),
+                io.Int.Input("steps", default=20, min=1, max=1000,
+                             tooltip="Sampling steps; pruning fractions map to whole steps (round(F x steps))."),
+                io.Float.Input("cfg", default=1.0, min=0.0, max=100.0, step=0.1, round=0.01,
+                               tooltip="Classifier-free guidance. 1.0 for Flux (guidance is in the conditioning); "
+                                       "other values need a negative."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
+                             tooltip="Noise seed of the batch (as KSampler's for a batch of n)."),
+                io.Int.Input("width", default=1024, min=16, max=8192, step=16,
+                             tooltip="Image width in pixels; a multiple of 2 x the VAE's downscale."),
+                io.Int.Input("height", default=1024, min=16, max=8192, step=16,
+                             tooltip="Image height in pixels; a multiple of 2 x the VAE's downscale."),
+                io.Conditioning.Input("negative", optional=True,
+                                      tooltip="Negative conditioning, for models sampled with cfg != 1. Leave empty "
+                                              "for Flux."),
+            ],
+            outputs=[
+                io.Image.Output("images", display_name="images", tooltip="The top `keep` images, best first."),
+                io.Latent.Output("latent", display_name="latent",
+                                 tooltip="Their latents, same order (e.g. for an upscale pass)."),
+                io.Float.Output("scores", display_name="scores", is_output_list=True,
+                                tooltip="Their final SpatialScore means, best first."),
+                io.Int.Output("candidates", display_name="candidates", is_output_list=True,
+                              tooltip="Their candidate numbers (0-based: the position in a KSampler batch of n)."),
+                io.String.Output("report", display_name="report",
+                                 tooltip="JSON: model forwards (and without pruning), decodes, scores, wall time, "
+                                         "and who was dropped after which step with what x0 score."),
+            ],
+        )
+
+    @classmethod
+    def validate_inputs(cls, n, keep, schedule, steps, sampler_name, scheduler, **_) -> bool | str:
+        errors = check_settings(BestOfNSettings(n, keep, schedule, steps))
+        if sampler_name not in comfy.samplers.KSampler.SAMPLERS:
+            errors.append(f"sampler_name: unknown sampler {sampler_name!r}")
+        if scheduler not in comfy.samplers.KSampler.SCHEDULERS:
+            errors.append(f"scheduler: unknown scheduler {scheduler!r}")
+        return "; ".join(errors) if errors else True
+
+    @classmethod
+    def execute(cls, model, positive, vae, scorer, prompt, n, keep, schedule, sampler_name, scheduler, steps, cfg,
+                seed, width, height, negative=None) -> io.NodeOutput:
+        settings = BestOfNSettings(n, keep, schedule, steps)
+        problems = check_settings(settings)
+        if problems:
+            raise ValueError("; ".join(problems))
+        if not prompt.strip():
+            raise ValueError("prompt: empty; give the text of the positive conditioning, which the scorer checks")
+        downscale = vae_downscale(vae)
+        _check_size(width, height, downscale)
+        stages = settings.stages()
+        bar = comfy.utils.ProgressBar(steps + len(stages) + 1)
+        scored = [0]
+
+        def on_step(step: int) -> None:
+            bar.update_absolute(step + scored[0], steps + len(stages) + 1)
+
+        def on_scored() -> None:
+            scored[0] += 1
+
+        segments = ComfySegments(model, positive, negative, cfg, sampler_name, scheduler, steps, seed, on_step)
+        last = {}
+
+        def score(images):
+            last["table"] = score_images(scorer, images, prompt, "same for all")
+            return last["table"].mean
+
+        result = pruned_best_of_n(settings, segments.empty_latent(n, height, width, downscale), segments,
+                                  lambda latent: decode_images(vae, latent), score, prompt,
+                                  forward_count=lambda: segments.forwards, on_scored=on_scored)  # fmt: skip
+        bar.update_absolute(steps + len(stages) + 1)
+        final = last["table"]  # the final round: the survivors, of which `positions` are the kept ones
+        stds = [float(final.std[p]) for p in result.positions]
+        warnings = [final.warnings[p] for p in result.positions] if final.warnings else []
+        lines = [f"SpatialScore {scorer.describe()}", *result.text_lines(), *warning_lines(warnings)]
+        ui = ui_payload(cls, result.images, result.scores, stds, lines,
+                        indices=result.candidates, prompts=[prompt] * len(result.kept))  # fmt: skip
+        return io.NodeOutput(result.images, {"samples": result.latents}, result.scores, result.candidates,
+                             result.report_json(), ui=ui)
