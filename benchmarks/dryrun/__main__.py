@@ -51,6 +51,9 @@ def parse(argv):
     g.add_argument("--scorer", default=None, help="scorer shape: 7b (default with flux-dev), 3b, tiny")
     g.add_argument("--train-batch", type=int, default=None, help="train.batch_size (preset: 4)")
     g.add_argument("--sample-batch", type=int, default=None, help="sample.batch_size (preset: 8)")
+    g.add_argument("--text-tokens", type=int, default=None,
+                   help="T5 tokens a prompt when the preset's model.max_sequence_length is 0 (auto; default 128, what "
+                        "auto gives the paper's ~77-token spatial prompts)")
     args = parser.parse_args(argv)
     if args.shape not in SHAPES[args.what]:
         parser.exit(2, f"--shape: {args.what} takes one of {', '.join(SHAPES[args.what])}, got {args.shape!r}\n")
@@ -60,6 +63,8 @@ def parse(argv):
         parser.exit(2, f"--utilisation: a fraction in (0, 1], got {args.utilisation}\n")
     if args.px < 64 or args.px % 16:
         parser.exit(2, f"--px: a multiple of 16 from 64 on (FLUX's 2x2-packed 8x latents), got {args.px}\n")
+    if getattr(args, "text_tokens", None) is not None and not 1 <= args.text_tokens <= 512:
+        parser.exit(2, f"--text-tokens: 1..512 (T5's limit in FluxPipeline), got {args.text_tokens}\n")
     for name in ("batch", "micro_batch", "accumulation", "lora_rank", "train_batch", "sample_batch"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
@@ -106,9 +111,11 @@ def run(args) -> tuple[str, dict]:
         overrides["sample.batch_size"] = args.sample_batch
     config = grpo.load_grpo_config(args.train_batch, overrides)
     scorer = args.scorer or ("7b" if args.shape == "flux-dev" else "tiny")
-    meter, weights = grpo.run(args.shape, scorer, fake, config, px=args.px)
+    text_tokens = args.text_tokens or grpo.AUTO_TEXT_TOKENS
+    meter, weights = grpo.run(args.shape, scorer, fake, config, px=args.px, text_tokens=text_tokens)
     title = (f"grpo: {args.shape} + {scorer} scorer, G={config.sample.group_size}, {config.sample.num_steps} steps, "
-             f"{args.px}x{args.px}, k={config.train.top_k}, train batch {config.train.batch_size}, sample batch "
+             f"{args.px}x{args.px}, {config.model.max_sequence_length or text_tokens} T5 tokens, "
+             f"k={config.train.top_k}, train batch {config.train.batch_size}, sample batch "
              f"{config.sample.batch_size}, LoRA rank {config.lora.rank}; text encoders offloaded, scorer resident")
     variants = grpo_residency(meter.phases, weights)
     text = report.table(variants["text encoders offloaded, scorer resident"], u, title)

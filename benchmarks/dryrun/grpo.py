@@ -37,7 +37,14 @@ def load_grpo_config(train_batch: int | None = None, overrides: dict | None = No
     return load_config(preset="flux_dev_spatial", overrides=values)
 
 
-def build_policy(shape: str, fake: bool, config, dtype=torch.bfloat16):
+# T5 tokens a prompt when model.max_sequence_length is 0 (auto). The trainer then fits the length to its training
+# prompts' longest in multiples of 64 (FluxPolicy.fit_sequence_length), counted by the real T5 tokenizer, which the
+# dry run does not have: the preset's figure for the paper's ~77-token spatial prompts is 128. FluxPipeline pads
+# every prompt to this length, so it is the transformer's text-token count in every phase.
+AUTO_TEXT_TOKENS = 128
+
+
+def build_policy(shape: str, fake: bool, config, dtype=torch.bfloat16, text_tokens: int = AUTO_TEXT_TOKENS):
     from training.grpo.flux_policy import FluxPolicy
 
     pipeline = build_flux_pipeline(shape, fake, dtype)
@@ -46,7 +53,7 @@ def build_policy(shape: str, fake: bool, config, dtype=torch.bfloat16):
         return FluxPolicy(pipeline, "cpu", lora_rank=lo.rank, lora_alpha=lo.alpha, lora_targets=lo.targets,
                           seed=config.train.seed, gradient_checkpointing=m.gradient_checkpointing,
                           offload_text_encoders=m.offload_text_encoders, vae_batch_size=m.vae_batch_size,
-                          max_sequence_length=m.max_sequence_length)
+                          max_sequence_length=m.max_sequence_length or text_tokens)
 
 
 def _steady_state(optimizer, params, accumulating: bool) -> None:
@@ -58,13 +65,13 @@ def _steady_state(optimizer, params, accumulating: bool) -> None:
 
 
 def run(policy_shape: str = "flux-dev", scorer_shape: str = "7b", fake: bool = True, config=None,
-        px: int | None = None) -> tuple[Meter, dict]:
+        px: int | None = None, text_tokens: int = AUTO_TEXT_TOKENS) -> tuple[Meter, dict]:
     """Measure one GRPO step; returns the meter and the weight bytes of each model (for residency variants)."""
     with identity_to_is_free(fake):
-        return _run(policy_shape, scorer_shape, fake, config, px)
+        return _run(policy_shape, scorer_shape, fake, config, px, text_tokens)
 
 
-def _run(policy_shape, scorer_shape, fake, config, px):
+def _run(policy_shape, scorer_shape, fake, config, px, text_tokens):
     from training.grpo.advantages import group_advantages
     from training.grpo.loss import grpo_step_loss
     from training.grpo.sampling import sample_generators, sample_trajectories, step_log_prob
@@ -74,7 +81,7 @@ def _run(policy_shape, scorer_shape, fake, config, px):
     s, t = config.sample, config.train
     if px:
         s.height = s.width = px
-    policy = build_policy(policy_shape, fake, config)
+    policy = build_policy(policy_shape, fake, config, text_tokens=text_tokens)
     scorer_model = build_scorer_model(scorer_shape, fake, s.height)
     scorer = Scorer(scorer_model, batch_size=config.reward.batch_size)
     pipe = policy.pipeline
@@ -86,10 +93,13 @@ def _run(policy_shape, scorer_shape, fake, config, px):
                                   weight_decay=t.weight_decay, eps=t.adam_eps)
     _steady_state(optimizer, params, accumulating=False)
     meter = Meter()
-    prompts = [PROMPT] * config.prompts.per_step
+    # distinct prompts, as a step of a large prompt file has (the policy encodes each new prompt once); every
+    # prompt is padded to the same T5 length, so their wording does not change the cost
+    prompts = [f"{PROMPT}, picture {i}" for i in range(config.prompts.per_step)]
     group = config.prompts.per_step * s.group_size
 
-    with meter.phase("encode", models, [optimizer], note="CLIP-L + T5-XXL (512 tokens), once per new prompt"):
+    with meter.phase("encode", models, [optimizer],
+                     note=f"CLIP-L + T5-XXL of {len(prompts)} prompts, {policy.max_sequence_length} T5 tokens each"):
         embeds = policy.encode_prompts(prompts)
 
     sigmas = policy.sigmas(s.num_steps, s.height, s.width)

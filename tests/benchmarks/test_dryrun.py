@@ -27,6 +27,17 @@ def _compare(real, fake):
         assert r.flops == f.flops > 0, (r.name, r.flops, f.flops)
 
 
+def test_score_real_and_fake_agree():
+    from benchmarks.dryrun import score
+
+    with one_torch_thread():
+        real = score.run("tiny", fake=False, batch=3, px=112)
+        fake = score.run("tiny", fake=True, batch=3, px=112)
+    _compare(real, fake)
+    assert fake.phases[0].by_kind["Gradient"] == 0  # scoring keeps no gradients
+    assert tuple(real.result.mean.shape) == tuple(fake.result.mean.shape) == (3,)
+
+
 def test_reward_train_step_real_and_fake_agree():
     from benchmarks.dryrun import reward_train
 
