@@ -40,7 +40,32 @@ def backends(tmp_path_factory):
     model, clip, vae = load_shapes_generator(str(folder))
     comfy_policy = ComfyFlowPolicy(model, clip, vae, lora_rank=4, lora_alpha=8.0, lora_targets=FLUX_LORA_TARGETS)
     comfy_policy.load_lora_state_dict(diffusers_policy.lora_state_dict())
+    diffusers_policy.folder = folder
     return diffusers_policy, comfy_policy
+
+
+def lora_gradients(policy, run, sigmas, embeds):
+    """The LoRA gradients of one SDE step's log-prob, by diffusers module name."""
+    from training.grpo.sampling import step_log_prob
+
+    for p in policy.named_trainable_parameters().values():
+        p.grad = None
+    with torch.enable_grad():
+        log_prob, _, _ = step_log_prob(policy, run.latents[:, 1], run.latents[:, 2], sigmas[1].item(),
+                                       sigmas[2].item(), 0.7, embeds, guidance=0.0)  # fmt: skip
+        log_prob.sum().backward()
+    # peft names "<module>.lora_A.default.weight", the ComfyUI backend "<module>.lora_A"
+    grads = {n.replace(".default.weight", ""): p.grad for n, p in policy.named_trainable_parameters().items()}
+    return log_prob.detach(), grads
+
+
+def worst_relative_errors(reference: dict, other: dict) -> tuple[float, list]:
+    """Errors relative to the largest gradient: some adapters (the last double block's text stream) get gradients
+    of ~1e-7, where fp32 round-off in a different summation order is a large fraction of the value."""
+    assert set(reference) == set(other)
+    scale = max(g.abs().max().item() for g in reference.values())
+    errors = {n: (reference[n] - other[n]).abs().max().item() / scale for n in reference}
+    return scale, sorted(errors.items(), key=lambda kv: -kv[1])[:3]
 
 
 def test_same_lora_export(backends):
@@ -77,7 +102,7 @@ def test_velocities_with_and_without_lora(backends):
 
 
 def test_trajectories_log_probs_and_gradients(backends):
-    from training.grpo.sampling import sample_generators, sample_trajectories, step_log_prob
+    from training.grpo.sampling import sample_generators, sample_trajectories
 
     d, c = backends
     embeds = d.encode_prompts(PROMPTS)
@@ -86,25 +111,38 @@ def test_trajectories_log_probs_and_gradients(backends):
                                 height=64, width=64) for p in (d, c)]  # fmt: skip
     assert (runs[0].latents - runs[1].latents).abs().max() < TOL
     assert (runs[0].log_probs - runs[1].log_probs).abs().max() < TOL
-    grads = []
-    for policy in (d, c):
-        for p in policy.named_trainable_parameters().values():
-            p.grad = None
-        with torch.enable_grad():
-            log_prob, _, _ = step_log_prob(policy, runs[0].latents[:, 1], runs[0].latents[:, 2], sigmas[1].item(),
-                                           sigmas[2].item(), 0.7, embeds, guidance=0.0)  # fmt: skip
-            log_prob.sum().backward()
-        grads.append(log_prob.detach())
-    assert (grads[0] - grads[1]).abs().max() < TOL
-    # gradients by diffusers module: peft names "<module>.lora_A.default.weight", the ComfyUI backend "<module>.lora_A"
-    dg = {n.replace(".default.weight", ""): p.grad for n, p in d.named_trainable_parameters().items()}
-    cg = {n: p.grad for n, p in c.named_trainable_parameters().items()}
-    assert set(dg) == set(cg)
-    # relative to the largest gradient: some adapters (the last double block's text stream) get gradients of ~1e-7,
-    # where fp32 round-off in a different summation order is a large fraction of the value
-    scale = max(g.abs().max().item() for g in dg.values())
-    errors = {n: (dg[n] - cg[n]).abs().max().item() / scale for n in dg}
-    worst = sorted(errors.items(), key=lambda kv: -kv[1])[:3]
+    (lp_d, grads_d), (lp_c, grads_c) = (lora_gradients(p, runs[0], sigmas, embeds) for p in (d, c))
+    assert (lp_d - lp_c).abs().max() < TOL
+    # the ComfyUI backend checkpoints every block (the default): this also holds the recomputation to the reference
+    assert c.gradient_checkpointing
+    scale, worst = worst_relative_errors(grads_d, grads_c)
+    print("gradient scale", scale, "worst relative errors", worst)
+    assert scale > 1e-4 and worst[0][1] < TOL, (scale, worst)
+
+
+def test_a_model_loaded_under_inference_mode_trains_the_same(backends):
+    """ComfyUI's executor runs nodes under torch.inference_mode(): the MODEL, CLIP and VAE the loader returns are
+    inference tensors. The node trains under inference_mode(False); the gradients must be the reference's."""
+    from nodes.logic.comfy_policy import ComfyFlowPolicy
+    from nodes.logic.shapes_generator_comfy import load_shapes_generator
+    from training.grpo.config import FLUX_LORA_TARGETS
+    from training.grpo.sampling import sample_generators, sample_trajectories
+
+    d, _ = backends
+    embeds = d.encode_prompts(PROMPTS)
+    sigmas = d.sigmas(6, 64, 64)
+    run = sample_trajectories(d, embeds, sample_generators(0, 0, [0, 1]), sigmas, [0.7] * 6, guidance=0.0,
+                              height=64, width=64)  # fmt: skip
+    with torch.inference_mode():
+        model, clip, vae = load_shapes_generator(str(d.folder))
+        assert next(model.model.parameters()).is_inference()  # what the node is given
+        with torch.inference_mode(False), torch.enable_grad():  # what the node does around training
+            c = ComfyFlowPolicy(model, clip, vae, lora_rank=4, lora_alpha=8.0, lora_targets=FLUX_LORA_TARGETS)
+            c.load_lora_state_dict(d.lora_state_dict())
+            lp_c, grads_c = lora_gradients(c, run, sigmas, embeds)
+    lp_d, grads_d = lora_gradients(d, run, sigmas, embeds)
+    assert (lp_d - lp_c).abs().max() < TOL
+    scale, worst = worst_relative_errors(grads_d, grads_c)
     assert scale > 1e-4 and worst[0][1] < TOL, (scale, worst)
 
 
