@@ -121,7 +121,9 @@ def run(args) -> tuple[str, dict]:
     text = report.table(variants["text encoders offloaded, scorer resident"], u, title)
     lines = [text, "", "residency (peak GiB by phase; fits 24/48/80 GB):"]
     out = report.result(variants["text encoders offloaded, scorer resident"], u,
-                        weights_gib={k: round(v / GIB, 3) for k, v in weights.items()}, residency={})
+                        weights_gib={k: round(v / GIB, 3) for k, v in weights.items()}, residency={},
+                        groups_per_step=config.prompts.per_step, train_batch=config.train.batch_size,
+                        text_tokens=config.model.max_sequence_length or text_tokens)
     for name, phases in variants.items():
         verdict = report.verdicts(phases)
         lines.append(f"  {name:<44} " + " ".join(f"{p.name} {p.peak / GIB:6.2f}" for p in phases)

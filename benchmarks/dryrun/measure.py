@@ -169,7 +169,11 @@ def fits(phases: list[Phase]) -> dict[str, bool]:
     return {card: worst + CONTEXT_GIB <= usable * FRAGMENTATION for card, usable in CARDS.items()}
 
 
-def breaking_phase(phases: list[Phase], card: str) -> Phase | None:
-    """The first phase that does not fit the card, or None."""
-    limit = CARDS[card] * FRAGMENTATION - CONTEXT_GIB
-    return next((p for p in phases if p.peak / GIB > limit), None)
+def card_limit_gib(card: str) -> float:
+    """The highest phase peak a card holds: 95% of its memory less the CUDA context."""
+    return CARDS[card] * FRAGMENTATION - CONTEXT_GIB
+
+
+def breaking_phases(phases: list[Phase], card: str) -> list[Phase]:
+    """The phases that do not fit the card, in step order (empty when the step fits)."""
+    return [p for p in phases if p.peak / GIB > card_limit_gib(card)]

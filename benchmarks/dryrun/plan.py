@@ -56,19 +56,28 @@ def peak_of(phases: list[dict]) -> tuple[float, str]:
     return worst["peak_gib"], worst["name"]
 
 
-def cell(peak: float, phase: str, card: str, advice: str) -> str:
+def cell(phases: list[dict], card: str, remedy: str) -> str:
+    """"fits, peak", or "no, peak (every phase over the card's limit): what to change"."""
+    peak, _ = peak_of(phases)
     if peak <= limit(card):
         return f"fits, {peak:.1f} GiB"
-    return f"**no**, {peak:.1f} GiB ({phase}): {advice}"
+    broken = ", ".join(p["name"] for p in phases if p["peak_gib"] > limit(card))
+    return f"**no**, {peak:.1f} GiB ({broken}): {remedy}"
+
+
+def fits_card(phases: list[dict], card: str) -> bool:
+    return peak_of(phases)[0] <= limit(card)
 
 
 def score_table(rows) -> list[str]:
     out = ["| batch | " + " | ".join(f"{c} GB" for c in CARDS) + " | predicted s per image |", "|---|---|---|---|---|"]
     for n, (r, measured) in sorted(rows.items()):
-        peak, phase = peak_of(r["phases"])
-        per_image = r["predicted_step_s"] / n
-        out.append(f"| {n}{'' if measured else ' (interp.)'} | "
-                   + " | ".join(cell(peak, phase, c, "lower the batch") for c in CARDS) + f" | {per_image:.3f} |")
+        cells = []
+        for c in CARDS:
+            smaller = [m for m, (q, _) in sorted(rows.items()) if m < n and fits_card(q["phases"], c)]
+            cells.append(cell(r["phases"], c, f"batch {smaller[-1]}" if smaller else "nothing measured fits"))
+        out.append(f"| {n}{'' if measured else ' (interp.)'} | " + " | ".join(cells)
+                   + f" | {r['predicted_step_s'] / n:.3f} |")
     return out
 
 
@@ -76,11 +85,42 @@ def reward_table(rows) -> list[str]:
     out = ["| micro-batch (pairs) | " + " | ".join(f"{c} GB" for c in CARDS) + " | predicted s per pair |",
            "|---|---|---|---|---|"]
     for n, (r, measured) in sorted(rows.items()):
-        peak, phase = peak_of(r["phases"])
-        out.append(f"| {n}{'' if measured else ' (interp.)'} | "
-                   + " | ".join(cell(peak, phase, c, "micro-batch 1 with accumulation") for c in CARDS)
+        cells = []
+        for c in CARDS:
+            smaller = [m for m, (q, _) in sorted(rows.items()) if m < n and fits_card(q["phases"], c)]
+            remedy = (f"micro-batch {smaller[-1]} with accumulation {n // smaller[-1]}" if smaller
+                      else "nothing measured fits")
+            cells.append(cell(r["phases"], c, remedy))
+        out.append(f"| {n}{'' if measured else ' (interp.)'} | " + " | ".join(cells)
                    + f" | {r['predicted_step_s'] / n:.3f} |")
     return out
+
+
+def _offloaded(variant: str) -> set[str]:
+    return {thing for thing in ("text encoders", "scorer") if f"{thing} offloaded" in variant}
+
+
+OFFLOAD_SETTING = {"text encoders": "the text encoders (model.offload_text_encoders)",
+                   "scorer": "the scorer (reward.keep_loaded = false)"}
+
+
+def grpo_remedy(rows, n: int, variant: str, card: str) -> str:
+    """The smallest measured change that fits the card: offload more at the same train batch, then a smaller train
+    batch with the same residency, then both."""
+    now = _offloaded(variant)
+    options = []
+    for m, (r, _) in rows.items():
+        for other in GRPO_VARIANTS:
+            more = _offloaded(other)
+            if m <= n and more >= now and (m, other) != (n, variant):
+                options.append((m < n, len(more - now), -m, m, more - now, r["residency"][other]["phases"]))
+    for _, _, _, m, extra, phases in sorted(options, key=lambda o: o[:3]):
+        if fits_card(phases, card):
+            steps = ([f"offload {' and '.join(OFFLOAD_SETTING[t] for t in sorted(extra))}"] if extra else []) \
+                + ([f"train batch {m}"] if m < n else [])
+            return "; ".join(steps)
+    transformer = rows[n][0]["weights_gib"]["transformer"]
+    return f"nothing measured fits (the transformer with its LoRA alone is {transformer:.1f} GiB)"
 
 
 def grpo_table(rows) -> list[str]:
@@ -88,23 +128,13 @@ def grpo_table(rows) -> list[str]:
            + " | predicted s per group |", "|---|---|---|---|---|---|"]
     for n, (r, measured) in sorted(rows.items()):
         for name in GRPO_VARIANTS:
-            v = r["residency"][name]
-            peak, phase = peak_of(v["phases"])
+            phases = r["residency"][name]["phases"]
             enc = "resident" if "encoders resident" in name else "offloaded"
             sc = "resident" if "scorer resident" in name else "offloaded"
-            advice = _grpo_advice(name)
             out.append(f"| {n}{'' if measured else ' (interp.)'} | encoders {enc}, scorer {sc} | "
-                       + " | ".join(cell(peak, phase, c, advice) for c in CARDS)
-                       + f" | {r['predicted_step_s']:.1f} |")
+                       + " | ".join(cell(phases, c, grpo_remedy(rows, n, name, c)) for c in CARDS)
+                       + f" | {r['predicted_step_s'] / r.get('groups_per_step', 1):.1f} |")
     return out
-
-
-def _grpo_advice(variant: str) -> str:
-    if "encoders resident" in variant:
-        return "offload the text encoders"
-    if "scorer resident" in variant:
-        return "offload the scorer (reward.keep_loaded = false) or give it its own GPU (reward.device)"
-    return "even with both offloaded: lower the sample / train batch or a bigger card"
 
 
 def main(argv=None) -> int:

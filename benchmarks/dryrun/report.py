@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from .measure import CARDS, CONTEXT_GIB, FRAGMENTATION, GIB, PEAK_BF16, Phase, breaking_phase, fits
+from .measure import (
+    CARDS,
+    CONTEXT_GIB,
+    FRAGMENTATION,
+    GIB,
+    PEAK_BF16,
+    Phase,
+    breaking_phases,
+    card_limit_gib,
+    fits,
+)
 
 SHOWN = ("Parameter", "Gradient", "Optstate", "Activation", "Temp")
 
@@ -15,13 +25,14 @@ def phase_rows(phases: list[Phase], utilisation: float) -> list[dict]:
 
 
 def verdicts(phases: list[Phase]) -> dict[str, str]:
+    """Per card: "fits", or "does not fit" with every phase that breaks it, its peak and the card's limit."""
     out = {}
     for card, ok in fits(phases).items():
         if ok:
             out[card] = "fits"
         else:
-            p = breaking_phase(phases, card)
-            out[card] = f"does not fit: {p.name} peaks at {p.peak / GIB:.1f} GiB"
+            broken = ", ".join(f"{p.name} {p.peak / GIB:.1f}" for p in breaking_phases(phases, card))
+            out[card] = f"does not fit: {broken} GiB over the {card_limit_gib(card):.1f} GiB limit"
     return out
 
 

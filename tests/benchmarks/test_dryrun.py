@@ -122,3 +122,42 @@ def test_fake_parameters_take_no_memory():
     weights = list(vlm.parameters())
     assert all(is_fake(p) for p in weights)
     assert sum(p.numel() for p in weights) > 8e9 and weights[0].dtype == torch.bfloat16
+
+
+def test_verdicts_name_every_phase_over_each_cards_limit():
+    from benchmarks.dryrun.measure import GIB, Phase
+    from benchmarks.dryrun.report import verdicts
+
+    phases = [Phase("encode", {"Parameter": 30 * GIB}, 0.0), Phase("training", {"Parameter": 20 * GIB,
+                                                                                   "Activation": 30 * GIB}, 0.0)]
+    v = verdicts(phases)
+    assert v["24"].startswith("does not fit") and "encode 30.0" in v["24"] and "training 50.0" in v["24"]
+    assert "training 50.0" in v["48"] and "encode" not in v["48"] and "44.6 GiB limit" in v["48"]
+    assert v["80"] == "fits"
+
+
+def test_plan_names_the_smallest_measured_change_that_fits():
+    from benchmarks.dryrun.plan import GRPO_VARIANTS, grpo_remedy, reward_table
+
+    def grpo_row(training_gib, encode_gib=40.0):
+        residency = {}
+        for name in GRPO_VARIANTS:
+            extra = (9.0 if "encoders resident" in name else 0) + (15.0 if "scorer resident" in name else 0)
+            residency[name] = {"phases": [{"name": "encode", "peak_gib": encode_gib},
+                                          {"name": "training", "peak_gib": training_gib + extra}]}
+        return {"residency": residency, "weights_gib": {"transformer": 22.7}}
+
+    rows = {2: (grpo_row(25.0), True), 4: (grpo_row(35.0), True)}
+    preset = "text encoders offloaded, scorer resident"
+    assert grpo_remedy(rows, 4, preset, "48") == "offload the scorer (reward.keep_loaded = false)"  # 35 + 0 fits
+    assert grpo_remedy(rows, 4, "text encoders offloaded, scorer offloaded", "24") == \
+        "nothing measured fits (the transformer with its LoRA alone is 22.7 GiB)"
+    rows = {2: (grpo_row(25.0), True), 4: (grpo_row(45.0), True)}
+    assert grpo_remedy(rows, 4, "text encoders offloaded, scorer offloaded", "48") == "train batch 2"
+
+    def reward_row(peak):
+        return {"phases": [{"name": "train step", "peak_gib": peak}], "predicted_step_s": 1.0}
+
+    table = reward_table({1: (reward_row(19.8), True), 2: (reward_row(23.1), True), 4: (reward_row(29.8), True)})
+    assert "**no**, 29.8 GiB (train step): micro-batch 1 with accumulation 4" in table[-1]
+    assert table[-1].count("fits, 29.8 GiB") == 2
