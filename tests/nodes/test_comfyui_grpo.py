@@ -132,6 +132,7 @@ def test_interrupt_then_resume(comfy):
     ({"lora_name": "../evil"}, "lora_name"),
 ])
 def test_bad_inputs_fail_validation(comfy, overrides, expected):
-    code, body = comfy.queue(grpo_graph(comfy, "grpo_bad", **overrides))
+    overrides = dict(overrides)
+    code, body = comfy.queue(grpo_graph(comfy, overrides.pop("lora_name", "grpo_bad"), **overrides))
     assert code == 400, body
     assert expected in json.dumps(body.get("node_errors", {})), body
