@@ -20,7 +20,7 @@ from .training_import import import_training
 import_training("bestofn")  # inside ComfyUI the pack is not on sys.path
 from training.bestofn.pruning import Pruner  # noqa: E402
 from training.bestofn.report import prompt_record, totals  # noqa: E402
-from training.bestofn.schedule import DEFAULT_SCHEDULE, ScheduleError, Stage, forwards, resolve_schedule  # noqa: E402
+from training.bestofn.schedule import ScheduleError, Stage, default_schedule, forwards, resolve_schedule  # noqa: E402
 
 # sample(x, start, end, alive) -> (x after `end` steps, x0 predicted by the last model call of the segment, both in
 # the LATENT space KSampler outputs); `alive`: the candidate ids of x's rows, for samplers that track per-candidate
@@ -38,13 +38,11 @@ class BestOfNSettings:
     steps: int
 
     def resolved(self) -> str:
-        """The schedule text the run uses: "default" is DEFAULT_SCHEDULE where it fits N and K, else none."""
+        """The schedule text the run uses: "default" is training.bestofn's default for these N, K and steps."""
         text = (self.schedule or "").strip()
         if text.lower() != "default":
             return text or "none"
-        first, last = DEFAULT_SCHEDULE.split(",")[0], DEFAULT_SCHEDULE.split(",")[-1]
-        fits = int(first.split("@")[0]) < self.n and int(last.split("@")[0]) >= self.keep and self.steps >= 2
-        return DEFAULT_SCHEDULE if fits else "none"
+        return default_schedule(self.n, self.keep, self.steps)
 
     def stages(self) -> list[Stage]:
         """The pruning stages, or a ScheduleError naming the input (keep > n, a schedule that does not shrink...)."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 
 import pytest
-import torch
 
 from tests.threads import one_torch_thread
 

@@ -71,6 +71,16 @@ def test_default_schedule_only_where_it_fits(tmp_path):
     def cfg(n, keep):
         return BestOfNConfig(model="m", scorer="s", prompts=tmp_path, out=tmp_path, n=n, keep=keep)
 
-    assert cfg(16, 1).prune == DEFAULT_SCHEDULE
-    assert cfg(2, 1).prune == "none" and cfg(16, 4).prune == "none"
+    assert cfg(16, 1).prune == DEFAULT_SCHEDULE == "8@0.34,2@0.5"
+    assert cfg(8, 1).prune == "4@0.34,2@0.5" and cfg(16, 4).prune == "8@0.34,4@0.5"
+    assert cfg(4, 1).prune == "2@0.5" and cfg(16, 8).prune == "8@0.5"
+    assert cfg(2, 1).prune == "none" and cfg(3, 3).prune == "none"
     cfg(2, 1).validate()
+    short = cfg(16, 1)
+    short.settle_steps(2)  # 0.34 and 0.5 fall on the same step of 2: one point is left
+    assert short.prune == "2@0.5"
+    short.settle_steps(1)
+    assert short.prune == "none"
+    explicit = BestOfNConfig(model="m", scorer="s", prompts=tmp_path, out=tmp_path, n=16, prune="4@0.25")
+    explicit.settle_steps(2)
+    assert explicit.prune == "4@0.25"  # only the default is settled

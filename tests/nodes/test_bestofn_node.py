@@ -104,7 +104,7 @@ def test_no_schedule_is_one_segment_ranked_by_final_score():
 def test_default_schedule_where_it_fits():
     assert BestOfNSettings(16, 1, "default", 6).resolved() == DEFAULT_SCHEDULE
     assert BestOfNSettings(2, 1, "default", 6).resolved() == "none"  # nothing to prune
-    assert BestOfNSettings(16, 3, "default", 6).resolved() == "none"  # the default keeps fewer than keep
+    assert BestOfNSettings(16, 3, "default", 6).resolved() == "8@0.34,3@0.5"  # scaled to N and K
     assert BestOfNSettings(16, 1, " ", 6).resolved() == "none"
 
 

@@ -43,8 +43,9 @@ def parse_args(argv) -> argparse.Namespace:
     parser.add_argument("--keep", type=_positive, default=1, help="images kept per prompt, best first (K <= N)")
     parser.add_argument("--prune",
                         help=f"KEEP@FRACTION,... (survivors after that fraction of the steps), or 'none' for plain "
-                             f"best-of-N; default {DEFAULT_SCHEDULE} (the best measured, docs/bestofn.md), or none when N "
-                             "and --keep leave it nothing to prune")
+                             f"best-of-N; default {DEFAULT_SCHEDULE} for N=16, K=1 (the best measured, docs/bestofn.md); "
+                             "for other N and K: N/2 after a third of the steps, max(2, K) at half way, or none when "
+                             "nothing is left to prune")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, type=Path, help="output folder (must not exist, or be empty)")
     parser.add_argument("--num-steps", type=_positive, help="sampling steps (default: the model's own)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .schedule import DEFAULT_SCHEDULE, ScheduleError, parse_schedule
+from .schedule import ScheduleError, default_schedule, parse_schedule
 
 
 @dataclass
@@ -16,7 +16,7 @@ class BestOfNConfig:
     out: Path
     n: int = 16
     keep: int = 1
-    prune: str | None = None  # "none": plain best-of-N; None: DEFAULT_SCHEDULE where it fits N and K, else none
+    prune: str | None = None  # "none": plain best-of-N; None: default_schedule(N, K, steps)
     lora: str | None = None
     seed: int = 0
     num_steps: int | None = None  # None: the model's own settings
@@ -29,10 +29,14 @@ class BestOfNConfig:
     limit: int | None = None  # only the first `limit` prompts
 
     def __post_init__(self):
-        if self.prune is None:
-            pairs = parse_schedule(DEFAULT_SCHEDULE)
-            fits = pairs[0][0] < self.n and pairs[-1][0] >= self.keep
-            self.prune = DEFAULT_SCHEDULE if fits else "none"
+        self.default_prune = self.prune is None
+        if self.default_prune:  # settled again for the model's own step count once it is known (settle_steps)
+            self.prune = default_schedule(self.n, self.keep, self.num_steps or 100)
+
+    def settle_steps(self, steps: int) -> None:
+        """The default schedule for the real step count (a very short sampling may drop a point)."""
+        if self.default_prune:
+            self.prune = default_schedule(self.n, self.keep, steps)
 
     def validate(self) -> None:
         """Everything that can be checked without loading a model; raises ScheduleError / ValueError."""

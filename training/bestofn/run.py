@@ -40,6 +40,7 @@ def load_everything(cfg: BestOfNConfig):
     overrides = argparse.Namespace(num_steps=cfg.num_steps, guidance=cfg.guidance, height=cfg.height,
                                    width=cfg.width)  # fmt: skip
     settings = settings_for(model, overrides)
+    cfg.settle_steps(settings["num_steps"])
     resolve_schedule(cfg.prune, cfg.n, cfg.keep, settings["num_steps"])  # before the slow loads
     scorer = load_scorer(cfg.scorer, device="cpu" if cfg.device == "auto" else cfg.device)
     policy = load_policy(model, lora, cfg.device, settings["max_sequence_length"])
