@@ -191,8 +191,9 @@ def _hue_mask(hue_deg: np.ndarray, color: str) -> np.ndarray:
     return m
 
 
-def find_objects(image, colors=COLORS) -> dict[str, Blob | None]:
-    """Each colour's object (its largest blob, in pixels of the analysed image) or None when missing."""
+def _colour_masks(image, colors) -> tuple[dict[str, np.ndarray], float]:
+    """Each colour's foreground mask in the analysed image (median-filtered, at most ANALYSIS_MAX_SIDE a side) and
+    the smallest area an object may have there."""
     from training.common.images import load_image_file, to_pil_list
 
     if isinstance(image, Image.Image) and image.mode == "RGB":
@@ -214,14 +215,34 @@ def find_objects(image, colors=COLORS) -> dict[str, Blob | None]:
                   & (hsv[..., 1] >= MIN_SATURATION * 255) & (hsv[..., 2] >= MIN_VALUE * 255))
     hue = hsv[..., 0] * (360.0 / 255.0)
     min_area = max(MIN_AREA_PIXELS, MIN_AREA_FRACTION * rgb.shape[0] * rgb.shape[1])
-    found: dict[str, Blob | None] = {}
+    masks = {}
     for color in colors:
         if color not in HUES:
             raise ValueError(f"the shapes oracle knows colours {', '.join(COLORS)}, not {color!r}")
-        mask = foreground & _hue_mask(hue, color)
+        masks[color] = foreground & _hue_mask(hue, color)
+    return masks, min_area
+
+
+def find_objects(image, colors=COLORS) -> dict[str, Blob | None]:
+    """Each colour's object (its largest blob, in pixels of the analysed image) or None when missing."""
+    masks, min_area = _colour_masks(image, colors)
+    found: dict[str, Blob | None] = {}
+    for color, mask in masks.items():
         blob = _object_blob(mask, _open(mask))
         found[color] = blob if blob is not None and blob.area >= min_area else None
     return found
+
+
+def colour_purity(image, colors=COLORS) -> dict[str, float]:
+    """Per colour, the share of its pixels that lie in its object's blob (1.0: one clean object; low: the colour is
+    smeared, striped or drawn several times; 0.0: no object). Stricter than find_objects, which only needs a
+    large enough blob: a verifier for generated pictures that are to serve as positive examples."""
+    masks, min_area = _colour_masks(image, colors)
+    purity = {}
+    for color, mask in masks.items():
+        blob = _object_blob(mask, _open(mask))
+        purity[color] = blob.area / max(1, int(mask.sum())) if blob is not None and blob.area >= min_area else 0.0
+    return purity
 
 
 def relation_holds(predicate: str, a: Blob | None, b: Blob | None) -> bool:

@@ -124,9 +124,16 @@ def _parse_line(row, base: Path, check_files: bool) -> tuple[Pair | None, list[s
     if problems:
         return None, problems
     layouts = (scene_word_centres(row.get("scene")), scene_word_centres(row.get("perturbed_scene")))
+    # A row has layouts when both pictures come with a scene; a scene may ground no word at all (its object
+    # missing, or two objects of one colour), and then that picture simply has no grounding targets.
+    has_scenes = all(_has_objects(row.get(k)) for k in ("scene", "perturbed_scene"))
     return Pair(prompt=prompt, chosen=images["chosen"], rejected=images["rejected"], perturbations=count,
                 relations=tuple(relations), split=split, id=str(row.get("id", "")), line=0,
-                layouts=layouts if all(layouts) else None), []
+                layouts=layouts if has_scenes and any(layouts) else None), []
+
+
+def _has_objects(scene) -> bool:
+    return isinstance(scene, dict) and isinstance(scene.get("objects"), list)
 
 
 def scene_word_centres(scene) -> tuple[tuple[str, float, float], ...]:

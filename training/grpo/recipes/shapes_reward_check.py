@@ -4,7 +4,10 @@
 
 For each held-out prompt, one GRPO group (24 samples from the SDE at the shapes preset's noise level) is scored by
 the reward model and judged by the oracle; the AUC is the chance that an oracle-correct sample outscores an
-oracle-wrong one of the same prompt (what GRPO's group advantages depend on). 0.5 is no signal.
+oracle-wrong one of the same prompt (what GRPO's group advantages depend on). 0.5 is no signal. Split:
+  within_group_auc            all relations hold vs not
+  objects_auc                 every named object drawn in its colour vs not
+  relations_given_objects_auc among samples with every object drawn: all relations hold vs not (placement alone)
 """
 
 from __future__ import annotations
@@ -38,7 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     policy = load_policy(resolve_generator(args.model), lora, "cpu", 40)
     scorer = load_scorer(args.scorer, device="cpu")
     sigmas = policy.sigmas(s.num_steps, s.height, s.width)
-    wins = pairs = 0
+    counts = {key: [0, 0] for key in ("within_group_auc", "objects_auc", "relations_given_objects_auc")}
+
+    def tally(key: str, reward: torch.Tensor, positive: torch.Tensor, among: torch.Tensor) -> None:
+        good, bad = reward[positive & among], reward[~positive & among]
+        counts[key][0] += (good[:, None] > bad[None, :]).sum().item()
+        counts[key][1] += good.numel() * bad.numel()
+
     for i, prompt in enumerate(prompts):
         with torch.no_grad():
             t = sample_trajectories(policy, policy.encode_prompts([prompt] * s.group_size),
@@ -46,11 +55,17 @@ def main(argv: list[str] | None = None) -> int:
                                     [s.noise_level] * s.num_steps, guidance=0.0, height=s.height, width=s.width)
             images = policy.decode(t.latents[:, -1])
         reward = scorer.score(images, prompt).mean
-        ok = torch.tensor([all(v["relations"]) for v in oracle_verdicts(images, [prompt] * len(images))])
-        good, bad = reward[ok], reward[~ok]
-        wins += (good[:, None] > bad[None, :]).sum().item()
-        pairs += good.numel() * bad.numel()
-    result = {"prompts": len(prompts), "pairs": pairs, "within_group_auc": wins / max(1, pairs)}
+        verdicts = oracle_verdicts(images, [prompt] * len(images))
+        ok = torch.tensor([all(v["relations"]) for v in verdicts])
+        drawn = torch.tensor([v["objects_ok"] for v in verdicts])
+        everyone = torch.ones_like(ok)
+        tally("within_group_auc", reward, ok, everyone)
+        tally("objects_auc", reward, drawn, everyone)
+        tally("relations_given_objects_auc", reward, ok, drawn)
+    result = {"prompts": len(prompts), "pairs": counts["within_group_auc"][1]}
+    for key, (wins, pairs) in counts.items():
+        result[key] = round(wins / pairs, 4) if pairs else None
+        result[key.replace("auc", "pairs")] = pairs
     print(json.dumps(result))
     return 0
 
