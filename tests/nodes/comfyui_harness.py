@@ -180,18 +180,23 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
     """Convert a saved UI-format graph into the API format `/prompt` takes, as the frontend does for plain graphs.
 
     Widget values are read in input order (plus the frontend's extra control_after_generate and image upload
-    values); linked inputs become [source node id, output slot]. Groups, subgraphs and virtual nodes other than
-    notes are not supported: the example graphs use none.
+    values); linked inputs become [source node id, output slot]; muted nodes are left out. Groups, subgraphs,
+    bypassed nodes and virtual nodes other than notes are not supported: the example graphs use none.
     """
     links = {link[0]: link for link in workflow.get("links", [])}
+    muted = {n["id"] for n in workflow["nodes"] if n.get("mode", 0) == 2}  # "never": left out, as the frontend does
     prompt = {}
     for node in workflow["nodes"]:
         if node["type"] in FRONTEND_ONLY:
             if node["type"] in ("Note", "MarkdownNote"):
                 continue
             raise ValueError(f"node {node['id']}: {node['type']} is not supported by this converter")
-        if node.get("mode", 0) in (2, 4):
-            raise ValueError(f"node {node['id']} ({node['type']}) is muted or bypassed")
+        if node["id"] in muted:
+            continue
+        if node.get("mode", 0) == 4:
+            raise ValueError(f"node {node['id']} ({node['type']}) is bypassed")
+        if any(links[s["link"]][1] in muted for s in node.get("inputs", []) if s.get("link") is not None):
+            raise ValueError(f"node {node['id']} ({node['type']}) takes an input from a muted node")
         info = object_info.get(node["type"])
         if info is None:
             raise ValueError(f"node {node['id']}: unknown node type {node['type']!r} (not in /object_info)")
