@@ -61,7 +61,8 @@ def cell(phases: list[dict], card: str, remedy: str) -> str:
     peak, _ = peak_of(phases)
     if peak <= limit(card):
         return f"fits, {peak:.1f} GiB"
-    broken = ", ".join(p["name"] for p in phases if p["peak_gib"] > limit(card))
+    over = [p["name"] for p in phases if p["peak_gib"] > limit(card)]
+    broken = "every phase" if len(over) == len(phases) > 1 else ", ".join(over)
     return f"**no**, {peak:.1f} GiB ({broken}): {remedy}"
 
 
@@ -105,20 +106,30 @@ OFFLOAD_SETTING = {"text encoders": "the text encoders (model.offload_text_encod
 
 
 def grpo_remedy(rows, n: int, variant: str, card: str) -> str:
-    """The smallest measured change that fits the card: offload more at the same train batch, then a smaller train
-    batch with the same residency, then both."""
+    """The smallest measured changes that fit the card: offloading more at the same train batch, or a smaller
+    train batch with the same residency (both named when both fit); else the two together."""
     now = _offloaded(variant)
-    options = []
+    fitting = []  # (smaller batch?, things to offload, train batch)
     for m, (r, _) in rows.items():
         for other in GRPO_VARIANTS:
             more = _offloaded(other)
-            if m <= n and more >= now and (m, other) != (n, variant):
-                options.append((m < n, len(more - now), -m, m, more - now, r["residency"][other]["phases"]))
-    for _, _, _, m, extra, phases in sorted(options, key=lambda o: o[:3]):
-        if fits_card(phases, card):
-            steps = ([f"offload {' and '.join(OFFLOAD_SETTING[t] for t in sorted(extra))}"] if extra else []) \
-                + ([f"train batch {m}"] if m < n else [])
-            return "; ".join(steps)
+            if m <= n and more >= now and (m, other) != (n, variant) and fits_card(r["residency"][other]["phases"],
+                                                                                      card):
+                fitting.append((m < n, more - now, m))
+
+    def say(smaller, extra, m):
+        steps = ([f"offload {' and '.join(OFFLOAD_SETTING[t] for t in sorted(extra))}"] if extra else []) \
+            + ([f"train batch {m}"] if smaller else [])
+        return "; ".join(steps)
+
+    offload_only = sorted((o for o in fitting if not o[0]), key=lambda o: len(o[1]))
+    batch_only = sorted((o for o in fitting if o[0] and not o[1]), key=lambda o: -o[2])
+    simple = [say(*o[0]) for o in (offload_only, batch_only) if o]
+    if simple:
+        return " or ".join(simple)
+    both = sorted((o for o in fitting if o[0] and o[1]), key=lambda o: (len(o[1]), -o[2]))
+    if both:
+        return say(*both[0])
     transformer = rows[n][0]["weights_gib"]["transformer"]
     return f"nothing measured fits (the transformer with its LoRA alone is {transformer:.1f} GiB)"
 

@@ -147,9 +147,13 @@ def test_plan_names_the_smallest_measured_change_that_fits():
                                           {"name": "training", "peak_gib": training_gib + extra}]}
         return {"residency": residency, "weights_gib": {"transformer": 22.7}}
 
-    rows = {2: (grpo_row(25.0), True), 4: (grpo_row(35.0), True)}
     preset = "text encoders offloaded, scorer resident"
-    assert grpo_remedy(rows, 4, preset, "48") == "offload the scorer (reward.keep_loaded = false)"  # 35 + 0 fits
+    rows = {2: (grpo_row(32.0), True), 4: (grpo_row(35.0), True)}  # batch 2 with the scorer: 47 GiB, over 44.6
+    assert grpo_remedy(rows, 4, preset, "48") == "offload the scorer (reward.keep_loaded = false)"
+    rows = {2: (grpo_row(25.0), True), 4: (grpo_row(35.0), True)}  # both single changes fit: both are named
+    assert grpo_remedy(rows, 4, preset, "48") == "offload the scorer (reward.keep_loaded = false) or train batch 2"
+    rows = {2: (grpo_row(30.0), True), 4: (grpo_row(48.0), True)}  # only the two together fit (30 + 0)
+    assert grpo_remedy(rows, 4, preset, "48") == "offload the scorer (reward.keep_loaded = false); train batch 2"
     assert grpo_remedy(rows, 4, "text encoders offloaded, scorer offloaded", "24") == \
         "nothing measured fits (the transformer with its LoRA alone is 22.7 GiB)"
     rows = {2: (grpo_row(25.0), True), 4: (grpo_row(45.0), True)}
