@@ -165,3 +165,20 @@ def test_plan_names_the_smallest_measured_change_that_fits():
     table = reward_table({1: (reward_row(19.8), True), 2: (reward_row(23.1), True), 4: (reward_row(29.8), True)})
     assert "**no**, 29.8 GiB (train step): micro-batch 1 with accumulation 4" in table[-1]
     assert table[-1].count("fits, 29.8 GiB") == 2
+
+
+def test_memory_plan_holds_the_tables_of_the_committed_dry_runs(capsys):
+    """docs/memory_plan.md's tables are what `python -m benchmarks.dryrun.plan` makes of the committed JSON files
+    of the full-size runs: every cell measured, none interpolated."""
+    from pathlib import Path
+
+    from benchmarks.dryrun.plan import main
+
+    root = Path(__file__).resolve().parents[2]
+    assert main([str(root / "benchmarks" / "dryrun" / "results")]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert len(rows) == 3 + 3 + 3 + 3 * 4  # headers + 3 score, 3 reward, 12 GRPO cells
+    assert not any("interp." in row for row in rows)
+    page = (root / "docs" / "memory_plan.md").read_text(encoding="utf-8")
+    missing = [row for row in rows if row not in page]
+    assert not missing, missing
