@@ -105,6 +105,7 @@ def test_cli_writes_the_issue_json(tmp_path, capsys):
     (["score", "--px", "500"], "--px"),
     (["score", "--px", "32"], "--px"),
     (["reward-train", "--micro-batch", "0"], "--micro-batch"),
+    (["grpo", "--text-tokens", "600"], "--text-tokens"),
 ])
 def test_bad_arguments_exit_2_with_one_line(argv, message, capsys):
     from benchmarks.dryrun.__main__ import main
