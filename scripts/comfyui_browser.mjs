@@ -8,6 +8,9 @@
 //   node scripts/comfyui_browser.mjs build-edit-workflow <url> <workflows dir> <fixtures dir>
 //       the same for the edit example only (spatialscore_edit_rerank; run with the built-in shapes-edit scorer and
 //       input/spatialscore_edit_source.png + input/spatialscore_edit_candidates.png), adding its node types to <fixtures dir>/object_info.json
+//   node scripts/comfyui_browser.mjs build-one-workflow <url> <name> <workflows dir> <fixtures dir>
+//       the same for any one example of GRAPHS, e.g. spatialscore_best_of_n_pruned (runs on the shipped shapes
+//       generator and scorer)
 //   node scripts/comfyui_browser.mjs badge-check <url> <out dir>
 //       runs a Score graph and a Rerank graph on an 8-frame batch (input/candidates.png) and checks that every
 //       preview image got its badge; writes screenshots and a JSON report.
@@ -215,6 +218,39 @@ const GRAPHS = {
     H.link(rerank, "top_images", save, "images");
     return { run: true, badgeNode: score.id };
   },
+  spatialscore_best_of_n_pruned: () => {
+    const H = window.__ss;
+    H.clear();
+    const note = H.add("MarkdownNote", [40, 40], {}, { size: [400, 420] });
+    note.widgets[0].value = [
+      "## Best-of-N that stops paying for losers",
+      "Samples **16 candidates** of one prompt as one batch. After a third of the steps it decodes every candidate's *predicted clean image* (x0), scores it with SpatialScore and keeps the **8** best; at half way the **2** best; only those are finished. The top `keep` come out best first, with badges.",
+      "",
+      "Runs as it is on a CPU: the **shapes generator** (a 64 px FLUX.1 of flat shapes, 6 steps) and the built-in **shapes** scorer ship with the pack. About half the model forwards of a full best-of-16 for the same best image (docs/bestofn.md).",
+      "",
+      "For Flux: replace the generator loader by Load Diffusion Model + DualCLIPLoader + Load VAE (+ FluxGuidance on the conditioning), a real scorer in the loader, 1024 px, 20 steps. `schedule`: `KEEP@FRACTION,...`, `none` for plain best-of-N. The `report` output (JSON; connect a Preview Any) lists who was dropped when, with what score.",
+    ].join("\n");
+    const prompt = H.add("PrimitiveStringMultiline", [40, 500], {
+      value: "a yellow circle to the left of a blue triangle, the yellow circle above a red square, and the red square to the left of the blue triangle",
+    }, { size: [400, 150], title: "Prompt" });
+    const gen = H.add("SpatialScoreShapesGeneratorLoader", [480, 40], { generator: "shapes" }, { width: 320 });
+    const encode = H.add("CLIPTextEncode", [480, 200], {}, { size: [320, 100] });
+    const loader = H.add("SpatialScoreLoader", [480, 360], { scorer: "shapes" }, { width: 320 });
+    const sampler = H.add("SpatialScoreBestOfNSampler", [840, 40], {
+      n: 16, keep: 2, schedule: "default", sampler_name: "euler", scheduler: "simple", steps: 6, cfg: 1.0, seed: 0,
+      control_after_generate: "fixed", width: 64, height: 64,
+    }, { size: [420, 640] });
+    const save = H.add("SaveImage", [1300, 40], { filename_prefix: "spatialscore/best_of_n" }, { size: [300, 360] });
+    H.link(gen, "CLIP", encode, "clip");
+    H.link(prompt, "STRING", encode, "text");
+    H.link(gen, "MODEL", sampler, "model");
+    H.link(encode, "CONDITIONING", sampler, "positive");
+    H.link(gen, "VAE", sampler, "vae");
+    H.link(loader, "scorer", sampler, "scorer");
+    H.link(prompt, "STRING", sampler, "prompt");
+    H.link(sampler, "images", save, "images");
+    return { run: true, badgeNode: sampler.id };
+  },
   // not an example: the Rerank badge check on an 8-image batch with latents and masks
   rerank_check: () => {
     const H = window.__ss;
@@ -304,10 +340,9 @@ async function buildWorkflows(url, outDir, apiDir) {
   if (errors.length) process.exit(1);
 }
 
-// Only the edit example (the others untouched): its UI json, thumbnail and API form, and its node types added to the
-// fixtures' object_info.json (entries already there are kept as they are).
-async function buildEditWorkflow(url, outDir, apiDir) {
-  const name = "spatialscore_edit_rerank";
+// One example (the others untouched): its UI json, thumbnail and API form, and its node types added to the
+// fixtures' object_info.json (entries already there are kept as they are). The graph is run first, for the badges.
+async function buildOneWorkflow(url, name, outDir, apiDir) {
   const session = await openComfy(url);
   const { page } = session;
   await page.evaluate(PAGE_HELPERS);
@@ -318,6 +353,9 @@ async function buildEditWorkflow(url, outDir, apiDir) {
   await page.waitForTimeout(300);
   const report = await badgeState(page, [meta.badgeNode]);
   for (let i = 0; i < 3; i++) { await page.keyboard.press("Escape"); await page.waitForTimeout(400); } // a late welcome dialog
+  // the minimap would cover the bottom right of the thumbnail (a user setting, saved in this throwaway base folder)
+  await page.evaluate(async () => { try { await window.__ss.app.extensionManager.setting.set("Comfy.Minimap.Visible", false); } catch {} });
+  await page.waitForTimeout(300);
   await page.evaluate(() => window.__ss.frame());
   await page.waitForTimeout(500);
   writeFileSync(join(outDir, `${name}.json`), JSON.stringify(workflow, null, 2) + "\n");
@@ -359,6 +397,7 @@ async function badgeCheck(url, outDir) {
 
 const [cmd, url, a, b] = process.argv.slice(2);
 if (cmd === "build-workflows") await buildWorkflows(url, a, b);
-else if (cmd === "build-edit-workflow") await buildEditWorkflow(url, a, b);
+else if (cmd === "build-edit-workflow") await buildOneWorkflow(url, "spatialscore_edit_rerank", a, b);
+else if (cmd === "build-one-workflow") await buildOneWorkflow(url, a, b, process.argv[6]);
 else if (cmd === "badge-check") await badgeCheck(url, a);
 else { console.error("usage: comfyui_browser.mjs build-workflows <url> <workflows dir> <api dir> | badge-check <url> <out dir>"); process.exit(2); }

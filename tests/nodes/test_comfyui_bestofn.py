@@ -149,3 +149,20 @@ def test_empty_prompt_and_cfg_without_negative_are_clear_errors(comfy):
         entry = run(comfy, graph(**overrides))
         err = execution_error(entry)
         assert err is not None and expected in err["exception_message"], err
+
+
+def test_example_workflow_runs_as_it_is(comfy):
+    """workflows/spatialscore_best_of_n_pruned.json needs nothing but the pack: it runs and keeps 2 of 16."""
+    from pathlib import Path
+
+    from .comfyui_harness import ui_to_api
+
+    workflow = json.loads((Path(__file__).resolve().parents[2] / "workflows" /
+                           "spatialscore_best_of_n_pruned.json").read_text())  # fmt: skip
+    prompt = ui_to_api(workflow, comfy.object_info)
+    node = next(k for k, v in prompt.items() if v["class_type"] == NODE)
+    entry = run(comfy, prompt)
+    assert entry["status"]["status_str"] == "success", execution_error(entry)
+    rows = entry["outputs"][node]["spatialscore"]
+    assert len(rows) == 2 and rows[0]["mean"] >= rows[1]["mean"]
+    assert "46 model forwards (96 without pruning)" in entry["outputs"][node]["text"][0]

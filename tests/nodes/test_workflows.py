@@ -12,7 +12,8 @@ from .comfyui_harness import ui_to_api
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"
 FIXTURES = Path(__file__).parent / "fixtures"
-NAMES = ["spatialscore_score_images", "spatialscore_flux_best_of_n", "spatialscore_edit_rerank"]
+NAMES = ["spatialscore_score_images", "spatialscore_flux_best_of_n", "spatialscore_edit_rerank",
+         "spatialscore_best_of_n_pruned"]
 
 
 def load(name):
@@ -92,3 +93,17 @@ def test_edit_graph_scores_and_reranks_the_same_edits_with_the_builtin_scorer():
     from training.dataset.edit.instructions import parse_instruction
 
     parse_instruction(score["inputs"]["instruction"])  # in the built-in scorer's forms
+
+
+def test_pruned_best_of_n_graph_runs_on_what_ships():
+    api = ui_to_api(load("spatialscore_best_of_n_pruned"), json.loads((FIXTURES / "object_info.json").read_text()))
+    by_type = {v["class_type"]: (k, v) for k, v in api.items()}
+    _, sampler = by_type["SpatialScoreBestOfNSampler"]
+    gen_id, gen = by_type["SpatialScoreShapesGeneratorLoader"]
+    assert gen["inputs"]["generator"] == "shapes" and by_type["SpatialScoreLoader"][1]["inputs"]["scorer"] == "shapes"
+    assert sampler["inputs"]["model"] == [gen_id, 0] and sampler["inputs"]["vae"] == [gen_id, 2]
+    assert sampler["inputs"]["n"] > sampler["inputs"]["keep"] and sampler["inputs"]["schedule"] == "default"
+    # one prompt feeds the conditioning and the scorer
+    prompt_id, _ = by_type["PrimitiveStringMultiline"]
+    assert sampler["inputs"]["prompt"] == by_type["CLIPTextEncode"][1]["inputs"]["text"] == [prompt_id, 0]
+    assert by_type["SaveImage"][1]["inputs"]["images"] == [by_type["SpatialScoreBestOfNSampler"][0], 0]
