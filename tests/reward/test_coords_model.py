@@ -215,3 +215,23 @@ def test_recipes_ship_atomically_and_the_research_recipe_never_over_shapes(tmp_p
     assert json.loads((assets / "shapes-qwen" / "spatialscore.json").read_text())["base_model"] == \
         "../shapes-qwen-base"
     assert load_scorer(assets / "shapes").model.config.notes["heldout"] == 0.97  # untouched
+
+
+def test_export_last_keeps_the_final_weights_not_the_best_validated(tmp_path):
+    """output.export = "last": the scorer folder holds the final step's weights (fine-tuning towards pictures the
+    validation set does not hold); the default keeps the best-validated step."""
+    from safetensors.torch import load_file
+
+    data = _layout_pairs(tmp_path / "pairs")
+    settings = {"train.steps": 6, "train.batch_size": 8, "train.micro_batch_size": 8, "train.learning_rate": 3e-3,
+                "output.eval_every": 2, "output.checkpoint_every": 6}
+    last = train(tiny_config(tmp_path / "last", data, **COORDS, **settings, **{"output.export": "last"}))
+    notes = load_scorer(tmp_path / "last" / "scorer").model.config.notes
+    assert notes["step"] == 6 and notes["export"] == "last"
+    exported = load_file(tmp_path / "last" / "scorer" / "head.safetensors")
+    final = load_file(tmp_path / "last" / "checkpoints" / "step_000006" / "trainable.safetensors")
+    head = {k.split("head.", 1)[1]: v for k, v in final.items() if k.startswith("head.")}
+    assert head and all(torch.equal(exported[k], v) for k, v in head.items())
+    assert [r["step"] for r in last.records if r["kind"] == "val"] == [2, 4, 6]
+    with pytest.raises(ConfigError, match="output.export must be best or last"):
+        tiny_config(tmp_path / "bad", data, **COORDS, **{"output.export": "newest"})

@@ -120,6 +120,8 @@ class OutputConfig:
     log_every: int = 1
     tensorboard: bool = True  # when tensorboard is installed (accelerate's tracker)
     progress: bool = True  # tqdm bar on the main process
+    export: str = "best"  # the scorer/ folder holds the best-validated weights, or "last": the final ones (when
+    #                       the validation set is not the target distribution, e.g. fine-tuning on new pictures)
 
 
 @dataclass
@@ -218,6 +220,7 @@ def validate(config: RewardTrainConfig) -> None:
     need(bool(o.dir), "output.dir is empty: pass --out DIR")
     for name in ("eval_every", "checkpoint_every"):
         need(getattr(o, name) >= 0, f"output.{name} must be >= 0, got {getattr(o, name)}")
+    need(o.export in ("best", "last"), f"output.export must be best or last, got {o.export!r}")
     need(o.keep_checkpoints >= 1, f"output.keep_checkpoints must be >= 1, got {o.keep_checkpoints}")
     need(o.log_every >= 1, f"output.log_every must be >= 1, got {o.log_every}")
     if problems:

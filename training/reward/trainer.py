@@ -338,8 +338,12 @@ def _train(config: RewardTrainConfig, resume: bool) -> RunResult:
             if val is not None and _is_better(val, best):
                 best = {"step": step, "val_accuracy": val["val_accuracy"], "val_loss": val["val_loss"],
                         "val_by_perturbations": val["val_by_perturbations"]}
-                if main:
+                if main and config.output.export == "best":
                     export_scorer(inner, scorer_path, {**notes_base, "step": step, **best})
+            if val is not None and last and main and config.output.export == "last":
+                export_scorer(inner, scorer_path, {**notes_base, "step": step, "export": "last",
+                                                   "val_accuracy": val["val_accuracy"], "val_loss": val["val_loss"],
+                                                   "best": best})
             if main:
                 plot_curves(log.records, out / CURVES_FILE)
         if val_pairs == [] and last and main:  # no validation data: the last weights are the export
