@@ -97,6 +97,8 @@ def test_heldout_prompts_are_never_training_prompts():
 def test_oracle_figures_on_true_and_wrong_layouts():
     import random
 
+    from PIL import Image
+
     from training.dataset.prompts import plain_prompt
     from training.dataset.scene import sample_scene
     from training.dataset.shapes_render import render_shapes
@@ -113,7 +115,10 @@ def test_oracle_figures_on_true_and_wrong_layouts():
     shifted = oracle_figures(oracle_verdicts(true_images, prompts[1:] + prompts[:1]))
     assert shifted["oracle_all_ok"] < 0.5 and shifted["oracle_objects_ok"] < 1.0
     rewards = OracleReward().score(true_images, prompts)
-    assert torch.equal(rewards.mean, torch.full((12,), 2.0)) and rewards.std.abs().sum() == 0
+    assert torch.equal(rewards.mean, torch.full((12,), 2.5)) and rewards.std.abs().sum() == 0
+    # a blank picture: nothing drawn, nothing holds
+    blank = OracleReward().score([Image.new("RGB", true_images[0].size, "white")] * 2, prompts[:2])
+    assert torch.equal(blank.mean, torch.zeros(2))
 
 
 def test_sample_cli_writes_samples_and_refuses_bad_input(random_generator_dir, tmp_path):
