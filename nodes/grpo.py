@@ -99,7 +99,7 @@ class SpatialScoreGRPOTrain(io.ComfyNode):
                              tooltip="Sample width in pixels; a multiple of 16 (2 x the VAE's downscale)."),
                 io.Int.Input("height", default=512, min=16, max=2048, step=16,
                              tooltip="Sample height in pixels; a multiple of 16 (2 x the VAE's downscale)."),
-                io.Int.Input("seed", default=0, min=0, max=2**31 - 1,
+                io.Int.Input("seed", default=0, min=0, max=2**31 - 1, control_after_generate=True,
                              tooltip="Seeds the LoRA's init, the prompt order and every sample's noise."),
                 io.Float.Input("kl_beta", default=0.0, min=0.0, max=10.0, step=0.001,
                                tooltip="KL weight to the base model (LoRA off); 0 as Flow-GRPO's Flux runs."),
@@ -161,6 +161,9 @@ class SpatialScoreGRPOTrain(io.ComfyNode):
         with torch.inference_mode(False), torch.enable_grad():
             policy = ComfyFlowPolicy(model, clip, vae, lora_rank=settings.lora_rank, lora_alpha=settings.lora_alpha,
                                      lora_targets=config.lora.targets, seed=settings.seed)  # fmt: skip
+            # the run's config.json records the model as ComfyUI loaded it, not the headless defaults
+            config.model.dtype = str(policy.dtype).removeprefix("torch.")
+            config.model.gradient_checkpointing = policy.gradient_checkpointing
             try:
                 result = train(config, resume=settings.resume, policy=policy, scorer=HandleScorer(scorer),
                                callback=on_step)  # fmt: skip

@@ -11,6 +11,11 @@
 //   node scripts/comfyui_browser.mjs build-one-workflow <url> <name> <workflows dir> <fixtures dir>
 //       the same for any one example of GRAPHS, e.g. spatialscore_best_of_n_pruned (runs on the shipped shapes
 //       generator and scorer)
+//       or of GRPO_GRAPHS (scripts/comfyui_grpo_graphs.mjs: spatialscore_shapes_grpo, run once so the thumbnail shows
+//       the reward chart; spatialscore_flux_grpo, not run)
+//   node scripts/comfyui_browser.mjs grpo-view-check <url> <out dir>
+//       runs a 3-step GRPO graph and a Score graph on the classic canvas, then in the Vue node renderer ("Nodes
+//       2.0"), and checks the GRPO node's reward chart and the Score node's text are visible with their content
 //   node scripts/comfyui_browser.mjs badge-check <url> <out dir>
 //       runs a Score graph and a Rerank graph on an 8-frame batch (input/candidates.png) and checks that every
 //       preview image got its badge; writes screenshots and a JSON report.
@@ -20,6 +25,7 @@
 import { createRequire } from "node:module";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { GRPO_GRAPHS, GRPO_HELPERS, VIEW_CHECK_GRAPH, viewState } from "./comfyui_grpo_graphs.mjs";
 
 const require = createRequire(process.env.SPATIALSCORE_NODE_MODULES ? join(process.env.SPATIALSCORE_NODE_MODULES, "x.js") : import.meta.url);
 let chromium;
@@ -34,9 +40,9 @@ try {
 const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
   "--disable-sync", "--disable-quic", "--no-first-run", "--disable-features=Translate,MediaRouter"];
 
-async function openComfy(url) {
+async function openComfy(url, viewport = { width: 1500, height: 940 }) {
   const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args: CHROMIUM_ARGS });
-  const page = await browser.newPage({ viewport: { width: 1500, height: 940 }, deviceScaleFactor: 1 });
+  const page = await browser.newPage({ viewport, deviceScaleFactor: 1 });
   const origin = new URL(url).origin;
   // Nothing leaves this machine: the frontend's update check and the like are answered locally.
   await page.route("**/*", (route) => (route.request().url().startsWith(origin) ? route.continue() : route.abort()));
@@ -271,7 +277,9 @@ const GRAPHS = {
 };
 
 async function build(page, name) {
-  const meta = await page.evaluate(GRAPHS[name]);
+  if (name in GRPO_GRAPHS) await page.evaluate(GRPO_HELPERS);
+  const meta = name in GRPO_GRAPHS ? await page.evaluate(GRPO_GRAPHS[name].graph, GRPO_GRAPHS[name].arg())
+    : await page.evaluate(GRAPHS[name]);
   await page.evaluate(() => window.__ss.frame());
   await page.waitForTimeout(500);
   return meta;
@@ -348,10 +356,21 @@ async function buildOneWorkflow(url, name, outDir, apiDir) {
   await page.evaluate(PAGE_HELPERS);
   const meta = await build(page, name);
   const { workflow, output } = await page.evaluate(async () => await window.__ss.app.graphToPrompt());
-  await page.evaluate(async () => await window.__ss.run());
-  await waitForBadges(page, [meta.badgeNode]);
-  await page.waitForTimeout(300);
-  const report = await badgeState(page, [meta.badgeNode]);
+  let report = null;
+  if (meta.run !== false) {
+    await page.evaluate(async (ms) => await window.__ss.run(ms), meta.runTimeoutMs ?? 300000);
+    if (meta.badgeNode != null) {
+      await waitForBadges(page, [meta.badgeNode]);
+      await page.waitForTimeout(300);
+      report = await badgeState(page, [meta.badgeNode]);
+    }
+    if (meta.chartNode != null) report = await page.evaluate(async (id) => {
+      await new Promise((r) => setTimeout(r, 1000));
+      const n = window.__ss.app.graph.getNodeById(id);
+      return { id, type: n.type, points: n.spatialScorePoints?.length ?? 0, drawn: n.spatialScoreChartDrawn ?? 0,
+        in_page: Boolean(n.spatialScoreChart?.isConnected) };
+    }, meta.chartNode);
+  }
   for (let i = 0; i < 3; i++) { await page.keyboard.press("Escape"); await page.waitForTimeout(400); } // a late welcome dialog
   // the minimap would cover the bottom right of the thumbnail (a user setting, saved in this throwaway base folder)
   await page.evaluate(async () => { try { await window.__ss.app.extensionManager.setting.set("Comfy.Minimap.Visible", false); } catch {} });
@@ -395,9 +414,62 @@ async function badgeCheck(url, outDir) {
   process.exit(ok ? 0 : 1);
 }
 
+// The GRPO chart and the score text, classic canvas then Vue nodes: both must be visible with their content.
+async function grpoViewCheck(url, outDir) {
+  mkdirSync(outDir, { recursive: true });
+  const report = {};
+  let ok = true;
+  for (const vue of process.env.SPATIALSCORE_VIEW_MODES === "vue" ? [true] : [false, true]) {
+    // a wide page: at 100% zoom (below) the whole graph is in view
+    const session = await openComfy(url, { width: 2300, height: 1300 });
+    const { page } = session;
+    await page.evaluate(PAGE_HELPERS);
+    // built on the classic canvas, then loaded as a saved workflow with the renderer chosen (the Vue layer renders
+    // what a loaded graph holds)
+    const ids = await page.evaluate(VIEW_CHECK_GRAPH, { loraName: `view_check_${vue ? "vue" : "classic"}_${Date.now()}` });
+    await page.evaluate(async (vue) => {
+      const app = window.comfyAPI.app.app;
+      const workflow = app.graph.serialize();
+      await app.extensionManager.setting.set("Comfy.VueNodes.Enabled", vue);
+      await app.loadGraphData(workflow);
+    }, vue);
+    await page.waitForTimeout(2000);
+    await page.evaluate(() => window.__ss.frame());
+    await page.waitForTimeout(1500);
+    await page.evaluate(async () => await window.__ss.run(600000));
+    await page.waitForTimeout(2000);
+    // 100% zoom: below about 80% the Vue renderer draws only its "essential" widgets (numbers, toggles, combos) and
+    // leaves out every text, textarea and chart widget, the node's own prompt box included (its level of detail)
+    await page.evaluate(() => {
+      const app = window.comfyAPI.app.app;
+      const xs = app.graph._nodes.map((n) => n.pos[0]);
+      const ys = app.graph._nodes.map((n) => n.pos[1]);
+      app.canvas.ds.scale = 1;
+      app.canvas.ds.offset = [40 - Math.min(...xs), 100 - Math.min(...ys)];
+      app.canvas.setDirty(true, true);
+    });
+    await page.waitForTimeout(1500);
+    const state = await viewState(page, ids);
+    const mode = vue ? "vue" : "classic";
+    await page.screenshot({ path: join(outDir, `grpo_view_${mode}.png`) });
+    for (const [what, id] of Object.entries(ids)) {
+      await page.locator(`[data-node-id="${id}"]`).screenshot({ path: join(outDir, `grpo_view_${mode}_${what}.png`), timeout: 5000 }).catch(() => {});
+    }
+    state.errors = session.errors;
+    report[mode] = state;
+    ok &&= state.vue === vue && state.chart.visible && state.chart.mean_points === 3 && state.chart.band &&
+      state.score_text.visible && state.score_text.lines >= 4 && !session.errors.length;
+    await session.browser.close();
+  }
+  writeFileSync(join(outDir, "grpo_view_check.json"), JSON.stringify(report, null, 1));
+  console.log(JSON.stringify(report, null, 1));
+  process.exit(ok ? 0 : 1);
+}
+
 const [cmd, url, a, b] = process.argv.slice(2);
 if (cmd === "build-workflows") await buildWorkflows(url, a, b);
 else if (cmd === "build-edit-workflow") await buildOneWorkflow(url, "spatialscore_edit_rerank", a, b);
 else if (cmd === "build-one-workflow") await buildOneWorkflow(url, a, b, process.argv[6]);
+else if (cmd === "grpo-view-check") await grpoViewCheck(url, a);
 else if (cmd === "badge-check") await badgeCheck(url, a);
 else { console.error("usage: comfyui_browser.mjs build-workflows <url> <workflows dir> <api dir> | badge-check <url> <out dir>"); process.exit(2); }

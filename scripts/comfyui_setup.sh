@@ -57,8 +57,11 @@ if ! pair_ok; then
   pair_ok || { echo "error: torch and torchvision do not import together in $DEST/venv" >&2; exit 1; }
 fi
 grep -v -E '^(torch|torchvision|torchaudio)([<>=~ ].*)?$' "$DEST/ComfyUI/requirements.txt" > "$DEST/comfyui-requirements.txt"
-"$VPY" -m pip install -q -r "$DEST/comfyui-requirements.txt" -r "$PACK/requirements.txt"
+# pytest too: the in-process tests (tests/nodes/test_comfy_policy.py) import ComfyUI, so they run in this venv
+"$VPY" -m pip install -q -r "$DEST/comfyui-requirements.txt" -r "$PACK/requirements.txt" pytest
 VERSION="$("$VPY" -c "import runpy; print(runpy.run_path('$DEST/ComfyUI/comfyui_version.py')['__version__'])")"
 echo "ComfyUI $VERSION ready. Run the integration test with:"
 echo "  export SPATIALSCORE_COMFYUI=$(cd "$DEST/ComfyUI" && pwd) SPATIALSCORE_COMFYUI_PYTHON=$(cd "$DEST/venv/bin" && pwd)/python"
 echo "  .venv/bin/python -m pytest tests/nodes/test_comfyui_integration.py -v"
+echo "and the tests that import ComfyUI in process with its venv:"
+echo "  $(cd "$DEST/venv/bin" && pwd)/python -m pytest tests/nodes/test_comfy_policy.py -v"

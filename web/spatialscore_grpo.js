@@ -1,8 +1,16 @@
 // SpatialScore GRPO Train: a live reward chart on the node (reward mean ± std, the kept samples' reward, the eval
 // reward per step), and the Score / Rerank nodes' per-image score text.
 //
-// Both are DOM widgets (node.addDOMWidget), not canvas drawing: the classic LiteGraph canvas positions them over the
-// node, and the Vue node renderer ("Nodes 2.0"), which never calls onDrawForeground, mounts them in the node's body.
+// Both are our own DOM elements (an SVG chart, a read-only textarea), never canvas drawing, so they work in both
+// renderers:
+// - the classic LiteGraph canvas: a DOM widget (node.addDOMWidget), which the frontend positions over the node;
+// - the Vue node renderer ("Nodes 2.0", which never calls onDrawForeground): it renders each widget with a Vue
+//   component of its own for the widget's type and mounts no foreign element (frontend 1.27); its textarea and chart
+//   components read the widget's value once, when they mount (1.27's useWidgetValue watches a plain value; 1.58 keeps
+//   values in a store a DOM widget's setter never reaches), so a value-carrying widget stays empty there. Instead
+//   the widget has a type no Vue component claims: newer frontends (checked: 1.58) then mount the element itself in
+//   the Vue node, and for 1.27, which leaves such a widget out, `mountInVueNode` puts the same element into the
+//   node's own element ([data-node-id], below its widgets), again whenever the renderer re-creates it.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { chartSvg, mergePoint } from "./grpo_chart.js";
@@ -11,16 +19,65 @@ const GRPO_NODE = "SpatialScoreGRPOTrain";
 const PROGRESS_EVENT = "spatialscore.grpo.progress";
 const TEXT_NODES = ["SpatialScoreScore", "SpatialScoreRerank", "SpatialScoreEditScore", "SpatialScoreEditRerank"];
 const CHART_HEIGHT = 180;
+const VIEW_TYPE = "spatialscore_view"; // no Vue widget component has this type
+const VUE_SLOT = "spatialscore-vue-slot";
 
 function domWidget(node, name, element, height) {
-  const widget = node.addDOMWidget(name, "spatialscore_view", element, {
+  const widget = node.addDOMWidget(name, VIEW_TYPE, element, {
     serialize: false, // a view, not a setting: never part of the saved widget values or the prompt
     hideOnZoom: false,
     getMinHeight: () => height,
     getHeight: () => height,
   });
   widget.serialize = false;
+  element.dataset.spatialscoreView = name;
+  element.spatialScoreHeight = height;
   return widget;
+}
+
+function vueNodesEnabled() {
+  try {
+    return Boolean(app.extensionManager?.setting?.get?.("Comfy.VueNodes.Enabled"));
+  } catch {
+    return false;
+  }
+}
+
+// The Vue renderer: the node's element is [data-node-id]. Newer frontends mount a DOM widget's element into it
+// themselves; frontend 1.27 does not, and then our element goes into a slot at the end of the node's widget list
+// (`.lg-node-widgets`), after it has stayed outside the node for two checks (so a frontend that mounts it itself,
+// a moment later, is never raced). A no-op on the classic canvas, where the frontend places the DOM widget.
+function mountInVueNode(node, el) {
+  if (!el || !vueNodesEnabled()) return false;
+  const host = document.querySelector(`[data-node-id="${node.id}"]`);
+  if (!host) return false;
+  const slot = host.querySelector(`.${VUE_SLOT}[data-view="${el.dataset.spatialscoreView}"]`);
+  if (host.contains(el)) {
+    if (slot && !slot.contains(el)) slot.remove(); // the frontend mounted it itself: our slot is not needed
+    el.spatialScoreOutside = 0;
+    return true;
+  }
+  el.spatialScoreOutside = (el.spatialScoreOutside ?? 0) + 1;
+  if (el.spatialScoreOutside < 2) return false;
+  const list = host.querySelector(".lg-node-widgets");
+  if (!list) return false; // a renderer whose layout we do not know: leave it alone
+  const holder = slot ?? document.createElement("div");
+  if (!slot) {
+    holder.className = VUE_SLOT;
+    holder.dataset.view = el.dataset.spatialscoreView;
+    holder.style.cssText = `width:100%;height:${el.spatialScoreHeight}px;box-sizing:border-box;`;
+    list.appendChild(holder);
+  }
+  el.style.position = "static";
+  el.style.transform = "none";
+  el.style.display = "";
+  holder.appendChild(el);
+  return true;
+}
+
+function mountViews(node) {
+  mountInVueNode(node, node.spatialScoreChart);
+  mountInVueNode(node, node.spatialScoreText);
 }
 
 // ----- reward chart -----
@@ -28,9 +85,12 @@ function domWidget(node, name, element, height) {
 function drawChart(node) {
   const el = node.spatialScoreChart;
   if (!el) return;
+  const points = node.spatialScorePoints ?? [];
   const width = Math.max(200, Math.round(el.clientWidth || node.size?.[0] - 20 || 300));
-  el.innerHTML = chartSvg(node.spatialScorePoints ?? [], width, CHART_HEIGHT - 6);
-  node.spatialScoreChartDrawn = (node.spatialScorePoints ?? []).length; // read by the headless browser check
+  el.innerHTML = chartSvg(points, width, CHART_HEIGHT - 6);
+  mountViews(node);
+  node.spatialScoreChartDrawn = points.length; // read by the headless browser check
+  node.setDirtyCanvas?.(true, true);
 }
 
 function addChart(node) {
@@ -70,6 +130,12 @@ app.registerExtension({
   name: "SpatialScore.GRPOChartAndScoreText",
   setup() {
     api.addEventListener(PROGRESS_EVENT, onProgress);
+    // the Vue renderer re-creates a node's element (a loaded workflow, collapse, a level-of-detail change): put our
+    // views back; cheap (a query per node that has one), and nothing at all on the classic canvas
+    setInterval(() => {
+      if (!vueNodesEnabled()) return;
+      for (const node of app.graph?._nodes ?? []) if (node.spatialScoreChart || node.spatialScoreText) mountViews(node);
+    }, 500);
   },
   async beforeRegisterNodeDef(nodeType, nodeData) {
     const isGrpo = nodeData.name === GRPO_NODE;
@@ -93,7 +159,10 @@ app.registerExtension({
         drawChart(this);
       }
       if (isText && this.spatialScoreText && output?.text) {
-        this.spatialScoreText.value = [].concat(output.text).join("\n");
+        const text = [].concat(output.text).join("\n");
+        this.spatialScoreText.value = text;
+        mountViews(this);
+        this.setDirtyCanvas?.(true, true);
       }
       return result;
     };

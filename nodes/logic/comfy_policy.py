@@ -36,7 +36,7 @@ from .training_import import import_training
 
 import_training("grpo")
 from training.grpo.lora import PREFIX, target_regex  # noqa: E402
-from training.grpo.policy import PromptEmbeds
+from training.grpo.policy import PromptEmbeds  # noqa: E402
 
 PROMPT_CACHE_SIZE = 256
 

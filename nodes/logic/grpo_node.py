@@ -20,8 +20,8 @@ from .training_import import import_training
 
 import_training("grpo")
 from training.common.atomic import write_text  # noqa: E402
-from training.grpo.config import GRPOConfig, validate
-from training.grpo.lora import save_lora_file
+from training.grpo.config import GRPOConfig, validate  # noqa: E402
+from training.grpo.lora import save_lora_file  # noqa: E402
 
 LORA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 SIZE_MULTIPLE = 16  # Flux packs 2x2 latent patches; FLUX.1's VAE downsamples 8x (the shapes VAE 4x)

@@ -24,8 +24,13 @@ def backends(tmp_path_factory):
     from nodes.logic.shapes_generator_comfy import load_shapes_generator
     from training.grpo.config import FLUX_LORA_TARGETS
     from training.grpo.flux_policy import FluxPolicy
-    from training.grpo.recipes.shapes_generator import SAMPLING_FILE, GeneratorShape, Sampling, build_pipeline
-    from training.grpo.recipes.shapes_generator import sampling_record
+    from training.grpo.recipes.shapes_generator import (
+        SAMPLING_FILE,
+        GeneratorShape,
+        Sampling,
+        build_pipeline,
+        sampling_record,
+    )
 
     folder = tmp_path_factory.mktemp("shapes_generator")
     build_pipeline(GeneratorShape(), seed=3).save_pretrained(str(folder))

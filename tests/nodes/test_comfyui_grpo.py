@@ -27,8 +27,13 @@ PROMPTS = "a red circle to the left of a blue square\na green triangle above a y
 
 @pytest.fixture(scope="module")
 def comfy(tmp_path_factory):
-    from training.grpo.recipes.shapes_generator import SAMPLING_FILE, GeneratorShape, Sampling, build_pipeline
-    from training.grpo.recipes.shapes_generator import sampling_record
+    from training.grpo.recipes.shapes_generator import (
+        SAMPLING_FILE,
+        GeneratorShape,
+        Sampling,
+        build_pipeline,
+        sampling_record,
+    )
 
     tmp = tmp_path_factory.mktemp("comfyui_grpo")
     generator = tmp / "generator"
@@ -36,6 +41,7 @@ def comfy(tmp_path_factory):
     (generator / SAMPLING_FILE).write_text(json.dumps(sampling_record(Sampling(), GeneratorShape())))
     with ComfyServer(CHECKOUT, PYTHON, tmp / "base") as server:
         server.generator = str(generator)
+        server.object_info = server.get("/object_info")
         yield server
     print(f"\nComfyUI log tail:\n{server.log_tail(20)}")
 
@@ -136,3 +142,21 @@ def test_bad_inputs_fail_validation(comfy, overrides, expected):
     code, body = comfy.queue(grpo_graph(comfy, overrides.pop("lora_name", "grpo_bad"), **overrides))
     assert code == 400, body
     assert expected in json.dumps(body.get("node_errors", {})), body
+
+
+def test_the_shapes_example_workflow_runs_as_shipped_with_fewer_steps(comfy):
+    """workflows/spatialscore_shapes_grpo.json through /prompt on the shipped generator, with only its step count
+    and group made small: GRPO trains, its MODEL output draws the after picture, the before/after pair is saved."""
+    from pathlib import Path
+
+    from .comfyui_harness import ui_to_api
+
+    workflow = json.loads((Path(__file__).resolve().parents[2] / "workflows/spatialscore_shapes_grpo.json").read_text())
+    prompt = ui_to_api(workflow, comfy.object_info)
+    grpo_id = next(k for k, v in prompt.items() if v["class_type"] == "SpatialScoreGRPOTrain")
+    prompt[grpo_id]["inputs"].update(steps=2, group_size=4, top_k=1, lora_name="example_workflow_small")
+    entry = run(comfy, prompt)
+    assert entry["status"]["status_str"] == "success", execution_error(entry)
+    saved = [img for out in entry["outputs"].values() for img in out.get("images", []) if img["type"] == "output"]
+    assert any("grpo_before_after" in img["filename"] for img in saved), saved
+    assert (comfy.base / "models" / "loras" / "example_workflow_small.safetensors").is_file()

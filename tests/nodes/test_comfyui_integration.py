@@ -270,7 +270,7 @@ def test_placement_registers_with_comfy_model_management_and_unregisters():
     assert info == {"loaded": True, "after_offload": False, "before": 0, "after": 0, "device": "cpu"}, info
 
 
-@pytest.mark.parametrize("name", ["spatialscore_score_images", "spatialscore_flux_best_of_n"])
+@pytest.mark.parametrize("name", ["spatialscore_score_images", "spatialscore_flux_best_of_n", "spatialscore_flux_grpo"])
 def test_example_workflows_validate(comfy, name):
     workflow = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
     prompt = ui_to_api(workflow, comfy.object_info)

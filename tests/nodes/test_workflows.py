@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"
 FIXTURES = Path(__file__).parent / "fixtures"
 NAMES = ["spatialscore_score_images", "spatialscore_flux_best_of_n", "spatialscore_edit_rerank",
-         "spatialscore_best_of_n_pruned"]
+         "spatialscore_best_of_n_pruned", "spatialscore_shapes_grpo", "spatialscore_flux_grpo"]
 
 
 def load(name):
@@ -107,3 +107,54 @@ def test_pruned_best_of_n_graph_runs_on_what_ships():
     prompt_id, _ = by_type["PrimitiveStringMultiline"]
     assert sampler["inputs"]["prompt"] == by_type["CLIPTextEncode"][1]["inputs"]["text"] == [prompt_id, 0]
     assert by_type["SaveImage"][1]["inputs"]["images"] == [by_type["SpatialScoreBestOfNSampler"][0], 0]
+
+
+def _grpo_graph(name):
+    api = ui_to_api(load(name), json.loads((FIXTURES / "object_info.json").read_text()))
+    by_type = {}
+    for key, node in api.items():
+        by_type.setdefault(node["class_type"], []).append((key, node))
+    (grpo_id, grpo), = by_type["SpatialScoreGRPOTrain"]
+    (before_id, before), (after_id, after) = sorted(by_type["KSampler"], key=lambda kv: kv[1]["inputs"]["model"] !=
+                                                    grpo["inputs"]["model"])  # fmt: skip
+    return api, by_type, grpo_id, grpo, before, after
+
+
+def _assert_same_draw_before_and_after(grpo_id, grpo, before, after):
+    # the right-hand pair draws the same prompt, seed and noise with the base MODEL and with the trained one
+    assert before["inputs"]["model"] == grpo["inputs"]["model"] and after["inputs"]["model"] == [grpo_id, 0]
+    for key in ("seed", "steps", "cfg", "sampler_name", "scheduler", "positive", "negative", "latent_image"):
+        assert before["inputs"][key] == after["inputs"][key], key
+
+
+def test_shapes_grpo_graph_trains_on_what_ships_with_non_heldout_prompts():
+    api, by_type, grpo_id, grpo, before, after = _grpo_graph("spatialscore_shapes_grpo")
+    (gen_id, gen), = by_type["SpatialScoreShapesGeneratorLoader"]
+    assert gen["inputs"]["generator"] == "shapes" and by_type["SpatialScoreLoader"][0][1]["inputs"]["scorer"] == "shapes"
+    assert [grpo["inputs"][k] for k in ("model", "clip", "vae")] == [[gen_id, 0], [gen_id, 1], [gen_id, 2]]
+    _assert_same_draw_before_and_after(grpo_id, grpo, before, after)
+    # the headless preset's settings, so `python -m training.grpo --preset shapes` runs the same experiment
+    assert (grpo["inputs"]["group_size"], grpo["inputs"]["sampling_steps"], grpo["inputs"]["width"]) == (24, 6, 64)
+    prompts = [p for p in grpo["inputs"]["prompts"].splitlines() if p.strip()]
+    train = [p.strip() for p in (ROOT / "training/grpo/configs/shapes_prompts.txt").read_text().splitlines()
+             if p.strip() and not p.startswith("#")]  # fmt: skip
+    heldout = set((ROOT / "training/grpo/configs/shapes_heldout.txt").read_text().splitlines())
+    assert prompts == train[: len(prompts)] and len(prompts) >= 100 and not heldout & set(prompts)
+
+
+def test_flux_grpo_graph_uses_the_stock_flux_loaders_and_a_muted_lora_loader():
+    api, by_type, grpo_id, grpo, before, after = _grpo_graph("spatialscore_flux_grpo")
+    (unet_id, unet), = by_type["UNETLoader"]
+    (clip_id, clip), = by_type["DualCLIPLoader"]
+    (vae_id, vae), = by_type["VAELoader"]
+    assert unet["inputs"]["unet_name"] == "flux1-dev.safetensors" and vae["inputs"]["vae_name"] == "ae.safetensors"
+    assert {clip["inputs"]["clip_name1"], clip["inputs"]["clip_name2"]} == {"clip_l.safetensors", "t5xxl_fp16.safetensors"}
+    assert clip["inputs"]["type"] == "flux"
+    assert [grpo["inputs"][k] for k in ("model", "clip", "vae")] == [[unet_id, 0], [clip_id, 0], [vae_id, 0]]
+    _assert_same_draw_before_and_after(grpo_id, grpo, before, after)
+    assert grpo["inputs"]["top_k"] * 2 <= grpo["inputs"]["group_size"] and grpo["inputs"]["width"] % 16 == 0
+    # the reuse loader is muted (a name not yet in models/loras fails validation) and names the file GRPO writes
+    ui = load("spatialscore_flux_grpo")
+    (lora,) = [n for n in ui["nodes"] if n["type"] == "LoraLoaderModelOnly"]
+    assert lora["mode"] == 2 and "LoraLoaderModelOnly" not in by_type
+    assert lora["widgets_values"][0] == grpo["inputs"]["lora_name"] + ".safetensors"
