@@ -15,7 +15,8 @@
 //       the reward chart; spatialscore_flux_grpo, not run)
 //   node scripts/comfyui_browser.mjs grpo-view-check <url> <out dir>
 //       runs a 3-step GRPO graph and a Score graph on the classic canvas, then in the Vue node renderer ("Nodes
-//       2.0"), and checks the GRPO node's reward chart and the Score node's text are visible with their content
+//       2.0"), and checks the GRPO node's reward chart, the Score node's text and its badges are visible with their
+//       content
 //   node scripts/comfyui_browser.mjs badge-check <url> <out dir>
 //       runs a Score graph and a Rerank graph on an 8-frame batch (input/candidates.png) and checks that every
 //       preview image got its badge; writes screenshots and a JSON report.
@@ -458,7 +459,7 @@ async function grpoViewCheck(url, outDir) {
     state.errors = session.errors;
     report[mode] = state;
     ok &&= state.vue === vue && state.chart.visible && state.chart.mean_points === 3 && state.chart.band &&
-      state.score_text.visible && state.score_text.lines >= 4 && !session.errors.length;
+      state.score_text.visible && state.score_text.lines >= 4 && state.badges.shown >= 1 && !session.errors.length;
     await session.browser.close();
   }
   writeFileSync(join(outDir, "grpo_view_check.json"), JSON.stringify(report, null, 1));

@@ -203,7 +203,11 @@ export async function viewState(page, ids) {
       chart.visible &&= chart.in_vue_node;
       text.visible &&= text.in_vue_node;
     }
+    // the Score node's badges: canvas drawing on the classic canvas, DOM elements over its <img>s in the Vue renderer
+    const badgeEls = [...(document.querySelector(`[data-node-id="${score}"]`)?.querySelectorAll(".spatialscore-badge") ?? [])];
+    const badges = vue ? { shown: badgeEls.filter((b) => b.getBoundingClientRect().width > 10).length, first: badgeEls[0]?.textContent ?? "" }
+      : { shown: scoreNode.spatialScoreBadgesDrawn ?? 0 };
     const lines = text.value.split("\n").filter(Boolean);
-    return { vue, chart, score_text: { ...text, value: undefined, lines: lines.length, first: lines[0] ?? "" } };
+    return { vue, chart, score_text: { ...text, value: undefined, lines: lines.length, first: lines[0] ?? "" }, badges };
   }, ids);
 }

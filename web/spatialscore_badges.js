@@ -1,5 +1,10 @@
 // SpatialScore badges: each preview image of the Score and Rerank nodes gets its score (mean ± std) drawn on it,
 // from the `spatialscore` records the nodes send in their UI output.
+//
+// Classic canvas: drawn on the canvas right after the preview widget. The Vue node renderer ("Nodes 2.0") never
+// calls the canvas drawing hooks and shows the previews as <img> elements: there each badge is a small DOM element
+// over its image, matched to its record by the image's file name (so a carousel that shows one image at a time,
+// as in frontend 1.27, or a grid, as in 1.58, both get the right score).
 import { app } from "../../scripts/app.js";
 import { badgeBox, badgeColour, badgeText, previewImageRects } from "./badge_layout.js";
 
@@ -47,6 +52,50 @@ export function drawScoreBadges(node, ctx, shiftY, ranked) {
   return drawn;
 }
 
+function vueNodesEnabled() {
+  try {
+    return Boolean(app.extensionManager?.setting?.get?.("Comfy.VueNodes.Enabled"));
+  } catch {
+    return false;
+  }
+}
+
+function fileOf(img) {
+  try {
+    return new URL(img.src, window.location.href).searchParams.get("filename");
+  } catch {
+    return null;
+  }
+}
+
+export function placeVueBadges(node, ranked) {
+  const rows = rowsFor(node);
+  const files = node.spatialScoreFiles;
+  const host = document.querySelector(`[data-node-id="${node.id}"]`);
+  if (!rows?.length || !files?.length || !host) return 0;
+  let placed = 0;
+  for (const img of host.querySelectorAll("img")) {
+    const index = files.indexOf(fileOf(img));
+    const row = index >= 0 ? rows[index] : null;
+    const parent = img.parentElement;
+    if (!row || !parent) continue;
+    if (getComputedStyle(parent).position === "static") parent.style.position = "relative";
+    let badge = [...parent.children].find((el) => el.classList?.contains("spatialscore-badge"));
+    if (!badge) {
+      badge = document.createElement("div");
+      badge.className = "spatialscore-badge";
+      parent.appendChild(badge);
+    }
+    badge.textContent = badgeText(row, ranked);
+    badge.style.cssText = `position:absolute;left:${img.offsetLeft}px;top:${img.offsetTop}px;z-index:1;` +
+      `background:${badgeColour(row, ranked)};color:#fff;font:10px sans-serif;padding:1px 4px;` +
+      "border-radius:0 0 4px 0;pointer-events:none;white-space:nowrap;";
+    placed += 1;
+  }
+  node.spatialScoreVueBadges = placed; // read by the headless browser check
+  return placed;
+}
+
 // The preview widget draws after onDrawForeground, so the badges are drawn right after the widget itself.
 function hookPreviewWidget(node, ranked) {
   const widget = node.widgets?.find((w) => w.name === PREVIEW_WIDGET);
@@ -62,6 +111,15 @@ function hookPreviewWidget(node, ranked) {
 
 app.registerExtension({
   name: "SpatialScore.ScoreBadges",
+  setup() {
+    // the Vue renderer re-creates its <img> elements (a new run, a loaded workflow, a level-of-detail change)
+    setInterval(() => {
+      if (!vueNodesEnabled()) return;
+      for (const node of app.graph?._nodes ?? []) {
+        if (node.type in NODES && node.spatialScoreRows) placeVueBadges(node, NODES[node.type]);
+      }
+    }, 500);
+  },
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (!(nodeData.name in NODES)) return;
     const ranked = NODES[nodeData.name];
@@ -70,6 +128,7 @@ app.registerExtension({
     nodeType.prototype.onExecuted = function (output) {
       const result = onExecuted?.apply(this, arguments);
       this.spatialScoreRows = output?.spatialscore ?? null;
+      this.spatialScoreFiles = (output?.images ?? []).map((image) => image.filename);
       this.setDirtyCanvas?.(true, true);
       return result;
     };
