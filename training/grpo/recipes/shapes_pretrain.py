@@ -1,4 +1,8 @@
-"""Stage 2 of the shapes generator: flow matching of the FLUX transformer and both text encoders from scratch.
+"""Stage 2 of the shapes generator: flow matching of the FLUX transformer and its text encoders.
+
+By default both text encoders train from scratch with the transformer (the first recipe). With `text_encoder_2`
+(a T5 pretrained on the prompt language by shapes_text_pretrain.py) the T5 is frozen, as FLUX.1's is, and only the
+transformer and CLIP train; `init` starts them from an existing generator folder instead of from scratch.
 
 The data is a fixed pool of rendered scenes (none of whose prompt texts is held out) encoded once by the trained
 autoencoder. Each step draws a batch, a logit-normal sigma per sample and Gaussian noise (all seeded by the step),
@@ -42,18 +46,28 @@ def tokenize(pipeline, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
 
 def pretrain(out: Path, vae, shape: GeneratorShape, heldout: list[str], *, steps: int, batch: int = 64,
              lr: float = 1e-3, pool: int = 40_000, seed: int = 0, ema_decay: float = 0.995, ema_start: int = 750,
-             decay_from: int = 2000):
+             decay_from: int = 2000, text_encoder_2=None, init: Path | None = None):
     """Train (or resume) the generator under `out`; returns the FluxPipeline with the EMA weights."""
     from .shapes_fit import _world
 
     rank, world = _world()
     pipeline = build_pipeline(shape, seed=seed, vae=vae)
+    if init is not None:
+        from diffusers import FluxPipeline
+
+        start = FluxPipeline.from_pretrained(init, local_files_only=True)
+        pipeline.transformer.load_state_dict(start.transformer.state_dict())
+        pipeline.text_encoder.load_state_dict(start.text_encoder.state_dict())
+    frozen_t5 = text_encoder_2 is not None
+    if frozen_t5:
+        pipeline.text_encoder_2 = text_encoder_2.eval().requires_grad_(False)
     scenes = training_scenes(pool, PRETRAIN_SEED, heldout)[rank::world]  # each process encodes and draws its share
     prompts = [plain_prompt(s) for s in scenes]
     latents = encode_pool(pipeline, scenes)
     clip_ids, t5_ids = tokenize(pipeline, prompts)
-    modules = {"transformer": pipeline.transformer, "text_encoder": pipeline.text_encoder,
-               "text_encoder_2": pipeline.text_encoder_2}  # fmt: skip
+    modules = {"transformer": pipeline.transformer, "text_encoder": pipeline.text_encoder}
+    if not frozen_t5:
+        modules["text_encoder_2"] = pipeline.text_encoder_2
     params = {f"{m}.{n}": p for m, module in modules.items() for n, p in module.named_parameters()}
     for module in modules.values():
         module.train()
@@ -72,7 +86,8 @@ def pretrain(out: Path, vae, shape: GeneratorShape, heldout: list[str], *, steps
         s = sigma.view(-1, 1, 1, 1)
         x = (1 - s) * x0 + s * noise
         pooled = pipeline.text_encoder(clip_ids[index], output_hidden_states=False).pooler_output
-        sequence = pipeline.text_encoder_2(t5_ids[index])[0]
+        with torch.set_grad_enabled(not frozen_t5):
+            sequence = pipeline.text_encoder_2(t5_ids[index])[0]
         tokens = pipeline.transformer(hidden_states=policy.pack(x), timestep=sigma, pooled_projections=pooled,
                                       encoder_hidden_states=sequence, txt_ids=txt_ids, img_ids=img_ids,
                                       return_dict=False)[0]  # fmt: skip
@@ -105,12 +120,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=64, help="over all processes")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--pool", type=int, default=30_000)
+    parser.add_argument("--text-encoder", type=Path, help="a pretrained T5 folder (shapes_text_pretrain.py), frozen")
+    parser.add_argument("--init-from", type=Path, help="a generator folder to start the transformer and CLIP from")
+    parser.add_argument("--vae-from", type=Path, help="take the autoencoder from this generator folder instead")
+    parser.add_argument("--ema-start", type=int, default=750)
+    parser.add_argument("--decay-from", type=int, default=2000)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     shape = GeneratorShape()
-    vae = AutoencoderKL.from_pretrained(args.out / "autoencoder_model", local_files_only=True).eval()
+    vae_folder = args.vae_from / "vae" if args.vae_from else args.out / "autoencoder_model"
+    vae = AutoencoderKL.from_pretrained(vae_folder, local_files_only=True).eval()
+    t5 = None
+    if args.text_encoder:
+        from transformers import T5EncoderModel
+
+        t5 = T5EncoderModel.from_pretrained(args.text_encoder, local_files_only=True)
     pipeline = pretrain(args.out / "pretrain", vae, shape, heldout_prompts(), steps=args.steps, batch=args.batch,
-                        lr=args.lr, pool=args.pool)  # fmt: skip
+                        lr=args.lr, pool=args.pool, text_encoder_2=t5, init=args.init_from, ema_start=args.ema_start,
+                        decay_from=args.decay_from)  # fmt: skip
     if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
         return 0
     with atomic_dir(args.out / "generator") as tmp:
