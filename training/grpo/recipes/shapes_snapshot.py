@@ -16,15 +16,25 @@ from ...common.checkpointing import list_checkpoints
 from .shapes_generator import SAMPLING_FILE, GeneratorShape, Sampling, build_pipeline, sampling_record
 
 
-def snapshot(out: Path, to: Path, raw: bool = False) -> Path:
+def snapshot(out: Path, to: Path, raw: bool = False, text_encoder: Path | None = None,
+             vae_from: Path | None = None) -> Path:
+    """`text_encoder`: the frozen pretrained T5 of a run that did not train it; `vae_from`: a generator folder whose
+    autoencoder the run used (instead of out/autoencoder_model)."""
     from diffusers import AutoencoderKL
 
     checkpoint = list_checkpoints(out / "pretrain")[-1]
-    vae = AutoencoderKL.from_pretrained(out / "autoencoder_model", local_files_only=True).eval()
+    vae_folder = vae_from / "vae" if vae_from else out / "autoencoder_model"
+    vae = AutoencoderKL.from_pretrained(vae_folder, local_files_only=True).eval()
     pipeline = build_pipeline(GeneratorShape(), vae=vae)
+    prefixes = ["transformer", "text_encoder", "text_encoder_2"]
+    if text_encoder is not None:
+        from transformers import T5EncoderModel
+
+        pipeline.text_encoder_2 = T5EncoderModel.from_pretrained(text_encoder, local_files_only=True).eval()
+        prefixes.remove("text_encoder_2")
     weights = load_file(str(checkpoint / ("weights.safetensors" if raw else "ema.safetensors")))
     with torch.no_grad():
-        for prefix in ("transformer", "text_encoder", "text_encoder_2"):
+        for prefix in prefixes:
             module = getattr(pipeline, prefix)
             for name, p in module.named_parameters():
                 p.copy_(weights[f"{prefix}.{name}"])
@@ -39,8 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--to", type=Path, required=True)
     parser.add_argument("--raw", action="store_true", help="the trained weights, not their EMA")
+    parser.add_argument("--text-encoder", type=Path, help="the frozen pretrained T5 the run used")
+    parser.add_argument("--vae-from", type=Path, help="the generator folder whose autoencoder the run used")
     args = parser.parse_args(argv)
-    snapshot(args.out, args.to, args.raw)
+    snapshot(args.out, args.to, args.raw, args.text_encoder, args.vae_from)
     return 0
 
 
