@@ -1,5 +1,5 @@
 """The tiny Qwen2.5-VL shapes scorer (research path; it did not reach the 90% bar, see
-research/shapes_scorer/NOTES.md). The shipped scorer is training.reward.recipes.shapes (the coords backbone).
+docs/research/shapes_scorer/NOTES.md). The shipped scorer is training.reward.recipes.shapes (the coords backbone).
 
     python -m training.reward.recipes.shapes_qwen --out runs/shapes_qwen            # everything, then evaluate
     python -m training.reward.recipes.shapes_qwen --out runs/shapes_qwen --ship     # and copy in as `shapes-qwen`
