@@ -8,7 +8,10 @@ Stages (each skipped when its output exists; a killed stage continues from its l
                   training prompts), their texts disjoint (shapes_data.py)
   2. autoencoder  AutoencoderKL on rendered scenes (shapes_autoencoder.py) -> autoencoder_model/
   3. generator    flow matching of the transformer and both text encoders from scratch, 2 processes on 2 cores
-                  (shapes_pretrain.py) -> generator/, a FluxPipeline folder
+                  (shapes_pretrain.py) -> generator/, a FluxPipeline folder. With --text-encoder pretrained, a
+                  T5 pretrained on the prompt language first (shapes_text_pretrain.py -> text_encoder_2/) and frozen
+                  during flow matching, as FLUX.1's is: the jointly trained T5 of the shipped generator is a bag of
+                  words that cannot tell which object a relation is about (docs/grpo.md, "Where the bottleneck is")
   4. grpo         python -m training.grpo --preset shapes against the shipped `shapes` scorer -> grpo/lora.safetensors
   5. evaluate     the pixel oracle on the held-out prompts, before and after GRPO -> evaluation.json
 --ship copies generator/ to training/grpo/assets/shapes/ and the LoRA to training/grpo/assets/shapes-grpo/.
@@ -61,11 +64,19 @@ def autoencoder(out: Path) -> Path:
     return folder
 
 
-def generator(out: Path, steps: int, processes: int) -> Path:
+def text_encoder(out: Path) -> Path:
+    folder = out / "text_encoder_2"
+    if not (folder / "config.json").is_file():
+        _run([sys.executable, "-m", "training.grpo.recipes.shapes_text_pretrain", "--out", str(out)])
+    return folder
+
+
+def generator(out: Path, steps: int, processes: int, t5: Path | None = None) -> Path:
     folder = out / "generator"
     if not (folder / "model_index.json").is_file():
+        frozen = ["--text-encoder", str(t5)] if t5 is not None else []
         _run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-              "-m", "training.grpo.recipes.shapes_pretrain", "--out", str(out), "--steps", str(steps)])  # fmt: skip
+              "-m", "training.grpo.recipes.shapes_pretrain", "--out", str(out), "--steps", str(steps), *frozen])  # fmt: skip
     return folder
 
 
@@ -93,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pretrain-steps", type=int, default=2800)
     parser.add_argument("--processes", type=int, default=2, help="pretraining processes (one per core)")
     parser.add_argument("--until", choices=("generator", "grpo"), default="grpo")
+    parser.add_argument("--text-encoder", choices=("joint", "pretrained"), default="joint",
+                        help="joint: T5 trained with the transformer (the shipped generator); pretrained: T5 "
+                             "pretrained on the prompts first, then frozen (the fix under evaluation)")
     parser.add_argument("--ship", action="store_true")
     parser.add_argument("grpo_args", nargs="*", help="extra --section.field VALUE settings for the GRPO stage")
     args = parser.parse_args(argv)
@@ -101,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     times = {}
     clock = time.perf_counter()
     heldout, train_prompts = write_prompts(out)
-    model = generator(out, args.pretrain_steps, args.processes) if autoencoder(out) else None
+    t5 = text_encoder(out) if args.text_encoder == "pretrained" else None
+    model = generator(out, args.pretrain_steps, args.processes, t5) if autoencoder(out) else None
     times["generator_s"] = round(time.perf_counter() - clock, 1)
     results = {"before": evaluate(model, None, heldout)}
     if args.until == "grpo":
