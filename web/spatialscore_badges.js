@@ -7,6 +7,7 @@
 // as in frontend 1.27, or a grid, as in 1.58, both get the right score).
 import { app } from "../../scripts/app.js";
 import { badgeBox, badgeColour, badgeText, previewImageRects } from "./badge_layout.js";
+import { everyVueTick, vueNodeElement } from "./vue_nodes.js";
 
 const NODES = { SpatialScoreScore: false, SpatialScoreRerank: true, SpatialScoreEditScore: false, SpatialScoreEditRerank: true, SpatialScoreBestOfNSampler: true }; // node id -> ranked
 const PREVIEW_WIDGET = "$$canvas-image-preview";
@@ -52,14 +53,6 @@ export function drawScoreBadges(node, ctx, shiftY, ranked) {
   return drawn;
 }
 
-function vueNodesEnabled() {
-  try {
-    return Boolean(app.extensionManager?.setting?.get?.("Comfy.VueNodes.Enabled"));
-  } catch {
-    return false;
-  }
-}
-
 function fileOf(img) {
   try {
     return new URL(img.src, window.location.href).searchParams.get("filename");
@@ -71,7 +64,7 @@ function fileOf(img) {
 export function placeVueBadges(node, ranked) {
   const rows = rowsFor(node);
   const files = node.spatialScoreFiles;
-  const host = document.querySelector(`[data-node-id="${node.id}"]`);
+  const host = vueNodeElement(node);
   if (!rows?.length || !files?.length || !host) return 0;
   let placed = 0;
   for (const img of host.querySelectorAll("img")) {
@@ -113,12 +106,9 @@ app.registerExtension({
   name: "SpatialScore.ScoreBadges",
   setup() {
     // the Vue renderer re-creates its <img> elements (a new run, a loaded workflow, a level-of-detail change)
-    setInterval(() => {
-      if (!vueNodesEnabled()) return;
-      for (const node of app.graph?._nodes ?? []) {
-        if (node.type in NODES && node.spatialScoreRows) placeVueBadges(node, NODES[node.type]);
-      }
-    }, 500);
+    everyVueTick((node) => {
+      if (node.type in NODES && node.spatialScoreRows) placeVueBadges(node, NODES[node.type]);
+    });
   },
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (!(nodeData.name in NODES)) return;

@@ -14,6 +14,7 @@
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { chartSvg, mergePoint } from "./grpo_chart.js";
+import { everyVueTick, vueNodeElement, vueNodesEnabled } from "./vue_nodes.js";
 
 const GRPO_NODE = "SpatialScoreGRPOTrain";
 const PROGRESS_EVENT = "spatialscore.grpo.progress";
@@ -35,21 +36,13 @@ function domWidget(node, name, element, height) {
   return widget;
 }
 
-function vueNodesEnabled() {
-  try {
-    return Boolean(app.extensionManager?.setting?.get?.("Comfy.VueNodes.Enabled"));
-  } catch {
-    return false;
-  }
-}
-
 // The Vue renderer: the node's element is [data-node-id]. Newer frontends mount a DOM widget's element into it
 // themselves; frontend 1.27 does not, and then our element goes into a slot at the end of the node's widget list
 // (`.lg-node-widgets`), after it has stayed outside the node for two checks (so a frontend that mounts it itself,
 // a moment later, is never raced). A no-op on the classic canvas, where the frontend places the DOM widget.
 function mountInVueNode(node, el) {
   if (!el || !vueNodesEnabled()) return false;
-  const host = document.querySelector(`[data-node-id="${node.id}"]`);
+  const host = vueNodeElement(node);
   if (!host) return false;
   const slot = host.querySelector(`.${VUE_SLOT}[data-view="${el.dataset.spatialscoreView}"]`);
   if (host.contains(el)) {
@@ -132,10 +125,9 @@ app.registerExtension({
     api.addEventListener(PROGRESS_EVENT, onProgress);
     // the Vue renderer re-creates a node's element (a loaded workflow, collapse, a level-of-detail change): put our
     // views back; cheap (a query per node that has one), and nothing at all on the classic canvas
-    setInterval(() => {
-      if (!vueNodesEnabled()) return;
-      for (const node of app.graph?._nodes ?? []) if (node.spatialScoreChart || node.spatialScoreText) mountViews(node);
-    }, 500);
+    everyVueTick((node) => {
+      if (node.spatialScoreChart || node.spatialScoreText) mountViews(node);
+    });
   },
   async beforeRegisterNodeDef(nodeType, nodeData) {
     const isGrpo = nodeData.name === GRPO_NODE;

@@ -59,10 +59,7 @@ def sample_split(policy, prompt: str, k: int, j: int, noise: float, seed: int, s
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..assets import resolve_generator, resolve_lora
-    from ..config import load_config
-    from ..prompts import load_prompts
-    from ..sample import load_policy
+    from .shapes_probe import load_probe
 
     parser = argparse.ArgumentParser(prog="python -m training.grpo.recipes.shapes_noise_split", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -75,15 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args(argv)
 
-    config = load_config(preset="shapes", overrides={"output.dir": "unused"})
-    prompts = load_prompts(config.prompts.eval_file)[: args.prompts]
-    policy = load_policy(resolve_generator(args.model), resolve_lora(args.lora) if args.lora else None, "cpu", 40)
+    sample, prompts, policy = load_probe(args.model, args.lora)
+    prompts = prompts[: args.prompts]
     report = {}
     for noise in args.noise:
         found = {"objects_ok": [], "all_ok": [], "placement": []}
         rates = {key: [] for key in found}
         for p, prompt in enumerate(prompts):
-            verdicts = sample_split(policy, prompt, args.k, args.j, noise, args.seed + p, config.sample)
+            verdicts = sample_split(policy, prompt, args.k, args.j, noise, args.seed + p, sample)
             drawn = torch.tensor([v["objects_ok"] for v in verdicts]).view(args.k, args.j)
             holds = torch.tensor([all(v["relations"]) for v in verdicts]).view(args.k, args.j)
             found["objects_ok"].append(list(drawn))

@@ -47,12 +47,9 @@ def set_distance(x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..assets import resolve_generator, resolve_lora
-    from ..config import load_config
     from ..oracle_eval import oracle_verdicts
-    from ..prompts import load_prompts
-    from ..sample import load_policy
     from ..sampling import sample_generators, sample_trajectories
+    from .shapes_probe import load_probe
 
     parser = argparse.ArgumentParser(prog="python -m training.grpo.recipes.shapes_order_probe", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -61,11 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompts", type=int, default=100)
     args = parser.parse_args(argv)
 
-    config = load_config(preset="shapes", overrides={"output.dir": "unused"})
-    s = config.sample
-    pairs = [(p, swapped(p)) for p in load_prompts(config.prompts.eval_file)]
+    s, heldout, policy = load_probe(args.model, args.lora)
+    pairs = [(p, swapped(p)) for p in heldout]
     pairs = [(a, b) for a, b in pairs if b is not None][: args.prompts]
-    policy = load_policy(resolve_generator(args.model), resolve_lora(args.lora) if args.lora else None, "cpu", 40)
     sigmas = policy.sigmas(s.num_steps, s.height, s.width)
     figures = {"t5_set_distance": [], "t5_position_change": [], "clip_pooled_change": [], "picture_change": []}
     holds_a, holds_b, both = [], [], []

@@ -19,12 +19,9 @@ import torch
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..assets import resolve_generator, resolve_lora
-    from ..config import load_config
     from ..oracle_eval import oracle_verdicts
-    from ..prompts import load_prompts
-    from ..sample import load_policy
     from ..sampling import sample_generators, sample_trajectories
+    from .shapes_probe import load_probe
 
     parser = argparse.ArgumentParser(prog="python -m training.grpo.recipes.shapes_reward_check", description=__doc__)
     parser.add_argument("--model", default="shapes")
@@ -34,11 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from training.reward import load_scorer
 
-    s = load_config(preset="shapes", overrides={"output.dir": "unused"}).sample
-    heldout = load_config(preset="shapes", overrides={"output.dir": "unused"}).prompts.eval_file
-    prompts = load_prompts(heldout)[: args.prompts]
-    lora = resolve_lora(args.lora) if args.lora else None
-    policy = load_policy(resolve_generator(args.model), lora, "cpu", 40)
+    s, prompts, policy = load_probe(args.model, args.lora)
+    prompts = prompts[: args.prompts]
     scorer = load_scorer(args.scorer, device="cpu")
     sigmas = policy.sigmas(s.num_steps, s.height, s.width)
     counts = {key: [0, 0] for key in ("within_group_auc", "objects_auc", "relations_given_objects_auc")}
