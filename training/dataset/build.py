@@ -59,7 +59,9 @@ def prepare_out(out: Path) -> None:
         return  # one of ours: resumed (its identity is checked under the lock)
     # Without build.json nothing here is ours (build.json is written before any image): images/ or dot-entries
     # count as content, or a resume would delete the user's .tmp files and unreferenced PNGs.
-    foreign = [p.name for p in out.iterdir() if p.name != ".lock"]
+    # A build killed while writing build.json itself leaves only its temp file: still an empty folder of ours.
+    marker_tmp = re.compile(rf"^\.{re.escape(BUILD_JSON)}\.[0-9a-f]+\.tmp$")
+    foreign = [p.name for p in out.iterdir() if p.name != ".lock" and not marker_tmp.match(p.name)]
     if foreign:
         raise BuildError(f"output folder {out} is not empty and is not a dataset folder (no {BUILD_JSON}; found "
                          f"{', '.join(sorted(foreign)[:5])}); choose a new or empty folder")
