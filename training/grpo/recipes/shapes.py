@@ -9,8 +9,9 @@ Stages (each skipped when its output exists; a killed stage continues from its l
   2. autoencoder  AutoencoderKL on rendered scenes (shapes_autoencoder.py) -> autoencoder_model/
   3. generator    flow matching of the transformer and both text encoders from scratch, 2 processes on 2 cores
                   (shapes_pretrain.py) -> generator/, a FluxPipeline folder. With --text-encoder pretrained, a
-                  T5 pretrained on the prompt language first (shapes_text_pretrain.py -> text_encoder_2/) and frozen
-                  during flow matching, as FLUX.1's is: the jointly trained T5 of the shipped generator is a bag of
+                  T5 pretrained on the prompt language first (shapes_text_pretrain.py -> text_encoder_2/: masked
+                  words, word positions and each object word's roles as the sentence states them) and frozen
+                  during flow matching, as FLUX.1's is: a T5 trained jointly with the transformer comes out a bag of
                   words that cannot tell which object a relation is about (docs/grpo.md, "Where the bottleneck is")
   4. grpo         python -m training.grpo --preset shapes against the shipped `shapes` scorer -> grpo/lora.safetensors
   5. evaluate     the pixel oracle on the held-out prompts, before and after GRPO -> evaluation.json

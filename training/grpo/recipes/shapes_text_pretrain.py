@@ -6,12 +6,17 @@ tokens no position (FLUX's text ids are all 0), and the T5 outputs of "a red cir
 and of its role-swapped twin are the same set of vectors to 0.03% (`shapes_order_probe`), so no transformer, and
 no LoRA on it, can tell which object a relation is about.
 
-This stage trains the T5 alone on the training prompts (never a held-out text) with two objectives:
+This stage trains the T5 alone on the training prompts (never a held-out text) with three objectives:
 - masked-token prediction, the BERT/T5 pretraining task: 15% of the tokens are replaced by <unk> and predicted
   from the output through the tied input embeddings;
 - each output token predicts its own position (a linear probe over the T5 length, dropped afterwards), which puts
-  word order, hence each word's role, into every token's output.
-Both come from the text alone; nothing here sees a picture or a relation label.
+  word order into every token's output;
+- each colour and shape word predicts its object's roles in the whole prompt (a linear probe, dropped afterwards):
+  8 bits, subject or object of left of / right of / above / below in any clause. This is what parsing the sentence
+  gives (who is left of whom), the grammatical knowledge a pretrained T5-XXL brings to FLUX.1; the labels come from
+  parsing the prompt text (`parse_prompt`), never from a picture or a layout.
+Session 5 found word order alone is not enough: with only the first two objectives the twins' token sets differ
+by 7.6% of a token's norm and the transformer never learned to bind roles (docs/grpo.md).
 
     python -m training.grpo.recipes.shapes_text_pretrain --generator shapes --out runs/text_encoder [--steps 1000]
 """
@@ -27,8 +32,57 @@ UNK_ID = 2  # the word-level tokenizer's <unk>: the mask token
 PAD_ID = 0
 
 
-def text_losses(t5, position_head: torch.nn.Linear, ids: torch.Tensor, g: torch.Generator) -> dict[str, torch.Tensor]:
-    """The two pretraining losses on a batch of token ids [B, L] (padded with PAD_ID)."""
+ROLES = tuple((predicate, role) for predicate in ("left_of", "right_of", "above", "below") for role in ("subject", "object"))
+
+
+def role_targets(tokens: list[str], prompt: str, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token role bits [length, 8] and which tokens carry them [length] (the colour and shape words).
+
+    A shape word belongs to the colour word before it; objects are told apart by colour, as the oracle does.
+    Prompts the shapes parser cannot read get no role targets."""
+    from ...dataset.oracle import COLORS, SHAPES, PromptParseError, parse_prompt
+
+    bits, where = torch.zeros(length, len(ROLES)), torch.zeros(length, dtype=torch.bool)
+    try:
+        relations = parse_prompt(prompt)
+    except PromptParseError:
+        return bits, where
+    roles: dict[str, set[int]] = {}
+    for r in relations:
+        roles.setdefault(r.subject[0], set()).add(ROLES.index((r.predicate, "subject")))
+        roles.setdefault(r.object[0], set()).add(ROLES.index((r.predicate, "object")))
+    color = None
+    for i, token in enumerate(tokens[:length]):
+        word = token.lstrip("\u2581")
+        if word in COLORS:
+            color = word
+        elif not (word in SHAPES and color is not None):
+            color = None
+            continue
+        for k in roles.get(color, ()):
+            bits[i, k] = 1.0
+        where[i] = True
+    return bits, where
+
+
+class RoleProbe(torch.nn.Module):
+    """A linear probe with unit-norm rows and a fixed `scale`: a confident role bit needs a large component of the
+    token along its row, so the roles take a real share of each token's norm instead of a whisper that a linear
+    probe can still read (session 5's T5: role-swapped twins 7.6% apart)."""
+
+    def __init__(self, width: int, bits: int, scale: float):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.empty(bits, width))
+        self.bias = torch.nn.Parameter(torch.zeros(bits))
+        self.scale = scale
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.scale * hidden @ torch.nn.functional.normalize(self.weight, dim=-1).T + self.bias
+
+
+def text_losses(t5, heads: dict[str, torch.nn.Linear], ids: torch.Tensor, g: torch.Generator,
+                roles: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """The pretraining losses on a batch of token ids [B, L] (padded with PAD_ID); `roles` = role_targets stacked."""
     words = ids != PAD_ID
     masked = (torch.rand(ids.shape, generator=g) < MASK_RATE) & words
     inputs = torch.where(masked, torch.full_like(ids, UNK_ID), ids)
@@ -36,35 +90,59 @@ def text_losses(t5, position_head: torch.nn.Linear, ids: torch.Tensor, g: torch.
     logits = (hidden * t5.config.d_model**-0.5) @ t5.shared.weight.T  # tied output embeddings, scaled as T5's head
     mlm = torch.nn.functional.cross_entropy(logits[masked], ids[masked]) if masked.any() else hidden.sum() * 0
     positions = torch.arange(ids.shape[1]).expand_as(ids)
-    where = torch.nn.functional.cross_entropy(position_head(hidden[words]), positions[words])
-    return {"mlm": mlm, "position": where}
+    where = torch.nn.functional.cross_entropy(heads["position"](hidden[words]), positions[words])
+    losses = {"mlm": mlm, "position": where}
+    if roles is not None:
+        bits, carry = roles
+        carry = carry & ~masked  # a masked word's roles are a guess; its neighbours' are not
+        losses["roles"] = torch.nn.functional.binary_cross_entropy_with_logits(heads["roles"](hidden[carry]),
+                                                                               bits[carry])  # fmt: skip
+    return losses
 
 
 def pretrain_text_encoder(out: Path, t5, ids: torch.Tensor, *, steps: int, batch: int = 128, lr: float = 1e-3,
-                          seed: int = 0):
-    """Train (or resume) `t5` under `out` on the token ids [N, L]; returns it frozen, in eval mode."""
+                          seed: int = 0, roles: tuple[torch.Tensor, torch.Tensor] | None = None,
+                          role_weight: float = 4.0, role_scale: float = 1.0):
+    """Train (or resume) `t5` under `out` on the token ids [N, L] (and role targets [N, L, 8], [N, L]); returns it
+    frozen, in eval mode."""
     from .shapes_fit import fit
 
-    position_head = torch.nn.Linear(t5.config.d_model, ids.shape[1])
     torch.manual_seed(seed)
-    torch.nn.init.normal_(position_head.weight, std=0.02)
-    torch.nn.init.zeros_(position_head.bias)
+    heads = {"position": torch.nn.Linear(t5.config.d_model, ids.shape[1])}
+    if roles is not None:
+        heads["roles"] = RoleProbe(t5.config.d_model, len(ROLES), role_scale)
+    for head in heads.values():
+        torch.nn.init.normal_(head.weight, std=0.02)
+        torch.nn.init.zeros_(head.bias)
     params = {f"t5.{n}": p for n, p in t5.named_parameters()}
-    params.update({f"position_head.{n}": p for n, p in position_head.named_parameters()})
+    for key, head in heads.items():
+        params.update({f"{key}_head.{n}": p for n, p in head.named_parameters()})
     t5.train()
 
     def loss_at(step: int, rank: int = 0, world: int = 1) -> torch.Tensor:
         g = torch.Generator().manual_seed(seed * 1_000_003 + step * 64 + rank)
         index = torch.randint(len(ids), (batch // world,), generator=g)
-        losses = text_losses(t5, position_head, ids[index], g)
-        return losses["mlm"] + losses["position"]
+        batch_roles = None if roles is None else (roles[0][index], roles[1][index])
+        losses = text_losses(t5, heads, ids[index], g, batch_roles)
+        return losses["mlm"] + losses["position"] + role_weight * losses.get("roles", 0.0)
 
     weights = fit(out, params, loss_at, steps=steps, lr=lr, warmup=100, decay_from=steps // 2, desc="text encoder",
                   checkpoint_every=250)  # fmt: skip
     with torch.no_grad():
         for name, p in params.items():
             p.copy_(weights[name])
+    if roles is not None:
+        print(f"text encoder: object words with every role bit right {role_accuracy(t5, heads['roles'], ids, roles):.4f}", flush=True)
     return t5.eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def role_accuracy(t5, head: torch.nn.Module, ids: torch.Tensor, roles, n: int = 2048) -> float:
+    """Fraction of object words whose 8 role bits the probe gets all right, on the first `n` prompts, unmasked
+    (per bit it would flatter: most bits are 0)."""
+    bits, carry = roles[0][:n], roles[1][:n]
+    hidden = t5.eval()(ids[:n])[0]
+    return ((head(hidden[carry]) > 0).float() == bits[carry]).all(dim=-1).float().mean().item()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--pool", type=int, default=30_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--role-scale", type=float, default=1.0, help="the role probe's fixed logit scale")
+    parser.add_argument("--objective", choices=("roles", "order"), default="roles",
+                        help="roles: masked tokens + positions + each object word's roles (default); order: the "
+                             "first two only (session 5's T5, kept to reproduce its runs)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     source = FluxPipeline.from_pretrained(resolve_generator(args.generator), local_files_only=True)
@@ -94,7 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     prompts = [plain_prompt(s) for s in training_scenes(args.pool, PRETRAIN_SEED, heldout_prompts())]
     ids = source.tokenizer_2(prompts, padding="max_length", max_length=TEXT_LENGTH, truncation=True,
                              return_tensors="pt").input_ids  # fmt: skip
-    t5 = pretrain_text_encoder(args.out / "text_pretrain", t5, ids, steps=args.steps, seed=args.seed)
+    roles = None
+    if args.objective == "roles":
+        targets = [role_targets(source.tokenizer_2.convert_ids_to_tokens(row), p, TEXT_LENGTH)
+                   for row, p in zip(ids.tolist(), prompts, strict=True)]  # fmt: skip
+        roles = (torch.stack([b for b, _ in targets]), torch.stack([w for _, w in targets]))
+    t5 = pretrain_text_encoder(args.out / "text_pretrain", t5, ids, steps=args.steps, seed=args.seed, roles=roles,
+                               role_scale=args.role_scale)
     with atomic_dir(args.out / "text_encoder_2") as tmp:
         t5.save_pretrained(tmp, safe_serialization=True)
         usual_permissions(tmp)
