@@ -72,7 +72,7 @@ class RoleProbe(torch.nn.Module):
 
     def __init__(self, width: int, bits: int, scale: float):
         super().__init__()
-        self.weight = torch.nn.Parameter(torch.empty(bits, width))
+        self.weight = torch.nn.Parameter(torch.randn(bits, width) * 0.02)
         self.bias = torch.nn.Parameter(torch.zeros(bits))
         self.scale = scale
 
