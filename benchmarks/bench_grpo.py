@@ -98,7 +98,7 @@ def build_scorer(shape: str, folder: Path, device, dtype):
 
         scorer_dir = build_model_folder("7b", folder, 512)  # a rank-32 LoRA scorer on a random Qwen2.5-VL-7B
     else:
-        from training.reward.tiny import save_tiny_scorer
+        from training.reward.models.tiny import save_tiny_scorer
 
         scorer_dir = save_tiny_scorer(folder / "scorer", seed=0)
     return load_scorer(scorer_dir, device=device, dtype=dtype, batch_size=8)

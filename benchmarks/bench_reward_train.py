@@ -5,7 +5,7 @@
     python -m benchmarks.bench_reward_train --shape small --px 112     # CPU-sized smoke run of the same path
 
 It writes a random base folder (the published 7B shape, see benchmarks.bench_scorer), random image pairs of
---px x --px pixels, then runs `training.reward.trainer.train` for --steps optimizer steps: LoRA rank 32 on
+--px x --px pixels, then runs `training.reward.train.trainer.train` for --steps optimizer steps: LoRA rank 32 on
 q/k/v/o, reward-token row and head trainable, bf16 weights + autocast and gradient checkpointing on CUDA, the
 Gaussian BT loss. Reported: pairs/s (median over the steps after the first), seconds per step, and the peak
 accelerator memory. Nothing here is a test; figures go to BENCHMARKS.md.
@@ -46,7 +46,7 @@ def build_base(shape: str, folder: Path, px: int) -> Path:
         from benchmarks.bench_scorer import build_7b_folder
 
         return build_7b_folder(folder, px)
-    from training.reward.tiny import save_tiny_qwen25vl
+    from training.reward.models.tiny import save_tiny_qwen25vl
 
     return save_tiny_qwen25vl(folder, seed=0, min_pixels=56 * 56, max_pixels=px * px, text_hidden=256,
                               text_layers=4, heads=4, kv_heads=2, vision_hidden=128, vision_depth=4)
@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from training.reward.train_config import load_config
-    from training.reward.trainer import train
+    from training.reward.train.train_config import load_config
+    from training.reward.train.trainer import train
 
     cuda = torch.cuda.is_available()
     if args.shape == "7b" and not cuda:

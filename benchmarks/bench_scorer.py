@@ -44,7 +44,7 @@ def build_model_folder(shape: str, folder: Path, image_px: int) -> Path:
     import torch
 
     from training.reward import ScorerConfig, create_model, save_model
-    from training.reward.tiny import save_tiny_qwen25vl
+    from training.reward.models.tiny import save_tiny_qwen25vl
 
     base = folder / "base"
     if shape == "7b":
@@ -61,8 +61,8 @@ def build_7b_folder(folder: Path, image_px: int) -> Path:
     import torch
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-    from training.reward.processor import SpatialProcessor, make_image_processor
-    from training.reward.tiny import CHAT_TEMPLATE, build_tiny_tokenizer
+    from training.reward.models.processor import SpatialProcessor, make_image_processor
+    from training.reward.models.tiny import CHAT_TEMPLATE, build_tiny_tokenizer
 
     if not torch.cuda.is_available():
         raise SystemExit("--shape 7b needs a CUDA GPU (about 17 GB for the bf16 weights)")
@@ -100,7 +100,7 @@ def run_variant(variant: str, folder: str, n: int, px: int, batch_size: int, pro
     """Runs inside a subprocess: load, warm up, time one pass over n images."""
     import torch
 
-    from training.reward.loading import load_model
+    from training.reward.models.loading import load_model
     from training.reward.scorer import Scorer
 
     cuda = torch.cuda.is_available()

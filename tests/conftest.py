@@ -14,7 +14,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory):
     """A tiny random Qwen2.5-VL checkpoint folder (zero-shot scorable, LoRA-trainable)."""
-    from training.reward.tiny import save_tiny_qwen25vl
+    from training.reward.models.tiny import save_tiny_qwen25vl
 
     return save_tiny_qwen25vl(tmp_path_factory.mktemp("tiny-base") / "qwen", seed=0)
 
@@ -22,6 +22,6 @@ def tiny_base(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_scorer_full(tmp_path_factory):
     """A tiny scorer folder with full weights and a random head."""
-    from training.reward.tiny import save_tiny_scorer
+    from training.reward.models.tiny import save_tiny_scorer
 
     return save_tiny_scorer(tmp_path_factory.mktemp("tiny-scorer") / "full", seed=1)

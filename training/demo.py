@@ -41,11 +41,11 @@ def build_dataset(out: Path, pairs: int, seed: int) -> Path:
 
 def pick_scorer(out: Path) -> tuple[str, str | None]:
     """The shipped shapes scorer, or a tiny random stand-in with a warning for the report."""
-    from .reward.loading import shipped_scorers
+    from .reward.models.loading import shipped_scorers
 
     if "shapes" in shipped_scorers():
         return "shapes", None
-    from .reward.tiny import save_tiny_scorer
+    from .reward.models.tiny import save_tiny_scorer
 
     folder = out / "untrained-scorer"
     if not (folder / "spatialscore.json").is_file():

@@ -107,7 +107,7 @@ TINY_QWEN = dict(text_hidden=64, text_layers=2, heads=4, kv_heads=2, vision_hidd
 def qwen_config(shape: str, tokenizer):
     from transformers import Qwen2_5_VLConfig
 
-    from training.reward.tiny import SPECIAL_TOKENS, tiny_qwen25vl_config
+    from training.reward.models.tiny import SPECIAL_TOKENS, tiny_qwen25vl_config
 
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     if shape == "tiny":
@@ -132,8 +132,8 @@ def build_qwen(shape: str, fake: bool, px: int, dtype: torch.dtype = torch.bfloa
     """(Qwen2.5-VL, SpatialProcessor) at `shape` ("7b", "3b", "tiny"), images up to px x px, eval mode."""
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    from training.reward.processor import SpatialProcessor, make_image_processor
-    from training.reward.tiny import CHAT_TEMPLATE, build_tiny_tokenizer
+    from training.reward.models.processor import SpatialProcessor, make_image_processor
+    from training.reward.models.tiny import CHAT_TEMPLATE, build_tiny_tokenizer
 
     tokenizer = build_tiny_tokenizer()
     config = qwen_config(shape, tokenizer)

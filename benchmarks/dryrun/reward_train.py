@@ -1,4 +1,4 @@
-"""Dry run of one LoRA reward-training optimizer step (training.reward.trainer's step, one process).
+"""Dry run of one LoRA reward-training optimizer step (training.reward.train.trainer's step, one process).
 
 The model is built by the trainer's own functions: `loading.make_trainable` (reward token, LoRA on q/k/v/o of the
 text decoder, the trainable reward-token row, a new head), `trainable.prepare_for_training` (fp32 trainables,
@@ -9,7 +9,7 @@ Only the accelerate plumbing of `trainer.train` (DDP, no_sync, logging) is not c
 one process. Micro-batches of one step are identical in shape, so one is run and its FLOPs multiplied.
 
 `token_row="peft"` keeps peft's own trainable-token forward (the whole embedding matrix copied per forward), to
-show what the one-row override (training/reward/token_row.py) saves.
+show what the one-row override (training/reward/models/token_row.py) saves.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from .score import PROMPT, random_images
 def build_trainable(shape: str, fake: bool, px: int, lora_rank: int = 32, token_row: str = "one-row",
                     checkpointing: bool = True):
     from training.reward.config import HeadConfig, LoraSettings, ScorerConfig
-    from training.reward.loading import make_trainable
-    from training.reward.trainable import prepare_for_training
+    from training.reward.models.loading import make_trainable
+    from training.reward.train.trainable import prepare_for_training
 
     vlm, processor = build_qwen(shape, fake, px)
     config = ScorerConfig(weights="lora", lora=LoraSettings(rank=lora_rank, alpha=lora_rank, dropout=0.0),
@@ -52,9 +52,9 @@ def _restore_peft_forward(vlm) -> None:
 def run(shape: str, fake: bool = True, micro_batch: int = 4, accumulation: int = 1, px: int = 512,
         lora_rank: int = 32, token_row: str = "one-row", checkpointing: bool = True,
         autocast: bool = True) -> Meter:
-    from training.reward.losses import pair_loss
-    from training.reward.train_config import RewardTrainConfig
-    from training.reward.trainable import make_optimizer
+    from training.reward.train.losses import pair_loss
+    from training.reward.train.train_config import RewardTrainConfig
+    from training.reward.train.trainable import make_optimizer
 
     model = build_trainable(shape, fake, px, lora_rank, token_row, checkpointing)
     config = RewardTrainConfig()

@@ -27,9 +27,9 @@ def random_images(n: int, px: int, seed: int = 0):
 def build_scorer_model(shape: str, fake: bool, px: int, head_hidden: int = 1024):
     """A reward-mode SpatialScoreModel as loaded for scoring (merged LoRA), bf16 base, fp32 head."""
     from training.reward.config import HeadConfig, ScorerConfig
-    from training.reward.head import RewardHead
-    from training.reward.loading import add_reward_token
-    from training.reward.model import SpatialScoreModel
+    from training.reward.models.head import RewardHead
+    from training.reward.models.loading import add_reward_token
+    from training.reward.models.model import SpatialScoreModel
 
     from .fake import building
 

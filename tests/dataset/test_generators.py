@@ -101,7 +101,7 @@ def test_scorer_verification_keeps_only_pairs_scored_the_right_way(tmp_path, flu
 
 
 def test_real_tiny_scorer_verifies_and_shapes_oracle_drops_noise(tmp_path, fluxes):
-    from training.reward.tiny import save_tiny_scorer
+    from training.reward.models.tiny import save_tiny_scorer
 
     scorer = save_tiny_scorer(tmp_path / "scorer", seed=0)
     out = tmp_path / "ds"
@@ -181,7 +181,7 @@ def test_local_language_model_paraphraser_loads_offline_and_falls_back(tmp_path)
     from training.dataset.prompts import plain_prompt
     from training.dataset.scene import sample_scene
     from training.dataset.worlds import GENERAL
-    from training.reward.tiny import build_tiny_tokenizer
+    from training.reward.models.tiny import build_tiny_tokenizer
 
     with pytest.raises(ParaphraseError, match="not found or has no config.json"):
         LocalParaphraser(tmp_path / "nope")

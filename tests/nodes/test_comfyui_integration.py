@@ -35,7 +35,7 @@ NODES = ("SpatialScoreLoader", "SpatialScoreScore", "SpatialScoreRerank")
 
 @pytest.fixture(scope="module")
 def comfy(tmp_path_factory):
-    tiny = pytest.importorskip("training.reward.tiny")
+    tiny = pytest.importorskip("training.reward.models.tiny")
     from PIL import Image
 
     tmp = tmp_path_factory.mktemp("comfyui")

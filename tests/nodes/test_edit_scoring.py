@@ -32,8 +32,8 @@ def roots(tmp_path_factory):
     """models/spatialscore with a small random edit scorer (shapes-edit instructions), a judge-kind chat model
     folder and a folder of the wrong kind; and an empty built-in folder."""
     from training.reward.config import HeadConfig
-    from training.reward.coords_model import CoordsConfig, build_vocab
     from training.reward.edit.folder import create_coords_edit_model, save_edit_model
+    from training.reward.models.coords_model import CoordsConfig, build_vocab
 
     root = tmp_path_factory.mktemp("models") / "spatialscore"
     texts = ["move the red circle to the left of the blue square", "remove the green triangle"]

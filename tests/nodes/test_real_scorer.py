@@ -15,7 +15,7 @@ PROMPT = "a red circle left of a blue square"
 
 @pytest.fixture(scope="module")
 def model_root(tmp_path_factory):
-    tiny = pytest.importorskip("training.reward.tiny")
+    tiny = pytest.importorskip("training.reward.models.tiny")
     root = tmp_path_factory.mktemp("spatialscore_models")
     tiny.save_tiny_scorer(root / "tiny_scorer", seed=0)
     tiny.save_tiny_qwen25vl(root / "Qwen" / "tiny-qwen2.5-vl", seed=1)
@@ -74,7 +74,7 @@ def test_loader_errors_name_the_folder(model_root, tmp_path):
 
 
 def test_lora_scorer_finds_its_base_under_the_same_name_when_moved(tmp_path):
-    tiny = pytest.importorskip("training.reward.tiny")
+    tiny = pytest.importorskip("training.reward.models.tiny")
     import shutil
 
     trained_on = tmp_path / "trainer_machine" / "tiny-base"

@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from training.reward import ScorerFolderError, load_model
 from training.reward.__main__ import main
 from training.reward.config import FORMAT_NAME
-from training.reward.loading import ASSETS, check_scorer_folder
+from training.reward.models.loading import ASSETS, check_scorer_folder
 
 SHAPES = ASSETS / "shapes"
 

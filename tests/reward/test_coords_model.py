@@ -9,16 +9,16 @@ from PIL import Image
 
 from training.reward import load_scorer
 from training.reward.config import HeadConfig, ScorerFolderError
-from training.reward.coords_model import (
+from training.reward.models.coords_model import (
     BACKBONE_FILE,
     CoordsConfig,
     build_vocab,
     coordinate_features,
     prompt_words,
 )
-from training.reward.loading import create_coords_model, load_model, save_model
-from training.reward.train_config import ConfigError
-from training.reward.trainer import train
+from training.reward.models.loading import create_coords_model, load_model, save_model
+from training.reward.train.train_config import ConfigError
+from training.reward.train.trainer import train
 
 from .reward_pairs import make_pairs, single_thread  # noqa: F401 (autouse fixture)
 from .test_train import tiny_config
@@ -180,7 +180,7 @@ def test_grounding_targets_name_the_object_of_each_word():
 
 def test_grounding_loss_is_learned_and_logged(tmp_path):
     data = _layout_pairs(tmp_path / "pairs")
-    from training.reward.pairs import read_pairs
+    from training.reward.train.pairs import read_pairs
 
     assert read_pairs(data)[0].layouts[0] == (("blue", 0.7, 0.2), ("red", 0.2, 0.30000000000000004))
     config = tiny_config(tmp_path / "run", data, **COORDS, **{"train.steps": 25, "train.batch_size": 8,

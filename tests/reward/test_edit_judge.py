@@ -100,7 +100,7 @@ def test_judge_runs_end_to_end_on_a_tiny_random_chat_model(tmp_path, family):
     from training.reward.edit.scorer import load_edit_scorer
 
     if family == "qwen2_5_vl":
-        from training.reward.tiny import save_tiny_qwen25vl
+        from training.reward.models.tiny import save_tiny_qwen25vl
 
         base = save_tiny_qwen25vl(tmp_path / "base", min_pixels=56 * 56, max_pixels=56 * 56)
     else:

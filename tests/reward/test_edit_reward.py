@@ -12,7 +12,7 @@ import torch
 from training.reward.__main__ import main as reward_main
 from training.reward.edit.pairs import is_edit_file, read_edit_pairs
 from training.reward.edit.regions import boxes_from_map, cell_coverage, region_iou
-from training.reward.pairs import PairsFileError
+from training.reward.train.pairs import PairsFileError
 
 from ..threads import one_torch_thread
 
@@ -33,7 +33,7 @@ def edits(tmp_path_factory):
 
 
 def _config(edits, out, **extra):
-    from training.reward.train_config import load_config
+    from training.reward.train.train_config import load_config
 
     overrides = {"data.train": str(edits), "output.dir": str(out), "train.steps": 4, "train.batch_size": 8,
                  "train.micro_batch_size": 4, "output.eval_every": 2, "output.checkpoint_every": 2,
@@ -102,7 +102,7 @@ def test_coords_edit_training_resumes_exactly_after_a_kill(edits, tmp_path):
 def test_refuses_a_foreign_output_folder_and_missing_regions(edits, tmp_path):
     from training.common.run_folder import RunFolderError
     from training.reward.edit.trainer import train_edit
-    from training.reward.train_config import ConfigError
+    from training.reward.train.train_config import ConfigError
 
     foreign = tmp_path / "foreign"
     foreign.mkdir()
@@ -159,7 +159,7 @@ def test_qwen25vl_edit_model_trains_saves_and_reloads(edits, tmp_path):
     from training.reward.edit.cli import validate_edit
     from training.reward.edit.scorer import load_edit_scorer
     from training.reward.edit.trainer import train_edit
-    from training.reward.train_config import load_config
+    from training.reward.train.train_config import load_config
 
     config = load_config(preset="tiny_lora", check=False, overrides={
         "data.train": str(edits), "output.dir": str(tmp_path / "q"), "train.steps": 2, "train.batch_size": 2,
@@ -186,8 +186,8 @@ def test_qwen25vl_edit_model_trains_saves_and_reloads(edits, tmp_path):
 def test_non_finite_weights_are_never_saved(tmp_path):
     from training.common.finite import NonFiniteError
     from training.reward.config import HeadConfig
-    from training.reward.coords_model import CoordsConfig
     from training.reward.edit.folder import create_coords_edit_model, save_edit_model
+    from training.reward.models.coords_model import CoordsConfig
 
     model = create_coords_edit_model(CoordsConfig(hidden=8, layers=1, heads=2, vocab=["red"]), HeadConfig(8))
     with torch.no_grad():

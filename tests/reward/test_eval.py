@@ -9,7 +9,7 @@ import torch
 from training.reward.__main__ import main
 from training.reward.evaluate import EvalRow, accuracy_report, markdown_table, pair_credit
 from training.reward.judges import PairwiseJudge, pairwise_margin
-from training.reward.pairs import Pair, PairsFileError, read_pairs
+from training.reward.train.pairs import Pair, PairsFileError, read_pairs
 
 from .reward_pairs import make_pairs, single_thread  # noqa: F401 (autouse fixture)
 
@@ -97,7 +97,7 @@ def test_pairwise_margin_cancels_order_bias():
 
 def test_pairwise_judge_sees_both_images_in_one_chat(tiny_base, pairs_dir):
     from training.reward import load_model
-    from training.reward.pairs import load_pair_images
+    from training.reward.train.pairs import load_pair_images
 
     model = load_model(tiny_base)
     judge = PairwiseJudge(model, batch_size=2)
@@ -123,7 +123,7 @@ def test_pairwise_judge_sees_both_images_in_one_chat(tiny_base, pairs_dir):
 
 
 def test_evaluate_cli_writes_json_and_table_with_both_baselines(tiny_base, pairs_dir, tmp_path, capsys):
-    from training.reward.tiny import save_tiny_scorer
+    from training.reward.models.tiny import save_tiny_scorer
 
     scorer = save_tiny_scorer(tmp_path / "scorer", seed=2, weights="lora", base_dir=tiny_base)
     out = tmp_path / "eval.json"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from training.reward.config import ScorerConfig
-from training.reward.loading import create_model
+from training.reward.models.loading import create_model
 
 
 def _grown_rows(tiny_base, seed):

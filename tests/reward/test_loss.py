@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.reward.losses import (
+from training.reward.train.losses import (
     LOSSES,
     bt_loss,
     gaussian_bt_loss,

@@ -12,10 +12,10 @@ import pytest
 from training.dataset.review.store import VerdictStore
 from training.dataset.stats import dataset_stats
 from training.dataset.summary import format_summary
-from training.reward.cli_evaluate import select_pairs
-from training.reward.pairs import PairsFileError, read_pairs
-from training.reward.train_config import load_config
-from training.reward.trainer import load_data
+from training.reward.cli.evaluate import select_pairs
+from training.reward.train.pairs import PairsFileError, read_pairs
+from training.reward.train.train_config import load_config
+from training.reward.train.trainer import load_data
 
 from ..dataset.helpers import quiet_build, shapes_config
 

@@ -4,7 +4,7 @@ import torch
 
 from tests.reward.test_scorer import shapes
 from training.reward import load_model
-from training.reward.rope import prefix_positions, suffix_positions
+from training.reward.models.rope import prefix_positions, suffix_positions
 
 
 def test_positions_match_get_rope_index(tiny_scorer_full):

@@ -7,9 +7,9 @@ from PIL import Image
 
 from training.dataset.oracle import colour_purity, find_objects
 from training.dataset.scene import Scene
-from training.reward.pairs import read_pairs
 from training.reward.recipes.shapes_objects import KINDS, build_object_negatives, object_fault
 from training.reward.recipes.shapes_relayout import build_mix
+from training.reward.train.pairs import read_pairs
 
 from .reward_pairs import build_shapes
 

@@ -5,8 +5,8 @@ import json
 from PIL import Image
 
 from training.dataset.oracle import judge
-from training.reward.pairs import read_pairs
 from training.reward.recipes.shapes_relayout import build_mix
+from training.reward.train.pairs import read_pairs
 
 from .reward_pairs import build_shapes
 

@@ -20,7 +20,7 @@ def fresh_shapes(tmp_path_factory):
 
 
 def test_streams_are_labelled_by_the_oracle(fresh_shapes):
-    from training.reward.tiny import build_tiny_qwen25vl
+    from training.reward.models.tiny import build_tiny_qwen25vl
 
     _, processor = build_tiny_qwen25vl(0, min_pixels=112 * 112, max_pixels=112 * 112)
     table = StreamTable(processor, pixels=112)
@@ -57,8 +57,8 @@ def test_initial_scorer_reads_the_base_yes_no_answer(tmp_path):
     from PIL import Image
     from transformers import Qwen2_5_VLForConditionalGeneration
 
+    from training.reward.models.tiny import save_tiny_qwen25vl
     from training.reward.recipes.shapes_init import make_initial_scorer
-    from training.reward.tiny import save_tiny_qwen25vl
 
     px = 56 * 56
     base = save_tiny_qwen25vl(tmp_path / "base", seed=3, rope_theta=5.0, min_pixels=px, max_pixels=px)

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from training.reward import load_scorer
-from training.reward.loading import ASSETS, shipped_scorers
+from training.reward.models.loading import ASSETS, shipped_scorers
 from training.reward.recipes.shapes_eval import accuracy_by_objects
 
 from .reward_pairs import build_shapes

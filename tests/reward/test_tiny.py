@@ -1,14 +1,14 @@
 import subprocess
 import sys
 
-from training.reward.tiny import SPECIAL_TOKENS, build_tiny_tokenizer
+from training.reward.models.tiny import SPECIAL_TOKENS, build_tiny_tokenizer
 
 PROMPT = "a red circle to the left of a blue square, and a green triangle above the blue square"
 
 
 def test_tokenizer_is_deterministic_across_processes():
     code = (
-        "from training.reward.tiny import build_tiny_tokenizer;"
+        "from training.reward.models.tiny import build_tiny_tokenizer;"
         f"print(build_tiny_tokenizer()({PROMPT!r})['input_ids'])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

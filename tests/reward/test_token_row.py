@@ -9,7 +9,7 @@ def test_one_row_override_matches_peft_forward_and_gradient():
     from peft import LoraConfig, get_peft_model
     from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
 
-    from training.reward.token_row import use_one_row_override
+    from training.reward.models.token_row import use_one_row_override
 
     class Tiny(torch.nn.Module):
         def __init__(self):

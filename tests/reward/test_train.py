@@ -7,17 +7,17 @@ import torch
 
 from training.reward import load_scorer
 from training.reward.__main__ import main
-from training.reward.checkpoint import list_checkpoints
-from training.reward.metrics import read_metrics
-from training.reward.train_config import (
+from training.reward.train.checkpoint import list_checkpoints
+from training.reward.train.metrics import read_metrics
+from training.reward.train.train_config import (
     ConfigError,
     RewardTrainConfig,
     accumulation_steps,
     load_config,
     presets,
 )
-from training.reward.trainable import lr_factor
-from training.reward.trainer import train
+from training.reward.train.trainable import lr_factor
+from training.reward.train.trainer import train
 
 from .reward_pairs import make_pairs, single_thread  # noqa: F401 (autouse fixture)
 
@@ -150,7 +150,7 @@ def test_init_from_a_lora_scorer_continues_its_weights(tiny_base, tmp_path):
 
     from training.reward import ScorerConfig, create_model, save_model
     from training.reward.config import HeadConfig, LoraSettings
-    from training.reward.trainable import build_model, prepare_for_training
+    from training.reward.train.trainable import build_model, prepare_for_training
 
     trained = create_model(tiny_base, ScorerConfig(weights="lora", lora=LoraSettings(rank=4, alpha=8),
                                                    head=HeadConfig(hidden_size=32)), seed=4)

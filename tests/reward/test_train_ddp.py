@@ -11,9 +11,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from training.reward.metrics import read_metrics
-from training.reward.train_config import load_config
-from training.reward.trainer import train
+from training.reward.train.metrics import read_metrics
+from training.reward.train.train_config import load_config
+from training.reward.train.trainer import train
 
 from .reward_pairs import make_pairs, single_thread  # noqa: F401 (autouse fixture)
 

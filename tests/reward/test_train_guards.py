@@ -12,11 +12,11 @@ from safetensors.torch import load_file
 from training.common.finite import NonFiniteError
 from training.common.run_folder import RunFolderError, exclusive_lock
 from training.reward.__main__ import main
-from training.reward.checkpoint import list_checkpoints
-from training.reward.metrics import read_metrics
-from training.reward.pairs import PairsFileError
-from training.reward.train_config import load_config
-from training.reward.trainer import train
+from training.reward.train.checkpoint import list_checkpoints
+from training.reward.train.metrics import read_metrics
+from training.reward.train.pairs import PairsFileError
+from training.reward.train.train_config import load_config
+from training.reward.train.trainer import train
 
 from .reward_pairs import make_pairs, single_thread  # noqa: F401 (autouse fixture)
 

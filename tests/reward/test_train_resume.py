@@ -11,10 +11,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from training.reward.checkpoint import list_checkpoints
-from training.reward.metrics import read_metrics
-from training.reward.train_config import load_config
-from training.reward.trainer import train
+from training.reward.train.checkpoint import list_checkpoints
+from training.reward.train.metrics import read_metrics
+from training.reward.train.train_config import load_config
+from training.reward.train.trainer import train
 
 from .reward_pairs import make_pairs, single_thread  # noqa: F401 (autouse fixture)
 

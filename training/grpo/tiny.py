@@ -42,7 +42,7 @@ def materialize_tiny_models(config: GRPOConfig) -> GRPOConfig:
         _build_once(root / "flux", "model_index.json", lambda tmp: save_tiny_flux_pipeline(tmp, seed=seed))
         config.model.path = str(root / "flux")
     if config.reward.path == TINY:
-        from ..reward.tiny import save_tiny_scorer
+        from ..reward.models.tiny import save_tiny_scorer
 
         _build_once(root / "scorer", "spatialscore.json", lambda tmp: save_tiny_scorer(tmp, seed=seed))
         config.reward.path = str(root / "scorer")

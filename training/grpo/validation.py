@@ -136,7 +136,7 @@ def check_paths(config: GRPOConfig, model: bool = True, reward: bool = True) -> 
         problems.append(f"model.path: {flux} holds a {kind}, expected a FluxPipeline (FLUX.1-dev or compatible)")
     is_name = scorer and "/" not in scorer and not Path(scorer).exists()  # e.g. "shapes": left to load_scorer
     if reward and is_name:
-        from training.reward.loading import shipped_scorers
+        from training.reward.models.loading import shipped_scorers
 
         if scorer not in shipped_scorers():
             problems.append(f"reward.path: {scorer} is neither a folder nor a shipped scorer name "
@@ -147,7 +147,7 @@ def check_paths(config: GRPOConfig, model: bool = True, reward: bool = True) -> 
         problems.append(f"reward.path: folder not found: {scorer} (expected a SpatialScore or Qwen2.5-VL folder)")
     elif reward and not is_name:
         from training.reward import ScorerFolderError
-        from training.reward.loading import check_scorer_folder
+        from training.reward.models.loading import check_scorer_folder
 
         try:
             check_scorer_folder(Path(scorer))  # reads only the folder's JSON and weight-file headers

@@ -1,7 +1,7 @@
 """SpatialScore: the reward model (Qwen2.5-VL + reward token + Gaussian head), its scorer and trainer."""
 
 from .config import ScorerConfig, ScorerFolderError
-from .loading import create_model, load_model, save_model, shipped_scorers
+from .models.loading import create_model, load_model, save_model, shipped_scorers
 from .scorer import Scorer, ScoreResult, load_scorer
 
 __all__ = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import cli_score
+from .cli import score as cli_score
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,11 +14,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
     cli_score.add_parser(sub)
-    for name in ("cli_train", "cli_evaluate"):
+    for name in ("train", "evaluate"):
         try:
-            module = __import__(f"training.reward.{name}", fromlist=["add_parser"])
+            module = __import__(f"training.reward.cli.{name}", fromlist=["add_parser"])
         except ModuleNotFoundError as exc:
-            if exc.name != f"training.reward.{name}":
+            if exc.name != f"training.reward.cli.{name}":
                 raise
             continue
         module.add_parser(sub)

@@ -6,7 +6,7 @@ A scorer folder holds:
     adapter/               a peft LoRA adapter (weights == "lora"), applied to `base_model`
     model/                 full VLM weights and config (weights == "full"), no base model needed
     processor/             tokenizer (with the reward token), chat template and image processor files
-or, for backbone "coords" (coords_model.py: the small explicit-coordinates backbone of the shipped shapes scorer):
+or, for backbone "coords" (models/coords_model.py: the small explicit-coordinates backbone of the shipped shapes scorer):
     backbone.safetensors   every backbone weight; its architecture and vocabulary are under "coords" in the config
 """
 
@@ -31,7 +31,7 @@ BACKBONES = ("qwen2_5_vl", "coords")
 
 DEFAULT_SYSTEM = "You are an expert judge of spatial relations in images."
 # The prompt comes before the image so that every image of a group (GRPO, best-of-N) shares the text prefix,
-# whose keys and values the scorer computes once (see model.py).
+# whose keys and values the scorer computes once (see models/model.py).
 DEFAULT_REWARD_USER = (
     "Prompt: {prompt}\n{image}\n"
     "Judge whether every spatial relation described in the prompt holds in the image."

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .pairs import Pair, load_pair_images
+from .train.pairs import Pair, load_pair_images
 
 BUCKETS = ("1", "2-3")
 

@@ -18,8 +18,8 @@ import torch
 
 from .config import DEFAULT_SYSTEM
 from .evaluate import PairScores, chunks
-from .model import SpatialScoreModel
-from .pairs import Pair, load_pair_images
+from .models.model import SpatialScoreModel
+from .train.pairs import Pair, load_pair_images
 
 PAIRWISE_QUESTION = (
     "Is the first image more faithful than the second image to the spatial relations described in the prompt? "

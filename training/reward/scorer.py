@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import torch
 
 from ..common.images import ImageInputError, to_pil_list
-from .loading import load_model
-from .model import SpatialScoreModel
+from .models.loading import load_model
+from .models.model import SpatialScoreModel
 
 
 @dataclass

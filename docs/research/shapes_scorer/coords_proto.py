@@ -1,5 +1,5 @@
 """Learnability check for the fallback: a small text-queries-image backbone with explicit coordinates, trained
-with the Gaussian Bradley-Terry loss alone. Not the shipped code (training/reward/coords_model.py is)."""
+with the Gaussian Bradley-Terry loss alone. Not the shipped code (training/reward/models/coords_model.py is)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from training.reward.losses import gaussian_bt_loss
+from training.reward.train.losses import gaussian_bt_loss
 
 WORD = re.compile(r"[a-z]+|[^\sa-z]")
 

@@ -1,4 +1,4 @@
-"""The edit-pair branches of `python -m training.reward score | train | evaluate` (wired in the cli_*.py modules)."""
+"""The edit-pair branches of `python -m training.reward score | train | evaluate` (wired in the cli/ modules)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 def edit_data(config) -> bool:
     """Whether data.train holds edit pairs (a missing or unreadable file is left to the usual checks)."""
-    from ..pairs import PairsFileError
+    from ..train.pairs import PairsFileError
     from .pairs import is_edit_file
 
     try:
@@ -23,7 +23,7 @@ EDIT_ALLOWED = ("train.grounding_weight > 0 needs model.backbone = 'coords'",)
 
 
 def validate_edit(config) -> None:
-    from ..train_config import ConfigError, validate
+    from ..train.train_config import ConfigError, validate
 
     try:
         validate(config)
@@ -54,7 +54,7 @@ def run_train_edit(config, args) -> int:
 
 def run_score_edit(args) -> int:
     from ...common.atomic import write_text
-    from ..cli_score import read_image
+    from ..cli.score import read_image
     from .folder import resolve_edit_path
     from .scorer import load_edit_scorer, match_sources, normalise_instructions
 

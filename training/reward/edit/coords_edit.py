@@ -19,8 +19,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..coords_model import PAD, SLOT, UNK, CoordsConfig, coordinate_features, prompt_words
-from ..head import RewardHead
+from ..models.coords_model import PAD, SLOT, UNK, CoordsConfig, coordinate_features, prompt_words
+from ..models.head import RewardHead
 from .config import EditScorerConfig
 from .regions import boxes_from_map, cell_coverage
 

@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 from ...common.atomic import atomic_dir, usual_permissions
 from ...common.finite import require_finite_weights
 from ..config import HEAD_FILE, HeadConfig, ScorerFolderError
-from ..loading import ASSETS
+from ..models.loading import ASSETS
 from . import CONFIG_FILE
 from .config import EditScorerConfig
 

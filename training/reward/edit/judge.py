@@ -108,7 +108,7 @@ def load_chat_model(folder: Path, dtype: torch.dtype, device):
     if kind == "qwen2_5_vl":
         from transformers import Qwen2_5_VLForConditionalGeneration as Model
 
-        from ..processor import SpatialProcessor as Processor
+        from ..models.processor import SpatialProcessor as Processor
     else:
         from transformers import Qwen3VLForConditionalGeneration as Model
 

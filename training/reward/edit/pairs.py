@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..pairs import MAX_REPORTED, PairsFileError, pairs_file
+from ..train.pairs import MAX_REPORTED, PairsFileError, pairs_file
 
 
 @dataclass(frozen=True)

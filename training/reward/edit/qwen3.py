@@ -51,7 +51,7 @@ def save_tiny_qwen3vl(path: str | os.PathLike, seed: int = 0, pixels: int = 64) 
     from transformers import Qwen3VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-    from ..tiny import CHAT_TEMPLATE, SPECIAL_TOKENS, build_tiny_tokenizer
+    from ..models.tiny import CHAT_TEMPLATE, SPECIAL_TOKENS, build_tiny_tokenizer
 
     tokenizer = build_tiny_tokenizer()
     token_ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}

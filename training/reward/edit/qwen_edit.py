@@ -26,8 +26,8 @@ from ..config import (
     LoraSettings,
     ScorerFolderError,
 )
-from ..head import RewardHead
-from ..model import text_decoder_layers
+from ..models.head import RewardHead
+from ..models.model import text_decoder_layers
 from .config import EditScorerConfig, EditTemplate
 from .coords_edit import EditOutput
 
@@ -115,15 +115,15 @@ class QwenEditModel(nn.Module):
 
 
 def _base_path(config) -> Path:
-    from ..train_config import TINY
-    from ..trainable import build_tiny_base
+    from ..train.train_config import TINY
+    from ..train.trainable import build_tiny_base
 
     return build_tiny_base(config) if config.model.base == TINY else Path(config.model.base)
 
 
 def create_qwen_edit_model(train_config, seed: int | None = None) -> QwenEditModel:
     """A fresh, trainable edit model on a local Qwen2.5-VL base (model.base, or @tiny): reward token, heads, LoRA."""
-    from ..loading import _load_processor, _load_vlm, add_reward_token, folder_kind, lora_target_regex
+    from ..models.loading import _load_processor, _load_vlm, add_reward_token, folder_kind, lora_target_regex
 
     m = train_config.model
     base = _base_path(train_config)
@@ -171,7 +171,7 @@ def save_qwen_edit(model: QwenEditModel, folder) -> Path:
 
 
 def load_qwen_edit(path: Path, config: EditScorerConfig, dtype=None, device=None) -> QwenEditModel:
-    from ..loading import _fit_embeddings, _load_processor, _load_vlm, default_dtype
+    from ..models.loading import _fit_embeddings, _load_processor, _load_vlm, default_dtype
 
     dtype = dtype or default_dtype(torch.device(device or "cpu"))
     for needed in (HEAD_FILE, REGION_FILE, PROCESSOR_DIR):

@@ -24,12 +24,12 @@ from ...common.atomic import write_json
 from ...common.finite import require_finite
 from ...common.run_folder import owned_run_folder
 from ..config import HeadConfig
-from ..coords_model import CoordsConfig, build_vocab
-from ..losses import pair_loss, pair_noise
-from ..metrics import CURVES_FILE, MetricsLog, plot_curves
-from ..train_config import ConfigError, RewardTrainConfig
-from ..trainable import make_optimizer, make_scheduler
-from ..trainer import PairStream
+from ..models.coords_model import CoordsConfig, build_vocab
+from ..train.losses import pair_loss, pair_noise
+from ..train.metrics import CURVES_FILE, MetricsLog, plot_curves
+from ..train.train_config import ConfigError, RewardTrainConfig
+from ..train.trainable import make_optimizer, make_scheduler
+from ..train.trainer import PairStream
 from .evaluate import edit_report, forward_pairs
 from .folder import create_coords_edit_model, load_edit_model, save_edit_model
 from .pairs import EditPair, fingerprint, load_edit_images, read_edit_pairs

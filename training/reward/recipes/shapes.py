@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from ...common.atomic import atomic_dir
-from ..loading import ASSETS
+from ..models.loading import ASSETS
 
 PRESET = "shapes_coords"
 

@@ -20,7 +20,7 @@ from PIL import Image
 
 from ...dataset.oracle import _PHRASES, find_objects, parse_prompt, relation_holds
 from ..config import Template
-from ..model import ChatFormatter
+from ..models.model import ChatFormatter
 
 PREDICATES = tuple(_PHRASES)
 QUERY = "Answer"  # the pretraining query token; the scorer's reward token starts from its embedding

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from ...common.atomic import atomic_dir
-from ..loading import ASSETS
+from ..models.loading import ASSETS
 
 PRESET = "shapes_edit_coords"
 NAME = "shapes-edit"

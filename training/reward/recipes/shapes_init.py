@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ..config import HeadConfig, LoraSettings, ScorerConfig
-from ..loading import create_model, save_model
+from ..models.loading import create_model, save_model
 from .shapes_data import QUERY, SHAPES_TEMPLATE
 
 

@@ -30,7 +30,7 @@ class PretrainConfig:
     val_pairs: int = 200
     eval_every: int = 50
     seed: int = 0
-    # the tiny Qwen2.5-VL (training.reward.tiny.save_tiny_qwen25vl)
+    # the tiny Qwen2.5-VL (training.reward.models.tiny.save_tiny_qwen25vl)
     text_hidden: int = 96
     text_layers: int = 6
     heads: int = 4
@@ -85,8 +85,8 @@ def pretrain(train_dir: Path, val_dir: Path, out: Path, cfg: PretrainConfig, pro
     """Build the tiny base, pretrain it, save it to out/pretrained (config, safetensors, processor); log."""
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    from ..processor import SpatialProcessor
-    from ..tiny import save_tiny_qwen25vl
+    from ..models.processor import SpatialProcessor
+    from ..models.tiny import save_tiny_qwen25vl
 
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)

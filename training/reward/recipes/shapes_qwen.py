@@ -25,7 +25,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from ...common.atomic import atomic_dir
-from ..loading import ASSETS
+from ..models.loading import ASSETS
 from .shapes import _run, build_data
 from .shapes import ship as ship_scorer
 from .shapes_pretrain import PretrainConfig, pretrain

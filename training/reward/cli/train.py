@@ -19,7 +19,7 @@ import sys
 
 
 def add_parser(sub) -> None:
-    from .train_config import presets
+    from ..train.train_config import presets
 
     p = sub.add_parser("train", help="train a SpatialScore reward model on preference pairs",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -47,7 +47,7 @@ def add_parser(sub) -> None:
 
 
 def overrides_from(args: argparse.Namespace) -> dict[str, str]:
-    from .train_config import ConfigError
+    from ..train.train_config import ConfigError
 
     overrides: dict[str, str] = {}
     for item in args.set:
@@ -65,25 +65,25 @@ def overrides_from(args: argparse.Namespace) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .checkpoint import CheckpointError
-    from .pairs import PairsFileError
-    from .train_config import ConfigError, load_config
+    from ..train.checkpoint import CheckpointError
+    from ..train.pairs import PairsFileError
+    from ..train.train_config import ConfigError, load_config
 
     try:
-        from .edit.cli import edit_data, run_train_edit
+        from ..edit.cli import edit_data, run_train_edit
 
         config = load_config(args.config, args.preset, overrides_from(args), check=False)
         if edit_data(config):  # pairs lines with a `source` key: edit pairs (training/reward/edit)
             return run_train_edit(config, args)
         config = load_config(args.config, args.preset, overrides_from(args))
         if args.dry_run:
-            from .trainer import load_data
+            from ..train.trainer import load_data
 
             train_pairs, val_pairs = load_data(config)
             print(json.dumps(config.to_dict(), indent=2))
             print(f"{len(train_pairs)} training pairs, {len(val_pairs)} validation pairs")
             return 0
-        from .trainer import train
+        from ..train.trainer import train
 
         result = train(config, resume=args.resume)
     except (ConfigError, CheckpointError, PairsFileError) as exc:

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .config import ScorerConfig, Template
+from ..config import ScorerConfig, Template
 from .head import RewardHead
 from .rope import prefix_positions, suffix_positions
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..common import checkpointing as ckpt
-from ..common.checkpointing import CheckpointError, list_checkpoints, rng_state, set_rng_state
+from ...common import checkpointing as ckpt
+from ...common.checkpointing import CheckpointError, list_checkpoints, rng_state, set_rng_state
 
 FORMAT_VERSION = 1
 # A resumed run must agree with its checkpoint on these, or the saved state means something else.

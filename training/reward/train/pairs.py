@@ -202,7 +202,7 @@ def apply_reviews(pairs: list[Pair], file: Path, mode: str) -> list[Pair]:
         raise PairsFileError(f"reviews must be one of {', '.join(REVIEW_MODES)}, got {mode!r}")
     if mode == "ignore":
         return pairs
-    from ..dataset.review.store import REVIEWS, read_verdicts
+    from ...dataset.review.store import REVIEWS, read_verdicts
 
     verdicts = read_verdicts(file.parent)
     if verdicts is None:
@@ -238,7 +238,7 @@ def fingerprint(pairs: list[Pair]) -> str:
 
 def load_pair_images(pair: Pair):
     """(chosen, rejected) as RGB PIL images; a broken file names itself and its line."""
-    from ..common.images import ImageInputError, load_image_file
+    from ...common.images import ImageInputError, load_image_file
 
     try:
         return load_image_file(str(pair.chosen)), load_image_file(str(pair.rejected))
@@ -252,7 +252,7 @@ def check_images(pairs: list[Pair], progress: bool = True) -> int:
     from PIL import Image
     from tqdm import tqdm
 
-    from ..common.images import why_not_a_file
+    from ...common.images import why_not_a_file
 
     first_line: dict[str, int] = {}
     for pair in pairs:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import HeadConfig
+from ..config import HeadConfig
 
 
 class RewardHead(nn.Module):

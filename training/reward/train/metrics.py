@@ -11,7 +11,7 @@ import json
 import math
 from pathlib import Path
 
-from ..common.atomic import atomic_path, write_text
+from ...common.atomic import atomic_path, write_text
 
 METRICS_FILE = "metrics.jsonl"
 CURVES_FILE = "curves.png"

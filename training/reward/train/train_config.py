@@ -12,12 +12,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..common.config_loading import ConfigSchema
-from .config import BACKBONES, LoraSettings
-from .coords_model import CoordsConfig
+from ...common.config_loading import ConfigSchema
+from ..config import BACKBONES, LoraSettings
+from ..models.coords_model import CoordsConfig
 from .losses import LOSSES
 
-PRESET_DIR = Path(__file__).parent / "presets"
+PRESET_DIR = Path(__file__).parents[1] / "presets"
 TINY = "@tiny"  # model.base meaning "build a tiny random Qwen2.5-VL from [tiny] into <output.dir>/base"
 
 
@@ -65,7 +65,7 @@ class TinyConfig:
 
 @dataclass
 class CoordsSection:
-    """Architecture of a fresh model.backbone = "coords" scorer (coords_model.py); its vocabulary is every word
+    """Architecture of a fresh model.backbone = "coords" scorer (models/coords_model.py); its vocabulary is every word
     of the training prompts."""
 
     pixels: int = 64

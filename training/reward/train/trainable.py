@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from .config import HeadConfig, LoraSettings, ScorerConfig
-from .coords_model import CoordsConfig, build_vocab
-from .loading import create_coords_model, create_model, load_model
-from .model import SpatialScoreModel
+from ..config import HeadConfig, LoraSettings, ScorerConfig
+from ..models.coords_model import CoordsConfig, build_vocab
+from ..models.loading import create_coords_model, create_model, load_model
+from ..models.model import SpatialScoreModel
 from .train_config import TINY, RewardTrainConfig
 
 BASE_DIR = "base"  # <output.dir>/base: the tiny base built for model.base = "@tiny"
@@ -40,7 +40,7 @@ def tiny_base_path(config: RewardTrainConfig) -> Path:
 
 def build_tiny_base(config: RewardTrainConfig) -> Path:
     """Write the tiny random base of [tiny] into <out>/base once (deterministic in tiny.seed)."""
-    from .tiny import save_tiny_qwen25vl
+    from ..models.tiny import save_tiny_qwen25vl
 
     path = tiny_base_path(config)
     if not (path / "config.json").is_file():
@@ -152,7 +152,7 @@ def make_scheduler(optimizer, config: RewardTrainConfig) -> torch.optim.lr_sched
 def export_scorer(model: SpatialScoreModel, folder: Path, notes: dict) -> Path:
     """Save the scorer folder `training.reward score` loads; a base inside the run folder is referred to
     relatively, so the run folder can be moved as a whole."""
-    from .loading import save_model
+    from ..models.loading import save_model
 
     config = model.config
     saved_base = config.base_model

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..common.tokenizers import add_merge_chain, bytes_to_unicode
+from ...common.tokenizers import add_merge_chain, bytes_to_unicode
 
 # The tokens Qwen2.5-VL's processor and chat template rely on, in the order the real vocabulary has them.
 SPECIAL_TOKENS = [
@@ -142,7 +142,7 @@ def save_tiny_qwen25vl(path: str | os.PathLike, seed: int = 0, **kwargs) -> Path
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path)
     processor.save_pretrained(path)
-    from ..common.atomic import usual_permissions
+    from ...common.atomic import usual_permissions
 
     usual_permissions(path)  # save_pretrained's safetensors are 0600 (see common/atomic.py)
     return path
@@ -158,7 +158,7 @@ def save_tiny_scorer(path: str | os.PathLike, seed: int = 0, weights: str = "ful
     """
     import tempfile
 
-    from .config import HeadConfig, LoraSettings, ScorerConfig
+    from ..config import HeadConfig, LoraSettings, ScorerConfig
     from .loading import create_model, save_model
 
     config = ScorerConfig(

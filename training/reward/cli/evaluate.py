@@ -44,7 +44,7 @@ def add_parser(sub) -> None:
 
 
 def select_pairs(data: str, split: str, limit: int, reviews: str = "default"):
-    from .pairs import read_pairs, splits_of
+    from ..train.pairs import read_pairs, splits_of
 
     pairs = read_pairs(data, reviews=reviews)
     if split == "auto":
@@ -81,17 +81,17 @@ def _baseline_base(args, first_model) -> str | None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..common.atomic import write_json, write_text
-    from .evaluate import EvalRow, accuracy_report, markdown_table, pointwise_pair_scores
-    from .judges import PairwiseJudge
-    from .scorer import load_scorer
+    from ...common.atomic import write_json, write_text
+    from ..evaluate import EvalRow, accuracy_report, markdown_table, pointwise_pair_scores
+    from ..judges import PairwiseJudge
+    from ..scorer import load_scorer
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    from .edit.pairs import is_edit_file
+    from ..edit.pairs import is_edit_file
 
     if is_edit_file(args.data):  # pairs lines with a `source` key: edit pairs (training/reward/edit)
-        from .edit.cli import run_evaluate_edit
+        from ..edit.cli import run_evaluate_edit
 
         return run_evaluate_edit(args)
     pairs, split = select_pairs(args.data, args.split, args.limit, getattr(args, "reviews", "default"))  # fails

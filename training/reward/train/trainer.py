@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..common.atomic import write_json
-from ..common.finite import require_finite, require_finite_weights
-from ..common.run_folder import owned_run_folder
+from ...common.atomic import write_json
+from ...common.finite import require_finite, require_finite_weights
+from ...common.run_folder import owned_run_folder
+from ..evaluate import accuracy_report, score_pairs_forward
 from .checkpoint import (
     CheckpointError,
     list_checkpoints,
@@ -37,7 +38,6 @@ from .checkpoint import (
     rng_state,
     save_checkpoint,
 )  # fmt: skip
-from .evaluate import accuracy_report, score_pairs_forward
 from .losses import pair_loss, pair_noise
 from .metrics import CURVES_FILE, MetricsLog, plot_curves
 from .pairs import Pair, check_images, fingerprint, load_pair_images, read_pairs, splits_of

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..common.atomic import write_text
-from ..common.images import ImageInputError, load_image_file
+from ...common.atomic import write_text
+from ...common.images import ImageInputError, load_image_file
 
 
 def add_parser(sub) -> None:
@@ -37,7 +37,7 @@ def read_image(path: str):
     if path.endswith(".npy"):
         if not Path(path).is_file():
             raise ImageInputError(f"image file not found: {path}")
-        from ..common.images import to_pil_list
+        from ...common.images import to_pil_list
 
         try:
             arr = np.load(path, allow_pickle=False)
@@ -67,8 +67,8 @@ def check_output(path: str) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..common.device import check_device
-    from .scorer import load_scorer, normalise_prompts
+    from ...common.device import check_device
+    from ..scorer import load_scorer, normalise_prompts
 
     # Everything that can be checked without the model is checked first: a bad call costs no load.
     if args.batch_size < 1:
@@ -76,10 +76,10 @@ def run(args: argparse.Namespace) -> int:
     check_device(args.device)
     if args.output:
         check_output(args.output)
-    from .edit.folder import is_edit_scorer
+    from ..edit.folder import is_edit_scorer
 
     if args.source or is_edit_scorer(args.model):  # edit scoring (training/reward/edit)
-        from .edit.cli import run_score_edit
+        from ..edit.cli import run_score_edit
 
         return run_score_edit(args)
     images = [read_image(p) for p in args.images]

@@ -1,7 +1,7 @@
 """Load, create and save SpatialScore models, from local folders only.
 
 Three kinds of folder are accepted wherever a scorer is asked for:
-- a trained scorer folder (spatialscore.json, see config.py), on Qwen2.5-VL or on the coords backbone;
+- a trained scorer folder (spatialscore.json, see ../config.py), on Qwen2.5-VL or on the coords backbone;
 - a plain Qwen2.5-VL checkpoint folder (config.json of model_type qwen2_5_vl): zero-shot mode;
 - the name of a scorer shipped with the package (see `shipped_scorers`).
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..common.atomic import atomic_dir
-from .config import (
+from ...common.atomic import atomic_dir
+from ..config import (
     ADAPTER_DIR,
     CONFIG_FILE,
     DEFAULT_ZERO_SHOT_USER,
@@ -32,7 +32,7 @@ from .config import (
 from .head import RewardHead
 from .model import SpatialScoreModel, text_decoder_layers
 
-ASSETS = Path(__file__).parent / "assets"
+ASSETS = Path(__file__).parents[1] / "assets"
 QWEN_VL_TYPES = ("qwen2_5_vl",)
 
 
@@ -357,7 +357,7 @@ def save_model(model: SpatialScoreModel, folder: str | os.PathLike) -> Path:
     if model.mode != "reward":
         raise ValueError("only reward-mode models are saved as scorers (zero-shot needs no folder)")
     folder = Path(folder)
-    from ..common.finite import require_finite_weights
+    from ...common.finite import require_finite_weights
 
     require_finite_weights(model.named_parameters(), f"scorer {folder.name}")  # a NaN scorer is never written
     if model.config.backbone == "coords":

@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .config import ScorerConfig
+from ..config import ScorerConfig
 from .head import RewardHead
 
 WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
@@ -188,8 +188,8 @@ class CoordsScorerModel(nn.Module):
 
     def world_warnings(self, images: list[Image.Image], prompts: list[str]) -> list[str]:
         """Per image, '' or why its score means little: prompt words outside the vocabulary, or an image far
-        from the flat-shapes pictures this backbone was trained on (world_check.py; a thumbnail per image)."""
-        from .world_check import world_warnings
+        from the flat-shapes pictures this backbone was trained on (../world_check.py; a thumbnail per image)."""
+        from ..world_check import world_warnings
 
         return world_warnings(images, prompts, set(self.word_ids), prompt_words, world="shapes")
 

@@ -1,0 +1,1 @@
+"""The subcommands of `python -m training.reward`: score, train, evaluate (wired in ../__main__.py)."""
