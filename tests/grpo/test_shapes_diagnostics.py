@@ -115,7 +115,13 @@ def test_role_objective_teaches_a_small_t5_who_is_left_of_whom():
     from training.common.tiny_flux import build_tiny_t5_tokenizer
     from training.dataset.prompts import plain_prompt
     from training.grpo.recipes.shapes_data import training_scenes
-    from training.grpo.recipes.shapes_text_pretrain import ROLES, RoleProbe, role_accuracy, role_targets, text_losses
+    from training.grpo.recipes.shapes_text_pretrain import (
+        ROLES,
+        RoleProbe,
+        role_accuracy,
+        role_targets,
+        text_losses,
+    )
 
     tok = build_tiny_t5_tokenizer()
     prompts = [plain_prompt(s) for s in training_scenes(512, 5, ())]
