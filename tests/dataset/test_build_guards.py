@@ -38,16 +38,18 @@ def test_images_or_dot_entries_without_build_json_are_someone_elses(tmp_path, co
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before  # nothing deleted
 
 
-def test_killed_while_writing_build_json_resumes(tmp_path):
-    """A kill between writing build.json's temp file and renaming it leaves only that temp file (and .lock):
-    the folder is still ours and empty, so the rerun builds and leaves no temp behind."""
+@pytest.mark.parametrize("left", [".build.json.42a7e82c.tmp", ".write-test-4242"])
+def test_killed_while_writing_build_json_resumes(tmp_path, left):
+    """A kill between writing build.json's temp file and renaming it (or between writing and removing the write
+    probe) leaves only that file (and .lock): the folder is still ours and empty, so the rerun builds and leaves no
+    temp behind."""
     out = tmp_path / "ds"
     out.mkdir()
     (out / ".lock").write_text("")
-    (out / ".build.json.42a7e82c.tmp").write_text('{"identity": {')  # torn
+    (out / left).write_text('{"identity": {')  # torn
     summary = quiet_build(shapes_config(out, pairs=2))
     assert summary["pairs"] == 2
-    assert (out / "build.json").exists() and not list(out.rglob("*.tmp"))
+    assert (out / "build.json").exists() and not list(out.rglob("*.tmp")) and not list(out.glob(".write-test-*"))
 
 
 @pytest.mark.parametrize("field, value", [("splits", (math.nan, 0.5, 0.5)), ("verify_margin", math.nan),

@@ -52,16 +52,17 @@ def prepare_out(out: Path) -> None:
     probe = out / f".write-test-{os.getpid()}"
     try:
         probe.write_bytes(b"")
-        probe.unlink()
+        probe.unlink(missing_ok=True)  # a concurrent build may have swept it as a leftover
     except OSError as exc:
         raise BuildError(f"output folder {out} is not writable: {exc.strerror or exc}") from exc
     if (out / BUILD_JSON).exists():
         return  # one of ours: resumed (its identity is checked under the lock)
     # Without build.json nothing here is ours (build.json is written before any image): images/ or dot-entries
     # count as content, or a resume would delete the user's .tmp files and unreferenced PNGs.
-    # A build killed while writing build.json itself leaves only its temp file: still an empty folder of ours.
-    marker_tmp = re.compile(rf"^\.{re.escape(BUILD_JSON)}\.[0-9a-f]+\.tmp$")
-    foreign = [p.name for p in out.iterdir() if p.name != ".lock" and not marker_tmp.match(p.name)]
+    # A build killed while writing build.json itself, or between writing and removing its write probe, leaves only
+    # that temp file or probe: still an empty folder of ours.
+    ours = re.compile(rf"^(\.{re.escape(BUILD_JSON)}\.[0-9a-f]+\.tmp|\.write-test-\d+)$")
+    foreign = [p.name for p in out.iterdir() if p.name != ".lock" and not ours.match(p.name)]
     if foreign:
         raise BuildError(f"output folder {out} is not empty and is not a dataset folder (no {BUILD_JSON}; found "
                          f"{', '.join(sorted(foreign)[:5])}); choose a new or empty folder")
@@ -111,7 +112,7 @@ def check_identity(out: Path, cfg: BuildConfig) -> None:
 
 def remove_temp_files(out: Path) -> int:
     n = 0
-    for p in out.rglob(".*.tmp"):
+    for p in [*out.rglob(".*.tmp"), *out.glob(".write-test-*")]:
         p.unlink(missing_ok=True)
         n += 1
     return n
