@@ -61,3 +61,12 @@ def test_safetensors_written_through_atomic_helpers_are_0644_under_umask_022(tmp
               tmp_path / "scorer" / "sub" / "x.safetensors"):
         assert f.stat().st_mode & 0o777 == 0o644, f
     assert (tmp_path / "scorer").stat().st_mode & 0o777 == 0o755
+
+
+def test_is_temp_name_knows_the_names_atomic_writes_leave(tmp_path):
+    from training.common.atomic import _fresh_name, is_temp_name
+
+    tmp = _fresh_name(tmp_path / "build.json", lambda p: p.write_text(""))
+    assert is_temp_name(tmp.name, "build.json")
+    assert not is_temp_name(tmp.name, "manifest.jsonl")
+    assert not is_temp_name(".build.json.notes.tmp", "build.json") and not is_temp_name("build.json", "build.json")

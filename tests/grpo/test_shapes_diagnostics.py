@@ -119,15 +119,14 @@ def test_role_objective_teaches_a_small_t5_who_is_left_of_whom():
         ROLES,
         RoleProbe,
         role_accuracy,
-        role_targets,
+        role_target_batch,
         text_losses,
     )
 
     tok = build_tiny_t5_tokenizer()
     prompts = [plain_prompt(s) for s in training_scenes(512, 5, ())]
     ids = tok(prompts, padding="max_length", max_length=40, truncation=True, return_tensors="pt").input_ids
-    targets = [role_targets(tok.convert_ids_to_tokens(r), p, 40) for r, p in zip(ids.tolist(), prompts, strict=True)]
-    roles = (torch.stack([b for b, _ in targets]), torch.stack([w for _, w in targets]))
+    roles = role_target_batch(tok, ids, prompts)
     torch.manual_seed(0)
     t5 = T5EncoderModel(T5Config(vocab_size=len(tok), d_model=32, d_kv=16, d_ff=64, num_layers=2, num_heads=4,
                                  dropout_rate=0.0, feed_forward_proj="gated-gelu", relative_attention_num_buckets=16,

@@ -10,12 +10,21 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+_TEMP_HEX = 8  # hex digits of a temp name's random part
+
+
+def is_temp_name(name: str, of: str) -> bool:
+    """Whether `name` is one of our temp names for a file or folder called `of` (what a kill mid-write leaves)."""
+    head, tail = f".{of}.", ".tmp"
+    middle = name[len(head):-len(tail)] if name.startswith(head) and name.endswith(tail) else ""
+    return len(middle) == _TEMP_HEX and all(c in "0123456789abcdef" for c in middle)
+
 
 def _fresh_name(path: Path, create) -> Path:
     """Create `.{name}.<random>.tmp` next to `path` with `create` (exclusive). Unlike tempfile's mkstemp/mkdtemp
     (mode 0600/0700), the result gets the usual permissions under the process umask, as the final file should."""
     for _ in range(100):
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(_TEMP_HEX // 2)}.tmp")
         try:
             create(tmp)
             return tmp

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from training.common.atomic import atomic_path, write_json, write_text
+from training.common.atomic import atomic_path, is_temp_name, write_json, write_text
 
 from .config import BuildConfig
 from .manifest import (
@@ -36,6 +36,7 @@ from .summary import summarize
 from .worker import ChunkWorker
 
 IMAGE_NAME = re.compile(r"^s\d{7}(-p\d+_r|_c)[0-9a-f]{12}\.png$")
+WRITE_PROBE = ".write-test-"  # + pid: prepare_out's check that the folder takes files
 
 
 class BuildError(RuntimeError):
@@ -49,7 +50,7 @@ def prepare_out(out: Path) -> None:
         raise BuildError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
     if not out.is_dir():
         raise BuildError(f"output path {out} exists and is not a folder")
-    probe = out / f".write-test-{os.getpid()}"
+    probe = out / f"{WRITE_PROBE}{os.getpid()}"
     try:
         probe.write_bytes(b"")
         probe.unlink(missing_ok=True)  # a concurrent build may have swept it as a leftover
@@ -61,8 +62,8 @@ def prepare_out(out: Path) -> None:
     # count as content, or a resume would delete the user's .tmp files and unreferenced PNGs.
     # A build killed while writing build.json itself, or between writing and removing its write probe, leaves only
     # that temp file or probe: still an empty folder of ours.
-    ours = re.compile(rf"^(\.{re.escape(BUILD_JSON)}\.[0-9a-f]+\.tmp|\.write-test-\d+)$")
-    foreign = [p.name for p in out.iterdir() if p.name != ".lock" and not ours.match(p.name)]
+    foreign = [p.name for p in out.iterdir()
+               if p.name != ".lock" and not p.name.startswith(WRITE_PROBE) and not is_temp_name(p.name, BUILD_JSON)]
     if foreign:
         raise BuildError(f"output folder {out} is not empty and is not a dataset folder (no {BUILD_JSON}; found "
                          f"{', '.join(sorted(foreign)[:5])}); choose a new or empty folder")
@@ -112,7 +113,7 @@ def check_identity(out: Path, cfg: BuildConfig) -> None:
 
 def remove_temp_files(out: Path) -> int:
     n = 0
-    for p in [*out.rglob(".*.tmp"), *out.glob(".write-test-*")]:
+    for p in [*out.rglob(".*.tmp"), *out.glob(f"{WRITE_PROBE}*")]:
         p.unlink(missing_ok=True)
         n += 1
     return n

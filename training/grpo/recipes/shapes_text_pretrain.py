@@ -65,6 +65,13 @@ def role_targets(tokens: list[str], prompt: str, length: int) -> tuple[torch.Ten
     return bits, where
 
 
+def role_target_batch(tokenizer, ids: torch.Tensor, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """role_targets of every prompt, stacked: bits [N, L, 8] and which tokens carry them [N, L]."""
+    targets = [role_targets(tokenizer.convert_ids_to_tokens(row), p, ids.shape[1])
+               for row, p in zip(ids.tolist(), prompts, strict=True)]  # fmt: skip
+    return torch.stack([b for b, _ in targets]), torch.stack([w for _, w in targets])
+
+
 class RoleProbe(torch.nn.Module):
     """A linear probe with unit-norm rows and a fixed `scale`: a confident role bit needs a large component of the
     token along its row, so the roles take a real share of each token's norm instead of a whisper that a linear
@@ -80,7 +87,7 @@ class RoleProbe(torch.nn.Module):
         return self.scale * hidden @ torch.nn.functional.normalize(self.weight, dim=-1).T + self.bias
 
 
-def text_losses(t5, heads: dict[str, torch.nn.Linear], ids: torch.Tensor, g: torch.Generator,
+def text_losses(t5, heads: dict[str, torch.nn.Module], ids: torch.Tensor, g: torch.Generator,
                 roles: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """The pretraining losses on a batch of token ids [B, L] (padded with PAD_ID); `roles` = role_targets stacked."""
     words = ids != PAD_ID
@@ -176,11 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     prompts = [plain_prompt(s) for s in training_scenes(args.pool, PRETRAIN_SEED, heldout_prompts())]
     ids = source.tokenizer_2(prompts, padding="max_length", max_length=TEXT_LENGTH, truncation=True,
                              return_tensors="pt").input_ids  # fmt: skip
-    roles = None
-    if args.objective == "roles":
-        targets = [role_targets(source.tokenizer_2.convert_ids_to_tokens(row), p, TEXT_LENGTH)
-                   for row, p in zip(ids.tolist(), prompts, strict=True)]  # fmt: skip
-        roles = (torch.stack([b for b, _ in targets]), torch.stack([w for _, w in targets]))
+    roles = role_target_batch(source.tokenizer_2, ids, prompts) if args.objective == "roles" else None
     t5 = pretrain_text_encoder(args.out / "text_pretrain", t5, ids, steps=args.steps, seed=args.seed, roles=roles,
                                role_scale=args.role_scale)
     with atomic_dir(args.out / "text_encoder_2") as tmp:
