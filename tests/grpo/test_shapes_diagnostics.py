@@ -145,3 +145,23 @@ def test_role_objective_teaches_a_small_t5_who_is_left_of_whom():
         optimizer.step()
     after = role_accuracy(t5, heads["roles"], ids, roles)
     assert after > 0.4 and before < 0.1, (before, after)  # every one of 8 bits right; 0.54 measured at 300 steps
+
+
+def test_identity_targets_name_the_whole_object_at_each_of_its_words():
+    """The colour word carries its object's shape and the shape word its colour, wherever the object is named again
+    (\"the blue square\"); other words and unreadable prompts get no target."""
+    from training.common.tiny_flux import build_tiny_t5_tokenizer
+    from training.dataset.oracle import COLORS, SHAPES
+    from training.grpo.recipes.shapes_text_pretrain import IGNORE, identity_target_batch, identity_targets
+
+    tok = build_tiny_t5_tokenizer()
+    prompt = "a green square above a yellow circle, and a blue triangle below the green square"
+    ids = tok([prompt], padding="max_length", max_length=40, return_tensors="pt").input_ids
+    tokens = tok.convert_ids_to_tokens(ids[0])
+    target = identity_target_batch(tok, ids, [prompt])[0]
+    named = [(tokens[i].lstrip("\u2581"), COLORS[c], SHAPES[s]) for i, (c, s) in enumerate(target.tolist()) if c != IGNORE]
+    assert named == [("green", "green", "square"), ("square", "green", "square"), ("yellow", "yellow", "circle"),
+                     ("circle", "yellow", "circle"), ("blue", "blue", "triangle"), ("triangle", "blue", "triangle"),
+                     ("green", "green", "square"), ("square", "green", "square")]  # fmt: skip
+    assert (target[[i for i, t in enumerate(tokens) if t.lstrip("\u2581") in ("a", "above", "and")]] == IGNORE).all()
+    assert (identity_targets(["\u2581hello"], "not a shapes prompt", 4) == IGNORE).all()

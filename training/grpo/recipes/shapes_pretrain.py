@@ -46,8 +46,11 @@ def tokenize(pipeline, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
 
 def pretrain(out: Path, vae, shape: GeneratorShape, heldout: list[str], *, steps: int, batch: int = 64,
              lr: float = 1e-3, pool: int = 40_000, seed: int = 0, ema_decay: float = 0.995, ema_start: int = 750,
-             decay_from: int = 2000, text_encoder_2=None, init: Path | None = None):
-    """Train (or resume) the generator under `out`; returns the FluxPipeline with the EMA weights."""
+             decay_from: int = 2000, text_encoder_2=None, init: Path | None = None, sigma_mean: float = 0.0):
+    """Train (or resume) the generator under `out`; returns the FluxPipeline with the EMA weights.
+
+    `sigma_mean` is the logit-normal's location (SD3's m): above 0 trains more at high noise, where the layout and
+    which object goes where are decided."""
     from .shapes_fit import _world
 
     rank, world = _world()
@@ -81,7 +84,7 @@ def pretrain(out: Path, vae, shape: GeneratorShape, heldout: list[str], *, steps
         g = torch.Generator().manual_seed(seed * 1_000_003 + step * 64 + rank)  # each process its share of the batch
         index = torch.randint(len(latents), (batch // world,), generator=g)
         x0 = latents[index]
-        sigma = torch.sigmoid(torch.randn(len(index), generator=g))
+        sigma = torch.sigmoid(torch.randn(len(index), generator=g) + sigma_mean)
         noise = torch.randn(x0.shape, generator=g)
         s = sigma.view(-1, 1, 1, 1)
         x = (1 - s) * x0 + s * noise
@@ -125,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vae-from", type=Path, help="take the autoencoder from this generator folder instead")
     parser.add_argument("--ema-start", type=int, default=750)
     parser.add_argument("--decay-from", type=int, default=2000)
+    parser.add_argument("--sigma-mean", type=float, default=0.0, help="location of the logit-normal noise levels")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     shape = GeneratorShape()
@@ -137,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         t5 = T5EncoderModel.from_pretrained(args.text_encoder, local_files_only=True)
     pipeline = pretrain(args.out / "pretrain", vae, shape, heldout_prompts(), steps=args.steps, batch=args.batch,
                         lr=args.lr, pool=args.pool, text_encoder_2=t5, init=args.init_from, ema_start=args.ema_start,
-                        decay_from=args.decay_from)  # fmt: skip
+                        decay_from=args.decay_from, sigma_mean=args.sigma_mean)  # fmt: skip
     if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
         return 0
     with atomic_dir(args.out / "generator") as tmp:

@@ -15,10 +15,16 @@ This stage trains the T5 alone on the training prompts (never a held-out text) w
   8 bits, subject or object of left of / right of / above / below in any clause. This is what parsing the sentence
   gives (who is left of whom), the grammatical knowledge a pretrained T5-XXL brings to FLUX.1; the labels come from
   parsing the prompt text (`parse_prompt`), never from a picture or a layout.
+- with `--objective objects` (the default), each colour and shape word also predicts its whole object: its colour
+  and its shape (two more unit-norm probes). "circle" in "a red circle ..." then carries "red", and "red" carries
+  "circle", as a pretrained T5 contextualises attributes, so a picture region that the transformer matches to one
+  word of an object reads the rest of that object from the same place (colour-shape binding in one attention
+  hop). Labels again come from the prompt text alone.
 Session 5 found word order alone is not enough: with only the first two objectives the twins' token sets differ
 by 7.6% of a token's norm and the transformer never learned to bind roles (docs/grpo.md).
 
     python -m training.grpo.recipes.shapes_text_pretrain --generator shapes --out runs/text_encoder [--steps 1000]
+        [--objective objects|roles|order]
 """
 
 from __future__ import annotations
@@ -35,12 +41,27 @@ PAD_ID = 0
 ROLES = tuple((predicate, role) for predicate in ("left_of", "right_of", "above", "below") for role in ("subject", "object"))
 
 
+def _object_words(tokens: list[str], length: int):
+    """(index, colour) of every colour and shape word among the first `length` tokens: a shape word belongs to the
+    colour word before it; objects are told apart by colour, as the oracle does."""
+    from ...dataset.oracle import COLORS, SHAPES
+
+    color = None
+    for i, token in enumerate(tokens[:length]):
+        word = token.lstrip("\u2581")
+        if word in COLORS:
+            color = word
+        elif not (word in SHAPES and color is not None):
+            color = None
+            continue
+        yield i, color
+
+
 def role_targets(tokens: list[str], prompt: str, length: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token role bits [length, 8] and which tokens carry them [length] (the colour and shape words).
 
-    A shape word belongs to the colour word before it; objects are told apart by colour, as the oracle does.
     Prompts the shapes parser cannot read get no role targets."""
-    from ...dataset.oracle import COLORS, SHAPES, PromptParseError, parse_prompt
+    from ...dataset.oracle import PromptParseError, parse_prompt
 
     bits, where = torch.zeros(length, len(ROLES)), torch.zeros(length, dtype=torch.bool)
     try:
@@ -51,18 +72,35 @@ def role_targets(tokens: list[str], prompt: str, length: int) -> tuple[torch.Ten
     for r in relations:
         roles.setdefault(r.subject[0], set()).add(ROLES.index((r.predicate, "subject")))
         roles.setdefault(r.object[0], set()).add(ROLES.index((r.predicate, "object")))
-    color = None
-    for i, token in enumerate(tokens[:length]):
-        word = token.lstrip("\u2581")
-        if word in COLORS:
-            color = word
-        elif not (word in SHAPES and color is not None):
-            color = None
-            continue
+    for i, color in _object_words(tokens, length):
         for k in roles.get(color, ()):
             bits[i, k] = 1.0
         where[i] = True
     return bits, where
+
+
+IGNORE = -100  # cross_entropy's ignore_index: tokens that are not a colour or shape word
+
+
+def identity_targets(tokens: list[str], prompt: str, length: int) -> torch.Tensor:
+    """Per-token [length, 2]: the colour index and shape index (oracle.COLORS, oracle.SHAPES) of the object that a
+    colour or shape word belongs to, IGNORE elsewhere and for prompts the shapes parser cannot read."""
+    from ...dataset.oracle import COLORS, SHAPES, PromptParseError, parse_prompt
+
+    out = torch.full((length, 2), IGNORE, dtype=torch.long)
+    try:
+        shape_of = {c: s for r in parse_prompt(prompt) for c, s in (r.subject, r.object)}
+    except PromptParseError:
+        return out
+    for i, color in _object_words(tokens, length):
+        out[i, 0], out[i, 1] = COLORS.index(color), SHAPES.index(shape_of[color])
+    return out
+
+
+def identity_target_batch(tokenizer, ids: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+    """identity_targets of every prompt, stacked: [N, L, 2]."""
+    return torch.stack([identity_targets(tokenizer.convert_ids_to_tokens(row), p, ids.shape[1])
+                        for row, p in zip(ids.tolist(), prompts, strict=True)])  # fmt: skip
 
 
 def role_target_batch(tokenizer, ids: torch.Tensor, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,8 +126,10 @@ class RoleProbe(torch.nn.Module):
 
 
 def text_losses(t5, heads: dict[str, torch.nn.Module], ids: torch.Tensor, g: torch.Generator,
-                roles: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-    """The pretraining losses on a batch of token ids [B, L] (padded with PAD_ID); `roles` = role_targets stacked."""
+                roles: tuple[torch.Tensor, torch.Tensor] | None = None,
+                identity: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The pretraining losses on a batch of token ids [B, L] (padded with PAD_ID); `roles` = role_targets stacked,
+    `identity` = identity_targets stacked (with heads "colour" and "shape")."""
     words = ids != PAD_ID
     masked = (torch.rand(ids.shape, generator=g) < MASK_RATE) & words
     inputs = torch.where(masked, torch.full_like(ids, UNK_ID), ids)
@@ -104,20 +144,31 @@ def text_losses(t5, heads: dict[str, torch.nn.Module], ids: torch.Tensor, g: tor
         carry = carry & ~masked  # a masked word's roles are a guess; its neighbours' are not
         losses["roles"] = torch.nn.functional.binary_cross_entropy_with_logits(heads["roles"](hidden[carry]),
                                                                                bits[carry])  # fmt: skip
+    if identity is not None:
+        target = identity.masked_fill(masked.unsqueeze(-1), IGNORE)  # as for roles: a masked word's object is a guess
+        carry = target[..., 0] != IGNORE
+        losses["identity"] = (torch.nn.functional.cross_entropy(heads["colour"](hidden[carry]), target[carry][:, 0])
+                              + torch.nn.functional.cross_entropy(heads["shape"](hidden[carry]), target[carry][:, 1]))
     return losses
 
 
 def pretrain_text_encoder(out: Path, t5, ids: torch.Tensor, *, steps: int, batch: int = 128, lr: float = 1e-3,
                           seed: int = 0, roles: tuple[torch.Tensor, torch.Tensor] | None = None,
-                          role_weight: float = 4.0, role_scale: float = 1.0):
-    """Train (or resume) `t5` under `out` on the token ids [N, L] (and role targets [N, L, 8], [N, L]); returns it
-    frozen, in eval mode."""
+                          role_weight: float = 4.0, role_scale: float = 1.0, identity: torch.Tensor | None = None,
+                          identity_weight: float = 2.0):
+    """Train (or resume) `t5` under `out` on the token ids [N, L] (and role targets [N, L, 8], [N, L], identity
+    targets [N, L, 2]); returns it frozen, in eval mode."""
+    from ...dataset.oracle import COLORS, SHAPES
+
     from .shapes_fit import fit
 
     torch.manual_seed(seed)
     heads = {"position": torch.nn.Linear(t5.config.d_model, ids.shape[1])}
     if roles is not None:
         heads["roles"] = RoleProbe(t5.config.d_model, len(ROLES), role_scale)
+    if identity is not None:  # unit-norm rows too, at the role probe's scale: the object takes a real share
+        heads["colour"] = RoleProbe(t5.config.d_model, len(COLORS), role_scale)
+        heads["shape"] = RoleProbe(t5.config.d_model, len(SHAPES), role_scale)
     for head in heads.values():
         torch.nn.init.normal_(head.weight, std=0.02)
         torch.nn.init.zeros_(head.bias)
@@ -130,8 +181,9 @@ def pretrain_text_encoder(out: Path, t5, ids: torch.Tensor, *, steps: int, batch
         g = torch.Generator().manual_seed(seed * 1_000_003 + step * 64 + rank)
         index = torch.randint(len(ids), (batch // world,), generator=g)
         batch_roles = None if roles is None else (roles[0][index], roles[1][index])
-        losses = text_losses(t5, heads, ids[index], g, batch_roles)
-        return losses["mlm"] + losses["position"] + role_weight * losses.get("roles", 0.0)
+        losses = text_losses(t5, heads, ids[index], g, batch_roles, None if identity is None else identity[index])
+        return (losses["mlm"] + losses["position"] + role_weight * losses.get("roles", 0.0)
+                + identity_weight * losses.get("identity", 0.0))
 
     weights = fit(out, params, loss_at, steps=steps, lr=lr, warmup=100, decay_from=steps // 2, desc="text encoder",
                   checkpoint_every=250)  # fmt: skip
@@ -140,6 +192,9 @@ def pretrain_text_encoder(out: Path, t5, ids: torch.Tensor, *, steps: int, batch
             p.copy_(weights[name])
     if roles is not None:
         print(f"text encoder: object words with every role bit right {role_accuracy(t5, heads['roles'], ids, roles):.4f}", flush=True)
+    if identity is not None:
+        print(f"text encoder: object words that name their object's colour and shape "
+              f"{identity_accuracy(t5, heads, ids, identity):.4f}", flush=True)
     return t5.eval().requires_grad_(False)
 
 
@@ -150,6 +205,17 @@ def role_accuracy(t5, head: torch.nn.Module, ids: torch.Tensor, roles, n: int = 
     bits, carry = roles[0][:n], roles[1][:n]
     hidden = t5.eval()(ids[:n])[0]
     return ((head(hidden[carry]) > 0).float() == bits[carry]).all(dim=-1).float().mean().item()
+
+
+@torch.no_grad()
+def identity_accuracy(t5, heads: dict[str, torch.nn.Module], ids: torch.Tensor, identity: torch.Tensor,
+                      n: int = 2048) -> float:
+    """Fraction of colour and shape words whose probes name both their object's colour and shape (first `n`)."""
+    target = identity[:n]
+    carry = target[..., 0] != IGNORE
+    hidden = t5.eval()(ids[:n])[0][carry]
+    right = (heads["colour"](hidden).argmax(-1) == target[carry][:, 0]) & (heads["shape"](hidden).argmax(-1) == target[carry][:, 1])
+    return right.float().mean().item()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,9 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool", type=int, default=30_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--role-scale", type=float, default=1.0, help="the role probe's fixed logit scale")
-    parser.add_argument("--objective", choices=("roles", "order"), default="roles",
-                        help="roles: masked tokens + positions + each object word's roles (default); order: the "
-                             "first two only (session 5's T5, kept to reproduce its runs)")
+    parser.add_argument("--objective", choices=("objects", "roles", "order"), default="objects",
+                        help="objects: masked tokens + positions + each object word's roles, colour and shape "
+                             "(default); roles: without colour and shape (session 6's T5); order: masked tokens and "
+                             "positions only (session 5's)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     source = FluxPipeline.from_pretrained(resolve_generator(args.generator), local_files_only=True)
@@ -183,9 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     prompts = [plain_prompt(s) for s in training_scenes(args.pool, PRETRAIN_SEED, heldout_prompts())]
     ids = source.tokenizer_2(prompts, padding="max_length", max_length=TEXT_LENGTH, truncation=True,
                              return_tensors="pt").input_ids  # fmt: skip
-    roles = role_target_batch(source.tokenizer_2, ids, prompts) if args.objective == "roles" else None
+    roles = role_target_batch(source.tokenizer_2, ids, prompts) if args.objective != "order" else None
+    identity = identity_target_batch(source.tokenizer_2, ids, prompts) if args.objective == "objects" else None
     t5 = pretrain_text_encoder(args.out / "text_pretrain", t5, ids, steps=args.steps, seed=args.seed, roles=roles,
-                               role_scale=args.role_scale)
+                               role_scale=args.role_scale, identity=identity)
     with atomic_dir(args.out / "text_encoder_2") as tmp:
         t5.save_pretrained(tmp, safe_serialization=True)
         usual_permissions(tmp)
