@@ -15,11 +15,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-VARIANTS = {  # every row spells out the settings it differs in from the preset (whose beta changed to 0.1 later)
-    "top-6 + bottom-6, beta 0, SpatialScore reward": ["--train.beta", "0"],
+VARIANTS = {  # every row spells out the settings the rows differ in: the preset's own have changed over time
+    "top-6 + bottom-6, beta 0, SpatialScore reward": ["--train.top_k", "6", "--train.beta", "0"],
     "all 24 samples (no top-k filter), beta 0": ["--train.top_k", "0", "--train.beta", "0"],
-    "top-6 + bottom-6, KL beta 0.1": ["--train.beta", "0.1"],
-    "pixel oracle as the reward (upper bound), beta 0.1": ["--reward.path", "oracle:shapes", "--train.beta", "0.1"],
+    "top-6 + bottom-6, KL beta 0.1": ["--train.top_k", "6", "--train.beta", "0.1"],
+    "pixel oracle as the reward (upper bound), beta 0.1": ["--reward.path", "oracle:shapes", "--train.top_k", "6",
+                                                           "--train.beta", "0.1"],
 }
 COLUMNS = ("oracle_objects_ok", "oracle_relation_ok", "oracle_all_ok", "oracle_all_ok_2obj", "oracle_all_ok_3obj")
 
