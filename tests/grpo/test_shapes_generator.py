@@ -114,6 +114,19 @@ def test_oracle_figures_on_true_and_wrong_layouts():
     # the same pictures, each under the next scene's prompt: objects go missing and relations fail
     shifted = oracle_figures(oracle_verdicts(true_images, prompts[1:] + prompts[:1]))
     assert shifted["oracle_all_ok"] < 0.5 and shifted["oracle_objects_ok"] < 1.0
+    # a rendered scene is clean; a second copy of a named object, or an object in a colour the prompt does not name,
+    # is clutter that (a)-(c) do not see (each colour's largest blob) and the clean figure does
+    from training.reward.recipes.shapes_objects import object_fault
+
+    assert figures["oracle_clean"] == figures["oracle_clean_all_ok"] == 1.0
+    for kind in ("duplicate", "recolour"):
+        faulty = [object_fault(s, kind, random.Random(i)) for i, s in enumerate(scenes)]
+        kept = [(render_shapes(f), p) for f, p in zip(faulty, prompts, strict=True) if f is not None]
+        verdicts = oracle_verdicts([k[0] for k in kept], [k[1] for k in kept])
+        clean = sum(v["clean"] for v in verdicts)  # a copy that lands on its original merges with it: one object
+        assert len(kept) >= 8 and clean <= (len(kept) // 4 if kind == "duplicate" else 0), (kind, clean, len(kept))
+        if kind == "duplicate":  # the copy is not the largest blob every time: (a) still passes where it is not
+            assert any(v["objects_ok"] for v in verdicts)
     rewards = OracleReward().score(true_images, prompts)
     assert torch.equal(rewards.mean, torch.full((12,), 2.5)) and rewards.std.abs().sum() == 0
     # a blank picture: nothing drawn, nothing holds

@@ -6,6 +6,11 @@ shapes oracle finds each named colour's object and judges each stated relation f
   objects_ok     (a) every named object is drawn, in its colour
   relation_ok    (b) the fraction of stated relations that hold
   all_ok         (c) every stated relation of the prompt holds
+  clean          the picture shows the named objects and nothing else: each named colour is one object (at least
+                 CLEAN_PURITY of its pixels in its largest blob) and no other colour has an object. (a)-(c) look
+                 only at each named colour's largest blob, so a generator that draws extra or repeated objects can
+                 raise them; GRPO against a scorer that does not punish clutter does exactly that
+  clean_all_ok   (c) in a clean picture: every stated relation holds and the picture is clean
 """
 
 from __future__ import annotations
@@ -14,13 +19,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 ORACLES = ("shapes",)
+CLEAN_PURITY = 0.9
 
 
 def oracle_verdicts(images, prompts: Sequence[str]) -> list[dict]:
     """Per image: {"objects": n, "objects_ok": bool, "found": k, "relations": [bool, ...]} (the shapes oracle;
     k of the n named objects are drawn in their colour)."""
     from training.common.images import to_pil_list
-    from training.dataset.oracle import find_objects, judge_objects, parse_prompt
+    from training.dataset.oracle import COLORS, colour_purity, find_objects, judge_objects, parse_prompt
 
     pictures = to_pil_list(images)
     if len(pictures) != len(prompts):
@@ -31,8 +37,11 @@ def oracle_verdicts(images, prompts: Sequence[str]) -> list[dict]:
         colors = sorted({c for r in relations for c in (r.subject[0], r.object[0])})
         found = find_objects(picture, colors)
         drawn = sum(found[c] is not None for c in colors)
+        others = find_objects(picture, [c for c in COLORS if c not in colors])
+        purity = colour_purity(picture, colors)
+        clean = all(purity[c] >= CLEAN_PURITY for c in colors) and all(b is None for b in others.values())
         verdicts.append({"objects": len(colors), "objects_ok": drawn == len(colors), "found": drawn,
-                         "relations": judge_objects(found, relations).holds})  # fmt: skip
+                         "relations": judge_objects(found, relations).holds, "clean": clean})  # fmt: skip
     return verdicts
 
 
@@ -48,6 +57,9 @@ def oracle_figures(verdicts: list[dict], prefix: str = "oracle_") -> dict[str, f
         figures[f"{prefix}objects_ok{suffix}"] = sum(v["objects_ok"] for v in group) / len(group)
         figures[f"{prefix}relation_ok{suffix}"] = sum(relations) / max(1, len(relations))
         figures[f"{prefix}all_ok{suffix}"] = sum(all(v["relations"]) for v in group) / len(group)
+        if all("clean" in v for v in group):
+            figures[f"{prefix}clean{suffix}"] = sum(v["clean"] for v in group) / len(group)
+            figures[f"{prefix}clean_all_ok{suffix}"] = sum(v["clean"] and all(v["relations"]) for v in group) / len(group)
         figures[f"{prefix}prompts{suffix}"] = len(group)
     return figures
 

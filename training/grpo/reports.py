@@ -79,7 +79,9 @@ def plot_reward_curve(records: list[dict], path: str | Path) -> Path:
         for key, label, style in (("oracle_all_ok", "(c) all relations hold", "o-"),
                                   ("oracle_all_ok_3obj", "(c) 3 objects", "s--"),
                                   ("oracle_relation_ok", "(b) each relation", "^-"),
-                                  ("oracle_objects_ok", "(a) objects drawn in colour", "d:")):  # fmt: skip
+                                  ("oracle_objects_ok", "(a) objects drawn in colour", "d:"),
+                                  ("oracle_clean_all_ok", "(c) in a clean picture (no extra objects)", "x-."),
+                                  ("oracle_clean", "clean picture", "+:")):  # fmt: skip
             values = [r.get(key) for r in oracle]
             if all(v is not None for v in values):
                 ax.plot(steps, [100 * v for v in values], style, label=label)
