@@ -22,7 +22,12 @@ VARIANTS = {  # every row spells out the settings the rows differ in: the preset
     "pixel oracle as the reward (upper bound), beta 0.1": ["--reward.path", "oracle:shapes", "--train.top_k", "6",
                                                            "--train.beta", "0.1"],
 }
-COLUMNS = ("oracle_objects_ok", "oracle_relation_ok", "oracle_all_ok", "oracle_all_ok_2obj", "oracle_all_ok_3obj")
+COLUMNS = ("oracle_objects_ok", "oracle_relation_ok", "oracle_all_ok", "oracle_all_ok_2obj", "oracle_all_ok_3obj",
+           "oracle_clean", "oracle_clean_all_ok")
+
+
+def _percent(record: dict, key: str) -> str:
+    return f"{100 * record[key]:.1f}" if record.get(key) is not None else "-"  # runs older than the clean figures
 
 
 def run_variant(out: Path, name: str, extra: list[str], minutes: float, seed: int, model: str) -> dict:
@@ -44,12 +49,13 @@ def run_variant(out: Path, name: str, extra: list[str], minutes: float, seed: in
 
 def table(rows: list[dict], minutes: float) -> str:
     lines = [f"| variant ({minutes:g} min of GRPO on one core each) | seed | steps | (a) objects | (b) relations | "
-             "(c) all relations | (c) 2 objects | (c) 3 objects |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "(c) all relations | (c) 2 objects | (c) 3 objects | clean picture | (c) clean |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     base = rows[0]["before"]
-    lines.append("| the generator before GRPO | - | 0 | " + " | ".join(f"{100 * base[c]:.1f}" for c in COLUMNS) + " |")
+    lines.append("| the generator before GRPO | - | 0 | " + " | ".join(_percent(base, c) for c in COLUMNS) + " |")
     for r in rows:
         lines.append(f"| {r['variant']} | {r['seed']} | {r['steps']} | "
-                     + " | ".join(f"{100 * r['after'][c]:.1f}" for c in COLUMNS) + " |")
+                     + " | ".join(_percent(r["after"], c) for c in COLUMNS) + " |")
     return "\n".join(lines)
 
 
