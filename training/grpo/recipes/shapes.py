@@ -7,14 +7,15 @@ Stages (each skipped when its output exists; a killed stage continues from its l
   1. prompts      heldout.txt (400 held-out prompts: 200 with 2 objects, 200 with 3) and grpo_prompts.txt (2,000
                   training prompts), their texts disjoint (shapes_data.py)
   2. autoencoder  AutoencoderKL on rendered scenes (shapes_autoencoder.py) -> autoencoder_model/
-  3. generator    flow matching of the transformer and both text encoders from scratch, 2 processes on 2 cores
-                  (shapes_pretrain.py) -> generator/, a FluxPipeline folder. With --text-encoder pretrained, a
-                  T5 pretrained on the prompt language first (shapes_text_pretrain.py -> text_encoder_2/: masked
-                  words, word positions and each object word's roles as the sentence states them) and frozen
-                  during flow matching, as FLUX.1's is: a T5 trained jointly with the transformer comes out a bag of
-                  words that cannot tell which object a relation is about (docs/grpo.md, "Where the bottleneck is")
-  4. grpo         python -m training.grpo --preset shapes against the shipped `shapes` scorer -> grpo/lora.safetensors
-  5. evaluate     the pixel oracle on the held-out prompts, before and after GRPO -> evaluation.json
+  3. text encoder  (the default, --text-encoder pretrained) a T5 pretrained alone on the prompt language
+                  (shapes_text_pretrain.py -> text_encoder_2/: masked words, word positions and each object word's
+                  object: its roles, colour and shape as the sentence states them), frozen during flow matching, as
+                  FLUX.1's is. With --text-encoder joint (the first generator, sessions 3-6) the T5 trains with the
+                  transformer instead and comes out a bag of words (docs/grpo.md)
+  4. generator    flow matching of the transformer (and CLIP; and the T5 with joint) (shapes_pretrain.py) ->
+                  generator/, a FluxPipeline folder: FROZEN_T5 or JOINT below
+  5. grpo         python -m training.grpo --preset shapes against the shipped `shapes` scorer -> grpo/lora.safetensors
+  6. evaluate     the pixel oracle on the held-out prompts, before and after GRPO -> evaluation.json
 --ship copies generator/ to training/grpo/assets/shapes/ and the LoRA to training/grpo/assets/shapes-grpo/.
 """
 
@@ -75,10 +76,10 @@ def text_encoder(out: Path) -> Path:
 
 @dataclass(frozen=True)
 class FlowMatching:
-    """The generator stage's settings. `joint` is the first recipe (the T5 trained with the transformer); `frozen_t5`
+    """The generator stage's settings. JOINT is the first recipe (the T5 trained with the transformer); FROZEN_T5
     the second: T5 pretrained first and frozen, batch 32 on one process, noise levels drawn logit-normal around
-    sigmoid(0.5) = 0.62 instead of 0.5. The shift is what made the transformer bind roles (docs/grpo.md, "Third
-    try"): at the first recipe's levels the order probe's twins were never both right; at 0.5 they were."""
+    sigmoid(0.5) = 0.62 instead of 0.5. With the object T5 the shift is what made the transformer bind roles
+    (docs/grpo.md, "What made this generator place objects"): at the old levels twins were never both right."""
 
     processes: int
     batch: int
@@ -126,9 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, help="flow-matching processes, one per core (default: 2 with "
                         "--text-encoder joint, 1 with pretrained; the batch is split between them)")
     parser.add_argument("--until", choices=("generator", "grpo"), default="grpo")
-    parser.add_argument("--text-encoder", choices=("joint", "pretrained"), default="joint",
-                        help="joint: T5 trained with the transformer (the shipped generator); pretrained: T5 "
-                             "pretrained on the prompts first, then frozen (the fix under evaluation)")
+    parser.add_argument("--text-encoder", choices=("joint", "pretrained"), default="pretrained",
+                        help="pretrained: T5 pretrained on the prompts first, then frozen (the shipped generator, "
+                             "default); joint: T5 trained with the transformer (the first generator, sessions 3-6)")
     parser.add_argument("--ship", action="store_true")
     parser.add_argument("grpo_args", nargs="*", help="extra --section.field VALUE settings for the GRPO stage")
     args = parser.parse_args(argv)

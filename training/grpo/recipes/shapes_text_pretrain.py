@@ -159,7 +159,6 @@ def pretrain_text_encoder(out: Path, t5, ids: torch.Tensor, *, steps: int, batch
     """Train (or resume) `t5` under `out` on the token ids [N, L] (and role targets [N, L, 8], [N, L], identity
     targets [N, L, 2]); returns it frozen, in eval mode."""
     from ...dataset.oracle import COLORS, SHAPES
-
     from .shapes_fit import fit
 
     torch.manual_seed(seed)
