@@ -70,6 +70,7 @@ def report_lines(out: Path, steps: int, n_prompts: int) -> list[str]:
         for suffix, objects in (("", "all"), ("_2obj", "2"), ("_3obj", "3")):
             lines.append(f"| {label} | {objects} | {100 * before[key + suffix]:.1f}% | {100 * after[key + suffix]:.1f}% |")
     lines += ["", "(a)-(c) read each named colour's largest blob, so extra objects pass them; the clean rows catch "
-              "them. The shipped scorer pays for extra objects, and the shipped LoRA draws them (docs/grpo.md).", "",
+              "them. The shipped scorer pays for extra objects: without a KL penalty GRPO learns to draw them; the "
+              "shipped LoRA, trained with one, mostly does not, and gains little placement (docs/grpo.md).", "",
               f"![before and after GRPO]({grid.name}) (green frame: every relation holds; red: not)", ""]
     return lines
