@@ -12,6 +12,7 @@ Modules off the accelerator in a phase are not counted (the real code moves them
 from __future__ import annotations
 
 import contextlib
+import gc
 import time
 from dataclasses import dataclass, field
 
@@ -137,6 +138,7 @@ class Meter:
     def phase(self, name: str, resident: dict[str, torch.nn.Module], optimizers=(), repeat: float = 1.0,
               note: str = ""):
         """Measure the body as phase `name`; `resident`: the modules on the accelerator during it, by name."""
+        gc.collect()  # the tracker sees every live tensor: garbage of an earlier run must not count, whenever GC runs
         tracker, counter = PeakTracker(), FlopCounterMode(display=False)
         tracker.track_external(*resident.values(), *optimizers)
         for opt in optimizers:  # gradients alive from an earlier phase (accumulation) belong to this one too
