@@ -223,26 +223,31 @@ def _colour_masks(image, colors) -> tuple[dict[str, np.ndarray], float]:
     return masks, min_area
 
 
-def find_objects(image, colors=COLORS) -> dict[str, Blob | None]:
-    """Each colour's object (its largest blob, in pixels of the analysed image) or None when missing."""
+def analyse_objects(image, colors=COLORS) -> dict[str, tuple[Blob | None, float]]:
+    """Per colour, in one pass over the picture: its object (its largest blob, or None when missing) and its purity,
+    the share of the colour's pixels that lie in that blob (1.0: one clean object; low: the colour is smeared,
+    striped or drawn several times; 0.0: no object)."""
     masks, min_area = _colour_masks(image, colors)
-    found: dict[str, Blob | None] = {}
+    out: dict[str, tuple[Blob | None, float]] = {}
     for color, mask in masks.items():
         blob = _object_blob(mask, _open(mask))
-        found[color] = blob if blob is not None and blob.area >= min_area else None
-    return found
+        if blob is None or blob.area < min_area:
+            out[color] = (None, 0.0)
+        else:
+            out[color] = (blob, blob.area / max(1, int(mask.sum())))
+    return out
+
+
+def find_objects(image, colors=COLORS) -> dict[str, Blob | None]:
+    """Each colour's object (its largest blob, in pixels of the analysed image) or None when missing."""
+    return {color: blob for color, (blob, _) in analyse_objects(image, colors).items()}
 
 
 def colour_purity(image, colors=COLORS) -> dict[str, float]:
-    """Per colour, the share of its pixels that lie in its object's blob (1.0: one clean object; low: the colour is
-    smeared, striped or drawn several times; 0.0: no object). Stricter than find_objects, which only needs a
-    large enough blob: a verifier for generated pictures that are to serve as positive examples."""
-    masks, min_area = _colour_masks(image, colors)
-    purity = {}
-    for color, mask in masks.items():
-        blob = _object_blob(mask, _open(mask))
-        purity[color] = blob.area / max(1, int(mask.sum())) if blob is not None and blob.area >= min_area else 0.0
-    return purity
+    """Per colour, the share of its pixels that lie in its object's blob (analyse_objects). Stricter than
+    find_objects, which only needs a large enough blob: a verifier for generated pictures that are to serve as
+    positive examples."""
+    return {color: purity for color, (_, purity) in analyse_objects(image, colors).items()}
 
 
 def relation_holds(predicate: str, a: Blob | None, b: Blob | None) -> bool:

@@ -26,7 +26,7 @@ def oracle_verdicts(images, prompts: Sequence[str]) -> list[dict]:
     """Per image: {"objects": n, "objects_ok": bool, "found": k, "relations": [bool, ...]} (the shapes oracle;
     k of the n named objects are drawn in their colour)."""
     from training.common.images import to_pil_list
-    from training.dataset.oracle import COLORS, colour_purity, find_objects, judge_objects, parse_prompt
+    from training.dataset.oracle import analyse_objects, judge_objects, parse_prompt
 
     pictures = to_pil_list(images)
     if len(pictures) != len(prompts):
@@ -35,11 +35,11 @@ def oracle_verdicts(images, prompts: Sequence[str]) -> list[dict]:
     for picture, prompt in zip(pictures, prompts, strict=True):
         relations = parse_prompt(prompt)
         colors = sorted({c for r in relations for c in (r.subject[0], r.object[0])})
-        found = find_objects(picture, colors)
+        analysis = analyse_objects(picture)  # every colour at once: the named ones and any that should be absent
+        found = {c: analysis[c][0] for c in colors}
         drawn = sum(found[c] is not None for c in colors)
-        others = find_objects(picture, [c for c in COLORS if c not in colors])
-        purity = colour_purity(picture, colors)
-        clean = all(purity[c] >= CLEAN_PURITY for c in colors) and all(b is None for b in others.values())
+        clean = (all(analysis[c][1] >= CLEAN_PURITY for c in colors)
+                 and all(blob is None for c, (blob, _) in analysis.items() if c not in colors))
         verdicts.append({"objects": len(colors), "objects_ok": drawn == len(colors), "found": drawn,
                          "relations": judge_objects(found, relations).holds, "clean": clean})  # fmt: skip
     return verdicts

@@ -97,16 +97,20 @@ def identity_targets(tokens: list[str], prompt: str, length: int) -> torch.Tenso
     return out
 
 
+def _per_prompt(targets, tokenizer, ids: torch.Tensor, prompts: list[str]) -> list:
+    """`targets(tokens, prompt, length)` for every row of token ids [N, L] and its prompt."""
+    return [targets(tokenizer.convert_ids_to_tokens(row), p, ids.shape[1])
+            for row, p in zip(ids.tolist(), prompts, strict=True)]  # fmt: skip
+
+
 def identity_target_batch(tokenizer, ids: torch.Tensor, prompts: list[str]) -> torch.Tensor:
     """identity_targets of every prompt, stacked: [N, L, 2]."""
-    return torch.stack([identity_targets(tokenizer.convert_ids_to_tokens(row), p, ids.shape[1])
-                        for row, p in zip(ids.tolist(), prompts, strict=True)])  # fmt: skip
+    return torch.stack(_per_prompt(identity_targets, tokenizer, ids, prompts))
 
 
 def role_target_batch(tokenizer, ids: torch.Tensor, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """role_targets of every prompt, stacked: bits [N, L, 8] and which tokens carry them [N, L]."""
-    targets = [role_targets(tokenizer.convert_ids_to_tokens(row), p, ids.shape[1])
-               for row, p in zip(ids.tolist(), prompts, strict=True)]  # fmt: skip
+    targets = _per_prompt(role_targets, tokenizer, ids, prompts)
     return torch.stack([b for b, _ in targets]), torch.stack([w for _, w in targets])
 
 
