@@ -5,7 +5,8 @@ import random
 
 from training.dataset.scene import Scene
 from training.dataset.shapes_render import render_shapes
-from training.grpo.recipes.shapes_generated_pairs import group_pairs, verdicts_with_layouts
+from training.grpo.recipes.shapes_generated_pairs import (
+    DRAWN, MISSING, UNCLEAN, VERIFIED, group_pairs, verdicts_with_layouts)
 from training.reward.recipes.shapes_objects import object_fault
 from training.reward.train.pairs import read_pairs
 
@@ -20,9 +21,13 @@ def test_levels_and_layouts_of_rendered_pictures(tmp_path):
         pictures = [render_shapes(scene, 64), render_shapes(Scene.from_dict(row["perturbed_scene"]), 64),
                     render_shapes(object_fault(scene, "drop", random.Random(k)), 64),
                     render_shapes(object_fault(scene, "clutter", random.Random(k)), 64)]
-        perfect, perturbed, dropped, cluttered = verdicts_with_layouts(pictures, row["prompt"])
-        assert perfect["level"] == 2 and perturbed["level"] == 1 and dropped["level"] == 0
-        assert cluttered["level"] < 2  # every relation may still hold, but the colours are not clean
+        extra = object_fault(scene, "extra", random.Random(k))
+        pictures.append(render_shapes(extra or scene, 64))
+        perfect, perturbed, dropped, cluttered, added = verdicts_with_layouts(pictures, row["prompt"])
+        assert perfect["level"] == VERIFIED and perturbed["level"] == DRAWN and dropped["level"] == MISSING
+        assert cluttered["level"] < VERIFIED  # every relation may still hold, but the colours are not clean
+        if extra is not None:  # the relations hold among objects of colours the prompt does not name
+            assert added["level"] == UNCLEAN
         assert perturbed["failing"] >= 1
         # the layout the oracle found is the scene's own (within a pixel)
         truth = {o.color: o.box for o in scene.objects}
@@ -33,11 +38,14 @@ def test_levels_and_layouts_of_rendered_pictures(tmp_path):
 
 
 def test_group_pairs_prefer_the_better_level():
-    verdicts = [{"level": lv} for lv in (0, 1, 2, 0, 1)]
+    verdicts = [{"level": lv} for lv in (MISSING, DRAWN, VERIFIED, MISSING, DRAWN, UNCLEAN)]
     pairs = group_pairs(verdicts, random.Random(0), per_kind=3)
     assert pairs and all(verdicts[c]["level"] > verdicts[r]["level"] for c, r in pairs)
-    assert any(verdicts[c]["level"] == 2 for c, _ in pairs) and any(verdicts[c]["level"] == 1 for c, _ in pairs)
-    assert group_pairs([{"level": 1}] * 4, random.Random(0)) == []  # no preference within one level
+    assert {verdicts[c]["level"] for c, _ in pairs} >= {VERIFIED, DRAWN}
+    assert (2, 5) in pairs  # a verified picture against the clutter shortcut, always asked for
+    assert group_pairs([{"level": DRAWN}] * 4, random.Random(0)) == []  # no preference within one level
+    # a cluttered picture is never preferred to a clean one with a relation wrong: that order is not the oracle's
+    assert group_pairs([{"level": DRAWN}, {"level": UNCLEAN}], random.Random(0)) == []
 
 
 def test_generated_rows_read_as_pairs_with_layouts(tmp_path):

@@ -36,6 +36,34 @@ def test_each_fault_changes_what_it_names(tmp_path):
         cluttered = object_fault(scene, "clutter", rng)
         assert len(cluttered.objects) >= len(scene.objects) + 3
         assert {o.color for o in cluttered.objects} == colors  # bars only in the prompt's colours
+        extra = object_fault(scene, "extra", rng)
+        if extra is not None:
+            added = extra.objects[len(scene.objects):]
+            assert extra.objects[: len(scene.objects)] == scene.objects and 1 <= len(added) <= 3
+            assert all(o.color not in colors for o in added)
+
+
+def test_faults_that_keep_the_relations_are_not_clean(tmp_path):
+    """The oracle's clean check sees every fault that adds something: a scorer trained on these pairs learns
+    what GRPO's clutter shortcut looks like."""
+    from training.dataset.shapes_render import render_shapes
+    from training.grpo.oracle_eval import oracle_verdicts
+
+    data = build_shapes(tmp_path / "data", 6, 17)
+    rows = [json.loads(x) for x in (data / "manifest.jsonl").read_text().splitlines()]
+    seen = set()
+    for k, row in enumerate(rows):
+        scene = Scene.from_dict(row["scene"])
+        (perfect,) = oracle_verdicts([render_shapes(scene, 64)], [row["prompt"]])
+        assert perfect["clean"] and all(perfect["relations"])
+        for kind in ("duplicate", "clutter", "extra"):
+            faulty = object_fault(scene, kind, random.Random(k))
+            if faulty is None:
+                continue
+            (v,) = oracle_verdicts([render_shapes(faulty, 64)], [row["prompt"]])
+            assert not v["clean"], (kind, row["prompt"])
+            seen.add(kind)
+    assert seen == {"duplicate", "clutter", "extra"}
 
 
 def test_clutter_is_impure_and_a_perfect_render_is_clean(tmp_path):

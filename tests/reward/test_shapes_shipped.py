@@ -10,7 +10,7 @@ from PIL import Image
 
 from training.reward import load_scorer
 from training.reward.models.loading import ASSETS, shipped_scorers
-from training.reward.recipes.shapes_eval import accuracy_by_objects
+from training.reward.recipes.shapes_eval import accuracy_by_objects, rerank_accuracy
 
 from .reward_pairs import build_shapes
 
@@ -68,20 +68,6 @@ def test_shipped_scores_are_deterministic_and_batch_independent(fresh_shapes):
 
 def test_shipped_scorer_puts_an_oracle_accepted_layout_first_among_eight(fresh_shapes):
     """Best-of-N, as the Rerank node uses it: each scene's perfect image among 7 random re-layouts of it."""
-    import numpy as np
-
-    from training.dataset.oracle import judge
-    from training.demo import candidates_for
-
-    rows = [json.loads(x) for x in (fresh_shapes / "manifest.jsonl").read_text().splitlines()][:80]
-    scorer = load_scorer("shapes", batch_size=64)
-    top1, auc = [], []
-    for k, row in enumerate(rows):
-        images = candidates_for({**row, "_dir": str(fresh_shapes)}, 8, seed=k)
-        holds = [judge(im, row["prompt"]).all for im in images]
-        mean = scorer.score(images, row["prompt"]).mean.numpy()
-        top1.append(holds[int(np.argmax(mean))])
-        pos, neg = [i for i in range(8) if holds[i]], [i for i in range(8) if not holds[i]]
-        if pos and neg:
-            auc.append(np.mean([mean[i] > mean[j] for i in pos for j in neg]))
-    assert np.mean(top1) >= 0.9 and np.mean(auc) >= 0.93, (np.mean(top1), np.mean(auc))
+    result = rerank_accuracy("shapes", fresh_shapes, n=8, limit=80)
+    assert result["scenes"] == 80
+    assert result["top1 all"] >= 0.9 and result["auc"] >= 0.93, result

@@ -191,6 +191,14 @@ def _hue_mask(hue_deg: np.ndarray, color: str) -> np.ndarray:
     return m
 
 
+def analysis_size(width: int, height: int) -> tuple[int, int]:
+    """The size a picture is analysed at (its blobs' pixel units): at most ANALYSIS_MAX_SIDE a side."""
+    if max(width, height) <= ANALYSIS_MAX_SIDE:
+        return width, height
+    scale = ANALYSIS_MAX_SIDE / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def _colour_masks(image, colors) -> tuple[dict[str, np.ndarray], float]:
     """Each colour's foreground mask in the analysed image (median-filtered, at most ANALYSIS_MAX_SIDE a side) and
     the smallest area an object may have there."""
@@ -202,9 +210,8 @@ def _colour_masks(image, colors) -> tuple[dict[str, np.ndarray], float]:
         img = load_image_file(image)  # no torch import for files
     else:
         img = to_pil_list(image)[0]
-    if max(img.size) > ANALYSIS_MAX_SIDE:
-        scale = ANALYSIS_MAX_SIDE / max(img.size)
-        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BOX)
+    if analysis_size(*img.size) != img.size:
+        img = img.resize(analysis_size(*img.size), Image.BOX)
     img = img.filter(ImageFilter.MedianFilter(3))
     rgb = np.asarray(img, dtype=np.float32)
     hsv = np.asarray(img.convert("HSV"), dtype=np.float32)

@@ -23,10 +23,11 @@ CLEAN_PURITY = 0.9
 
 
 def oracle_verdicts(images, prompts: Sequence[str]) -> list[dict]:
-    """Per image: {"objects": n, "objects_ok": bool, "found": k, "relations": [bool, ...]} (the shapes oracle;
-    k of the n named objects are drawn in their colour)."""
+    """Per image: {"objects": n, "objects_ok": bool, "found": k, "relations": [bool, ...], "clean": bool,
+    "boxes": {colour: (x0, y0, x1, y1)}} (the shapes oracle; k of the n named objects are drawn in their colour;
+    boxes are the drawn named objects' boxes as fractions of the picture)."""
     from training.common.images import to_pil_list
-    from training.dataset.oracle import analyse_objects, judge_objects, parse_prompt
+    from training.dataset.oracle import analyse_objects, analysis_size, judge_objects, parse_prompt
 
     pictures = to_pil_list(images)
     if len(pictures) != len(prompts):
@@ -40,8 +41,11 @@ def oracle_verdicts(images, prompts: Sequence[str]) -> list[dict]:
         drawn = sum(found[c] is not None for c in colors)
         clean = (all(analysis[c][1] >= CLEAN_PURITY for c in colors)
                  and all(blob is None for c, (blob, _) in analysis.items() if c not in colors))
+        w, h = analysis_size(*picture.size)  # the blobs' frame
+        boxes = {c: (b.x0 / w, b.y0 / h, b.x1 / w, b.y1 / h) for c, b in found.items() if b is not None}
         verdicts.append({"objects": len(colors), "objects_ok": drawn == len(colors), "found": drawn,
-                         "relations": judge_objects(found, relations).holds, "clean": clean})  # fmt: skip
+                         "relations": judge_objects(found, relations).holds, "clean": clean,
+                         "boxes": boxes})  # fmt: skip
     return verdicts
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..oracle import COLORS, Blob, find_objects, relation_holds
+from PIL import Image
+
+from ..oracle import COLORS, Blob, analysis_size, find_objects, relation_holds
 from .instructions import Instruction, parse_instruction
 
 MOVE_FRACTION = 0.2  # of the object's size
@@ -57,29 +59,16 @@ class EditVerdict:
 
 
 def _analyse(image) -> tuple[dict[str, Blob | None], int, int]:
-    from .. import oracle as shapes_oracle
-
-    objects = find_objects(image, COLORS)
-    # find_objects analyses at most ANALYSIS_MAX_SIDE pixels a side: measure boxes in that frame
-    size = _analysed_size(image, shapes_oracle.ANALYSIS_MAX_SIDE)
-    return objects, size[0], size[1]
-
-
-def _analysed_size(image, max_side: int) -> tuple[int, int]:
-    from PIL import Image
-
     from training.common.images import load_image_file, to_pil_list
 
+    objects = find_objects(image, COLORS)
     if isinstance(image, Image.Image):
-        w, h = image.size
+        size = image.size
     elif isinstance(image, str) or hasattr(image, "__fspath__"):
-        w, h = load_image_file(image).size
+        size = load_image_file(image).size
     else:
-        w, h = to_pil_list(image)[0].size
-    if max(w, h) > max_side:
-        s = max_side / max(w, h)
-        return max(1, round(w * s)), max(1, round(h * s))
-    return w, h
+        size = to_pil_list(image)[0].size
+    return objects, *analysis_size(*size)  # the frame find_objects measured boxes in
 
 
 def _changes(before: dict, after: dict, w: int, h: int) -> dict[str, list[str]]:

@@ -6,11 +6,13 @@
 The shipped scorer learned from clean renders that draw exactly the named objects; GRPO asks it to rank a
 generator's samples, which fail in other ways (docs/grpo.md, "Where the bottleneck is"). Here, for `--prompts`
 training scenes (never a held-out text), one GRPO group (24 SDE samples at the preset's noise level, as the trainer
-draws them) is judged by the pixel oracle and a purity check (oracle.colour_purity: every named colour drawn as one
-clean object), and pairs are made within the group, so both sides look generated:
-  verified > failing   a sample where every relation holds and every object is clean, against one where a
-                       relation fails, an object is missing or a colour is smeared
-  drawn > missing      a sample with every object drawn (some relations wrong) against one with an object missing
+draws them) is judged by the pixel oracle (oracle_eval.oracle_verdicts, with its `clean` check: the named objects,
+each once, and nothing else), and pairs are made within the group, so both sides look generated:
+  verified > failing   every relation holds in a clean picture, against one where a relation fails, an object is
+                       missing, or the picture is not clean
+  verified > unclean   the same, against a picture where every relation holds only among extra objects or smears
+                       (the shortcut GRPO takes against a scorer that pays for clutter)
+  drawn > missing      every object drawn (some relations wrong) against one with an object missing
 The oracle labels the scorer's training data here, as it verifies the dataset's renders; it is never GRPO's reward,
 and no held-out prompt is used. Each picture carries the layout the oracle found (for the grounding loss).
 Writes DIR/images/*.png and DIR/pairs.jsonl (last, atomically); a finished folder is skipped.
@@ -27,40 +29,47 @@ from pathlib import Path
 import torch
 
 PAIRS_FILE = "pairs.jsonl"
-PURE = 0.85  # share of a colour's pixels in its object's blob for the object to count as clean
 GENERATED_SEED = 13  # the prompts' scenes: other than pretraining (11), GRPO (12) and held-out (2026)
+# A sample's level, from the oracle (oracle_eval.oracle_verdicts):
+MISSING = 0  # a named object is not drawn in its colour
+DRAWN = 1  # every named object drawn, some relation fails
+UNCLEAN = 2  # every relation holds, but the picture is not clean (extra objects, a colour twice or smeared):
+#              what a GRPO policy reaches for when the scorer does not punish clutter (docs/grpo.md)
+VERIFIED = 3  # every relation holds in a clean picture
+# (better levels, worse levels) of each kind of pair made within a group
+PAIR_KINDS = (((VERIFIED,), (MISSING, DRAWN, UNCLEAN)), ((VERIFIED,), (UNCLEAN,)), ((DRAWN, UNCLEAN), (MISSING,)))
+
+
+def split_of(group: int) -> str:
+    """Every tenth group's pairs validate the scorer (its best checkpoint is chosen on them too)."""
+    return "val" if group % 10 == 0 else "train"
 
 
 def verdicts_with_layouts(images, prompt: str) -> list[dict]:
-    """Per picture: level (0 an object missing, 1 all drawn, 2 every relation holds and every object clean),
-    failing relations, and its scene as the oracle found it ({"objects": [{color, category, box}]})."""
+    """Per picture: level (above), failing relations, and its scene as the oracle found it
+    ({"objects": [{color, category, box}]}: the named objects drawn)."""
     from ...common.images import to_pil_list
-    from ...dataset.oracle import colour_purity, find_objects, judge_objects, parse_prompt
+    from ...dataset.oracle import parse_prompt
+    from ..oracle_eval import oracle_verdicts
 
-    relations = parse_prompt(prompt)
-    shape = {c: s for r in relations for c, s in (r.subject, r.object)}
+    pictures = to_pil_list(images)
+    shape = {c: s for r in parse_prompt(prompt) for c, s in (r.subject, r.object)}
     out = []
-    for picture in to_pil_list(images):
-        found = find_objects(picture, sorted(shape))
-        holds = judge_objects(found, relations).holds
-        purity = colour_purity(picture, sorted(shape))
-        drawn = all(b is not None for b in found.values())
-        clean = drawn and all(p >= PURE for p in purity.values())
-        level = 2 if all(holds) and clean else 1 if drawn else 0
-        w, h = picture.size
-        objects = [{"id": c, "color": c, "category": shape[c], "box": [b.x0 / w, b.y0 / h, b.x1 / w, b.y1 / h]}
-                   for c, b in found.items() if b is not None]
-        out.append({"level": level, "failing": max(1, sum(not x for x in holds)), "scene": {"objects": objects}})
+    for v in oracle_verdicts(pictures, [prompt] * len(pictures)):
+        holds = all(v["relations"])
+        level = (VERIFIED if holds and v["clean"] else UNCLEAN if holds else DRAWN if v["objects_ok"] else MISSING)
+        objects = [{"id": c, "color": c, "category": shape[c], "box": list(box)} for c, box in v["boxes"].items()]
+        out.append({"level": level, "failing": max(1, sum(not x for x in v["relations"])),
+                    "scene": {"objects": objects}})
     return out
 
 
 def group_pairs(verdicts: list[dict], rng: random.Random, per_kind: int = 2) -> list[tuple[int, int]]:
-    """(chosen, rejected) sample indices: up to `per_kind` verified > failing and drawn > missing pairs."""
-    by_level = {lv: [i for i, v in enumerate(verdicts) if v["level"] == lv] for lv in (0, 1, 2)}
+    """(chosen, rejected) sample indices: up to `per_kind` pairs of each of PAIR_KINDS."""
     pairs = []
-    for better, worse in (((2,), (0, 1)), ((1,), (0,))):
-        good = [i for lv in better for i in by_level[lv]]
-        bad = [i for lv in worse for i in by_level[lv]]
+    for better, worse in PAIR_KINDS:
+        good = [i for i, v in enumerate(verdicts) if v["level"] in better]
+        bad = [i for i, v in enumerate(verdicts) if v["level"] in worse]
         if good and bad:
             pairs += [(rng.choice(good), rng.choice(bad)) for _ in range(per_kind)]
     return sorted(set(pairs))
@@ -108,7 +117,7 @@ def build_generated_pairs(out: Path, model: str = "shapes", lora: str | None = N
                     pictures[i].save(out / name)
                 names.append(str((out / name).resolve()))
             lines.append(json.dumps({
-                "id": f"gen-{tag}{k:05d}-{chosen}-{rejected}", "split": "train", "prompt": prompt,
+                "id": f"gen-{tag}{k:05d}-{chosen}-{rejected}", "split": split_of(k), "prompt": prompt,
                 "chosen": names[0], "rejected": names[1], "perturbations": verdicts[rejected]["failing"],
                 "scene": verdicts[chosen]["scene"], "perturbed_scene": verdicts[rejected]["scene"],
                 "generator": f"shapes-generated-{tag}",

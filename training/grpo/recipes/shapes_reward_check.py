@@ -8,6 +8,9 @@ oracle-wrong one of the same prompt (what GRPO's group advantages depend on). 0.
   within_group_auc            all relations hold vs not
   objects_auc                 every named object drawn in its colour vs not
   relations_given_objects_auc among samples with every object drawn: all relations hold vs not (placement alone)
+  verified_auc                every relation holds in a clean picture (oracle_eval's clean_all_ok) vs not
+  clean_given_relations_auc   among samples where every relation holds: clean vs not (extra objects, a colour
+                              twice or smeared). Below 0.5 the scorer pays for clutter, the shortcut GRPO finds
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lora")
     parser.add_argument("--scorer", default="shapes")
     parser.add_argument("--prompts", type=int, default=16)
+    parser.add_argument("--json", help="also write the result to this file")
     args = parser.parse_args(argv)
     from training.reward import load_scorer
 
@@ -35,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     prompts = prompts[: args.prompts]
     scorer = load_scorer(args.scorer, device="cpu")
     sigmas = policy.sigmas(s.num_steps, s.height, s.width)
-    counts = {key: [0, 0] for key in ("within_group_auc", "objects_auc", "relations_given_objects_auc")}
+    counts = {key: [0, 0] for key in ("within_group_auc", "objects_auc", "relations_given_objects_auc",
+                                      "verified_auc", "clean_given_relations_auc")}
 
     def tally(key: str, reward: torch.Tensor, positive: torch.Tensor, among: torch.Tensor) -> None:
         good, bad = reward[positive & among], reward[~positive & among]
@@ -52,15 +57,22 @@ def main(argv: list[str] | None = None) -> int:
         verdicts = oracle_verdicts(images, [prompt] * len(images))
         ok = torch.tensor([all(v["relations"]) for v in verdicts])
         drawn = torch.tensor([v["objects_ok"] for v in verdicts])
+        clean = torch.tensor([v["clean"] for v in verdicts])
         everyone = torch.ones_like(ok)
         tally("within_group_auc", reward, ok, everyone)
         tally("objects_auc", reward, drawn, everyone)
         tally("relations_given_objects_auc", reward, ok, drawn)
+        tally("verified_auc", reward, ok & clean, everyone)
+        tally("clean_given_relations_auc", reward, clean, ok)
     result = {"prompts": len(prompts), "pairs": counts["within_group_auc"][1]}
     for key, (wins, pairs) in counts.items():
         result[key] = round(wins / pairs, 4) if pairs else None
         result[key.replace("auc", "pairs")] = pairs
     print(json.dumps(result))
+    if args.json:
+        from ...common.atomic import write_text
+
+        write_text(args.json, json.dumps(result, indent=2) + "\n")
     return 0
 
 

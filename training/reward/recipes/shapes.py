@@ -3,14 +3,27 @@
     python -m training.reward.recipes.shapes --out runs/shapes            # data, training, held-out evaluation
     python -m training.reward.recipes.shapes --out runs/shapes --ship     # and copy it into the package
 
+The defaults reproduce the shipped scorer (stages 1, 2, 5, 7). The scorer that does not pay for clutter (session 8,
+docs/grpo.md; not shipped yet: GRPO against it is still to be run) adds stages 3, 4 and 6:
+    python -m training.reward.recipes.shapes --out DIR --object-faults 1 --generated-from shapes --clean-first-steps 300
+
 Stages (each skipped when its output exists; a killed training stage continues from its last checkpoint):
   1. datasets   python -m training.dataset build --world shapes: training pairs (seed 1) and held-out pairs
                 (seed 777: other scenes, never seen in training)
   2. negatives  per training row, a random re-layout of its objects that the oracle rejects, as an extra pair
                 (shapes_relayout.py): rerankers and GRPO see arbitrary layouts, not only minimal perturbations
-  3. reward     python -m training.reward train --preset shapes_coords (the coords backbone, Gaussian
-                Bradley-Terry + grounding auxiliary loss, from scratch)
-  4. evaluate   python -m training.reward evaluate on every held-out pair, plus the 2- / 3-object split
+  3. objects    per training row, its perfect scene with one object-level fault (shapes_objects.py: an object
+                dropped, recoloured or doubled, bars or objects of other colours added): the dataset's pairs
+                always draw exactly the named objects, so without these the scorer pays for clutter
+  4. generated  pairs within groups of the shapes generator's own samples, labelled by the pixel oracle
+                (training/grpo/recipes/shapes_generated_pairs.py; training prompts only, never GRPO's held-out)
+  5. reward     python -m training.reward train --preset shapes_coords (the coords backbone, Gaussian
+                Bradley-Terry + grounding auxiliary loss, from scratch) on 2-4 together
+  6. clean      "clean first" pairs (shapes_clean_first.py: a clean picture with a relation wrong > a cluttered one,
+                from the pictures of stages 3-4), then stage 5's scorer trained on for --clean-first-steps more
+                steps on 2-4 and these (reward_clean_first/): without them GRPO trades clean pictures for relations
+  7. evaluate   python -m training.reward evaluate on every held-out pair, plus the 2- / 3-object split, the
+                object faults on held-out scenes and the scorer as a reranker of re-layouts
 --ship copies the scorer folder to training/reward/assets/shapes/ (self-contained, about 1.5 MB).
 """
 
@@ -44,13 +57,33 @@ def build_data(out: Path, train_pairs: int, heldout_pairs: int) -> tuple[Path, P
     return train, heldout
 
 
-def train_scorer(train: Path, run: Path, steps: int = 0) -> Path:
+def combine_pairs(files: list[Path], out: Path, seed: int = 0) -> Path:
+    """One pairs JSONL of every row of `files` in a seeded random order, so that the trainer's validation rows (the
+    first `data.val_pairs` of split "val") are drawn from every source; skipped when it exists."""
+    import random
+
+    from ...common.atomic import write_text
+
+    result = out / "pairs.jsonl"
+    if not result.is_file():
+        rows = [x for f in files for x in f.read_text(encoding="utf-8").splitlines() if x.strip()]
+        random.Random(seed).shuffle(rows)
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(result, "".join(x + "\n" for x in rows))
+    return result
+
+
+def train_scorer(train: Path, run: Path, steps: int = 0, init_from: Path | None = None) -> Path:
+    """Stage 5 (from scratch) or, with `init_from`, stage 6 (that scorer trained on: lr 3e-4, 20 warm-up steps)."""
     scorer = run / "scorer"
     summary = run / "summary.json"
     if not summary.is_file():
         cmd = ["-m", "training.reward", "train", "--preset", PRESET, "--data", str(train), "--out", str(run)]
         if steps:
             cmd += ["--steps", str(steps)]
+        if init_from is not None:
+            cmd += ["--init-from", str(init_from), "--set", "train.learning_rate=3e-4", "--set",
+                    "train.warmup_steps=20"]
         if (run / "checkpoints").is_dir():
             cmd.append("--resume")
         _run(cmd)
@@ -58,15 +91,20 @@ def train_scorer(train: Path, run: Path, steps: int = 0) -> Path:
 
 
 def evaluate(scorer: Path, heldout: Path, out: Path) -> dict:
-    from .shapes_eval import accuracy_by_objects
+    from .shapes_eval import accuracy_by_objects, object_fault_accuracy, rerank_accuracy
 
     _run(["-m", "training.reward", "evaluate", "--model", str(scorer), "--data", str(heldout), "--split", "all",
           "--json", str(out / "heldout_eval.json"), "--markdown", str(out / "heldout_eval.md")])
     by_objects = accuracy_by_objects(str(scorer), heldout)
     (out / "heldout_by_objects.json").write_text(json.dumps(by_objects, indent=2) + "\n")
-    for k, v in by_objects.items():
+    faults = object_fault_accuracy(str(scorer), heldout)
+    (out / "heldout_object_faults.json").write_text(json.dumps(faults, indent=2) + "\n")
+    rerank = rerank_accuracy(str(scorer), heldout)
+    (out / "heldout_rerank.json").write_text(json.dumps(rerank, indent=2) + "\n")
+    for k, v in [*by_objects.items(), *((f"fault {k}", v) for k, v in faults.items())]:
         print(f"{k:18s} {100 * v['accuracy']:6.2f}%  ({v['pairs']} pairs)")
-    return by_objects
+    print("rerank (perfect among 7 re-layouts):", json.dumps(rerank))
+    return {**by_objects, **{f"object_faults={k}": v for k, v in faults.items()}, "rerank": rerank}
 
 
 def ship(scorer: Path, notes: dict, assets: Path = ASSETS, name: str = "shapes", base_model: str | None = None
@@ -90,18 +128,49 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=0, help=f"override the {PRESET} preset's steps")
     ap.add_argument("--relayouts", type=int, default=1,
                     help="extra negatives per training row: its objects at random places (0: none)")
+    ap.add_argument("--object-faults", type=int, default=0,
+                    help="extra negatives per training row: its perfect scene with one object-level fault (0: none)")
+    ap.add_argument("--generated-from", default="none",
+                    help="FLUX pipeline folder or shipped generator whose samples make oracle-labelled pairs "
+                         "('none': no generated pairs)")
+    ap.add_argument("--generated-prompts", type=int, default=1000, help="training prompts sampled for them")
+    ap.add_argument("--clean-first-steps", type=int, default=0,
+                    help="steps of stage 6 on the clean-first pairs (0: ship stage 5's scorer)")
     ap.add_argument("--ship", action="store_true", help="copy the scorer into training/reward/assets/shapes/")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     train, heldout = build_data(out, args.train_pairs, args.heldout_pairs)
-    if args.relayouts:
-        from .shapes_relayout import build_mix
+    from .shapes_relayout import build_mix
 
-        print(f"$ relayout negatives ({args.relayouts} per row) -> {out / 'train_mix'}", flush=True)
-        train = build_mix(train, out / "train_mix", per_row=args.relayouts)
+    print(f"$ relayout negatives ({args.relayouts} per row) -> {out / 'train_mix'}", flush=True)
+    train = build_mix(train, out / "train_mix", per_row=args.relayouts)  # also makes image paths absolute
+    sources = [train]
+    if args.object_faults:
+        from .shapes_objects import build_object_negatives
+
+        print(f"$ object faults ({args.object_faults} per row) -> {out / 'train_objects'}", flush=True)
+        sources = [build_object_negatives(sources[0], out / "train_objects", per_row=args.object_faults)]
+    if args.generated_from != "none":
+        from ...grpo.recipes.shapes_generated_pairs import build_generated_pairs
+
+        print(f"$ generated pairs ({args.generated_prompts} prompts of {args.generated_from}) -> {out / 'generated'}",
+              flush=True)
+        sources.append(build_generated_pairs(out / "generated", args.generated_from, prompts=args.generated_prompts))
+    if sources != [train]:
+        train = combine_pairs(sources, out / "train_all")
     scorer = train_scorer(train, out / "reward", args.steps)
+    if args.clean_first_steps:
+        if args.object_faults == 0:
+            ap.error("--clean-first-steps needs the object faults (--object-faults >= 1)")
+        from .shapes_clean_first import build_clean_first
+
+        print(f"$ clean-first pairs -> {out / 'train_clean_first'}", flush=True)
+        clean_first = build_clean_first(sources[0], sources[1] if len(sources) > 1 else None,
+                                        out / "train_clean_first")
+        train = combine_pairs([train, clean_first], out / "train_all_clean_first")
+        scorer = train_scorer(train, out / "reward_clean_first", args.clean_first_steps, init_from=scorer)
     by_objects = evaluate(scorer, heldout, out)
     if args.ship:
         notes = {"recipe": f"python -m training.reward.recipes.shapes --out DIR --ship (preset {PRESET})",

@@ -10,6 +10,8 @@ drifts towards whatever of these the scorer does not penalise (docs/grpo.md, run
   recolour   one object painted in a colour the prompt does not name
   duplicate  a second copy of one object somewhere else
   clutter    3-8 thin bars in the prompt's colours added to the scene (the stripes of run A)
+  extra      1-3 objects added in colours the prompt does not name (what GRPO against a scorer that never saw
+             them drew, docs/grpo.md "GRPO on it")
 
 Their scene layouts go along for the grounding loss: a word that names two objects (a doubled colour, a bar) has no
 single centre, so it is simply not grounded in that picture.
@@ -27,9 +29,10 @@ from PIL import Image
 from ...common.atomic import write_text
 from ...dataset.relations import Box
 from ...dataset.scene import Scene, SceneObject
+from ...dataset.oracle import SHAPES
 from ...dataset.shapes_render import SHAPE_RGB, render_shapes
 
-KINDS = ("drop", "recolour", "duplicate", "clutter")
+KINDS = ("drop", "recolour", "duplicate", "clutter", "extra")
 OBJECTS_FILE = "pairs.jsonl"
 
 
@@ -48,7 +51,7 @@ def object_fault(scene: Scene, kind: str, rng: random.Random) -> Scene | None:
         objects[i] = replace(objects[i], color=rng.choice(spare))
     elif kind == "duplicate":
         source = rng.choice(objects)
-        box = _random_place(source.box, rng)
+        box = _free_place(source.box, objects, rng)
         if box is None:
             return None
         objects.append(replace(source, id=f"{source.id}_copy", box=box))
@@ -60,16 +63,34 @@ def object_fault(scene: Scene, kind: str, rng: random.Random) -> Scene | None:
                 w, h = h, w  # some bars lie flat
             x0, y0 = rng.uniform(0, 1 - w), rng.uniform(0, 1 - h)
             objects.append(SceneObject(f"bar{k}", "square", rng.choice(colors), Box(x0, y0, x0 + w, y0 + h)))
+    elif kind == "extra":
+        spare = [c for c in SHAPE_RGB if c not in {o.color for o in objects}]
+        if not spare:
+            return None
+        for k in range(rng.randint(1, 3)):
+            source = rng.choice(scene.objects)  # an object's size, so that the extra one looks like an object
+            box = _free_place(source.box, objects, rng)
+            if box is None:
+                break
+            objects.append(SceneObject(f"extra{k}", rng.choice(SHAPES), rng.choice(spare), box))
+        if len(objects) == len(scene.objects):
+            return None
     else:
         raise ValueError(f"unknown object fault {kind!r}; expected one of {', '.join(KINDS)}")
     return Scene(scene.world, tuple(objects), scene.relations if kind != "drop" else (), scene.setting)
 
 
-def _random_place(box: Box, rng: random.Random) -> Box | None:
+def _free_place(box: Box, objects: list[SceneObject], rng: random.Random, tries: int = 30) -> Box | None:
+    """`box` moved to a random place clear of every object (an added object touching one would merge with it into
+    a single blob: no extra object at all); None when no such place is found."""
     if box.w >= 1 or box.h >= 1:
         return None
-    x0, y0 = rng.uniform(0, 1 - box.w), rng.uniform(0, 1 - box.h)
-    return Box(x0, y0, x0 + box.w, y0 + box.h, box.z)
+    for _ in range(tries):
+        moved = box.at(rng.uniform(0, 1 - box.w), rng.uniform(0, 1 - box.h))
+        if all(moved.x1 < o.box.x0 or o.box.x1 < moved.x0 or moved.y1 < o.box.y0 or o.box.y1 < moved.y0
+               for o in objects):
+            return moved
+    return None
 
 
 def build_object_negatives(pairs_file: Path, out: Path, per_row: int = 1, seed: int = 0) -> Path:

@@ -1,0 +1,19 @@
+"""The shapes scorer recipe's data stages: every source's rows in one file, validation rows from every source."""
+
+import json
+
+from training.reward.recipes.shapes import combine_pairs
+
+
+def test_combine_pairs_keeps_every_row_once_and_mixes_the_sources(tmp_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text("".join(json.dumps({"id": f"a{i}", "split": "val"}) + "\n" for i in range(200)))
+    b.write_text("".join(json.dumps({"id": f"b{i}", "split": "val"}) + "\n" for i in range(50)) + "\n")
+    result = combine_pairs([a, b], tmp_path / "all")
+    ids = [json.loads(x)["id"] for x in result.read_text().splitlines()]
+    assert sorted(ids) == sorted([f"a{i}" for i in range(200)] + [f"b{i}" for i in range(50)])
+    # the trainer validates on the first val rows: they must not all come from the first source
+    assert any(i.startswith("b") for i in ids[:50])
+    mtime = result.stat().st_mtime_ns
+    assert combine_pairs([a], tmp_path / "all") == result and result.stat().st_mtime_ns == mtime  # done: skipped
+    assert combine_pairs([a, b], tmp_path / "again").read_text() == result.read_text()  # seeded
