@@ -132,6 +132,15 @@ def test_oracle_figures_on_true_and_wrong_layouts():
     # a blank picture: nothing drawn, nothing holds
     blank = OracleReward().score([Image.new("RGB", true_images[0].size, "white")] * 2, prompts[:2])
     assert torch.equal(blank.mean, torch.zeros(2))
+    # the clean variant counts relations in clean pictures only: the true layouts keep their reward, while objects
+    # of other colours added (the relations still hold among the named ones) lose it
+    assert torch.equal(OracleReward(clean=True).score(true_images, prompts).mean, torch.full((12,), 2.5))
+    extra = [(render_shapes(f), p) for i, (s, p) in enumerate(zip(scenes, prompts, strict=True))
+             if (f := object_fault(s, "extra", random.Random(i))) is not None]
+    plain = OracleReward().score([e[0] for e in extra], [e[1] for e in extra]).mean
+    strict = OracleReward(clean=True).score([e[0] for e in extra], [e[1] for e in extra]).mean
+    assert len(extra) >= 8 and torch.equal(plain, torch.full((len(extra),), 2.5))
+    assert torch.equal(strict, torch.full((len(extra),), 0.5))
 
 
 def test_sample_cli_writes_samples_and_refuses_bad_input(random_generator_dir, tmp_path):

@@ -17,3 +17,17 @@ def test_combine_pairs_keeps_every_row_once_and_mixes_the_sources(tmp_path):
     mtime = result.stat().st_mtime_ns
     assert combine_pairs([a], tmp_path / "all") == result and result.stat().st_mtime_ns == mtime  # done: skipped
     assert combine_pairs([a, b], tmp_path / "again").read_text() == result.read_text()  # seeded
+
+
+def test_recipe_refuses_stages_without_what_they_need_before_doing_anything(tmp_path, capsys):
+    import pytest
+
+    from training.reward.recipes.shapes import main
+
+    for argv, needs in ((["--clean-first-steps", "10"], "--object-faults"),
+                        (["--object-faults", "1", "--onpolicy-steps", "5"], "--clean-first-steps"),
+                        (["--object-faults", "-1"], ">= 0")):
+        with pytest.raises(SystemExit) as stop:
+            main(["--out", str(tmp_path / "run"), *argv])
+        assert stop.value.code == 2 and needs in capsys.readouterr().err
+        assert not (tmp_path / "run").exists()  # refused before any stage

@@ -82,7 +82,7 @@ def build_scorer(config: GRPOConfig, device: torch.device):
     if r.path.startswith(ORACLE_REWARD):
         from .oracle_eval import OracleReward
 
-        return OracleReward()
+        return OracleReward(clean=r.path == ORACLE_REWARD + "shapes-clean")
     return load_scorer(r.path, device=device if r.device == "auto" else r.device, dtype=DTYPES[r.dtype],
                        batch_size=r.batch_size)  # fmt: skip
 

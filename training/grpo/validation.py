@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .config import GRPOConfig
 
-from .oracle_eval import ORACLES
+from .oracle_eval import ORACLE_REWARDS, ORACLES
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -93,8 +93,8 @@ def validate(config: GRPOConfig) -> None:
     need(t.time_budget_minutes >= 0, f"train.time_budget_minutes must be >= 0, got {t.time_budget_minutes}")
     need(t.ema_decay == 0 or 0 < t.ema_decay < 1, f"train.ema_decay must be 0 (off) or in (0, 1), got {t.ema_decay}")
     if r.path.startswith(ORACLE_REWARD):
-        need(r.path[len(ORACLE_REWARD):] in ORACLES,
-             f"reward.path {r.path!r}: the oracle rewards are {[ORACLE_REWARD + o for o in ORACLES]}")
+        need(r.path[len(ORACLE_REWARD):] in ORACLE_REWARDS,
+             f"reward.path {r.path!r}: the oracle rewards are {[ORACLE_REWARD + o for o in ORACLE_REWARDS]}")
     need(bool(o.dir), "output.dir is empty: pass --out DIR")
     need(0 <= t.adam_beta1 < 1, f"train.adam_beta1 must be in [0, 1), got {t.adam_beta1}")
     need(0 <= t.adam_beta2 < 1, f"train.adam_beta2 must be in [0, 1), got {t.adam_beta2}")

@@ -3,9 +3,10 @@
     python -m training.reward.recipes.shapes --out runs/shapes            # data, training, held-out evaluation
     python -m training.reward.recipes.shapes --out runs/shapes --ship     # and copy it into the package
 
-The defaults reproduce the shipped scorer (stages 1, 2, 5, 7). The scorer that does not pay for clutter (session 8,
-docs/grpo.md; not shipped yet: GRPO against it is still to be run) adds stages 3, 4 and 6:
+The defaults reproduce the shipped scorer (stages 1, 2, 5, 8). The scorer that does not pay for clutter (session 8,
+docs/grpo.md; not shipped yet: GRPO against it is still to be run) adds stages 3, 4 and 6, and 7 adds a round on the pictures of a policy trained against it:
     python -m training.reward.recipes.shapes --out DIR --object-faults 1 --generated-from shapes --clean-first-steps 300
+                                             [--onpolicy-steps 40]
 
 Stages (each skipped when its output exists; a killed training stage continues from its last checkpoint):
   1. datasets   python -m training.dataset build --world shapes: training pairs (seed 1) and held-out pairs
@@ -22,7 +23,11 @@ Stages (each skipped when its output exists; a killed training stage continues f
   6. clean      "clean first" pairs (shapes_clean_first.py: a clean picture with a relation wrong > a cluttered one,
                 from the pictures of stages 3-4), then stage 5's scorer trained on for --clean-first-steps more
                 steps on 2-4 and these (reward_clean_first/): without them GRPO trades clean pictures for relations
-  7. evaluate   python -m training.reward evaluate on every held-out pair, plus the 2- / 3-object split, the
+  7. on-policy  (--onpolicy-steps N) GRPO of a LoRA on the shapes generator against stage 6's scorer at KL beta 0 for
+                N steps (the regime that finds what the scorer still pays for), that policy's own samples judged by
+                the oracle (generated pairs and clean-first pairs, 8 below), and the scorer trained on for
+                --clean-first-steps more with them (reward_onpolicy/): one round of iterated reward modelling
+  8. evaluate   python -m training.reward evaluate on every held-out pair, plus the 2- / 3-object split, the
                 object faults on held-out scenes and the scorer as a reranker of re-layouts
 --ship copies the scorer folder to training/reward/assets/shapes/ (self-contained, about 1.5 MB).
 """
@@ -90,6 +95,28 @@ def train_scorer(train: Path, run: Path, steps: int = 0, init_from: Path | None 
     return scorer
 
 
+ONPOLICY_SEED = 14  # the on-policy pairs' training scenes: other than GRPO's (12) and stage 4's (13)
+
+
+def onpolicy_round(out: Path, scorer: Path, train: Path, grpo_steps: int, prompts: int, steps: int) -> Path:
+    """Stage 7: a policy trained against `scorer` at beta 0 shows what the scorer still pays for; its own samples,
+    labelled by the oracle, are what the scorer learns next (the scorer trained on from `scorer` on `train` + them)."""
+    from ...grpo.recipes.shapes_generated_pairs import build_generated_pairs
+    from .shapes_clean_first import build_clean_first
+
+    run = out / "onpolicy_grpo"
+    if not (run / "lora.safetensors").is_file():
+        cmd = ["-m", "training.grpo", "--preset", "shapes", "--reward.path", str(scorer.resolve()), "--train.beta", "0",
+               "--steps", str(grpo_steps), "--out", str(run)]
+        _run(cmd + (["--resume"] if (run / "checkpoints").is_dir() else []))
+    print(f"$ on-policy pairs ({prompts} prompts of that policy) -> {out / 'generated_onpolicy'}", flush=True)
+    generated = build_generated_pairs(out / "generated_onpolicy", "shapes", lora=str(run / "lora.safetensors"),
+                                      prompts=prompts, seed=ONPOLICY_SEED)
+    clean_first = build_clean_first(None, generated, out / "train_clean_first_onpolicy")
+    train = combine_pairs([train, generated, clean_first], out / "train_all_onpolicy")
+    return train_scorer(train, out / "reward_onpolicy", steps, init_from=scorer)
+
+
 def evaluate(scorer: Path, heldout: Path, out: Path) -> dict:
     from .shapes_eval import accuracy_by_objects, object_fault_accuracy, rerank_accuracy
 
@@ -136,8 +163,18 @@ def main(argv=None) -> int:
     ap.add_argument("--generated-prompts", type=int, default=1000, help="training prompts sampled for them")
     ap.add_argument("--clean-first-steps", type=int, default=0,
                     help="steps of stage 6 on the clean-first pairs (0: ship stage 5's scorer)")
+    ap.add_argument("--onpolicy-steps", type=int, default=0,
+                    help="GRPO steps of stage 7's policy against stage 6's scorer (0: no on-policy round)")
+    ap.add_argument("--onpolicy-prompts", type=int, default=500, help="training prompts sampled from that policy")
     ap.add_argument("--ship", action="store_true", help="copy the scorer into training/reward/assets/shapes/")
     args = ap.parse_args(argv)
+    if min(args.object_faults, args.generated_prompts, args.clean_first_steps, args.onpolicy_steps,
+           args.onpolicy_prompts) < 0:
+        ap.error("counts and steps must be >= 0")
+    if args.clean_first_steps and not args.object_faults:
+        ap.error("--clean-first-steps needs the object faults (--object-faults >= 1)")
+    if args.onpolicy_steps and not args.clean_first_steps:
+        ap.error("--onpolicy-steps needs stage 6 (--clean-first-steps >= 1)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -162,8 +199,6 @@ def main(argv=None) -> int:
         train = combine_pairs(sources, out / "train_all")
     scorer = train_scorer(train, out / "reward", args.steps)
     if args.clean_first_steps:
-        if args.object_faults == 0:
-            ap.error("--clean-first-steps needs the object faults (--object-faults >= 1)")
         from .shapes_clean_first import build_clean_first
 
         print(f"$ clean-first pairs -> {out / 'train_clean_first'}", flush=True)
@@ -171,6 +206,8 @@ def main(argv=None) -> int:
                                         out / "train_clean_first")
         train = combine_pairs([train, clean_first], out / "train_all_clean_first")
         scorer = train_scorer(train, out / "reward_clean_first", args.clean_first_steps, init_from=scorer)
+    if args.onpolicy_steps:
+        scorer = onpolicy_round(out, scorer, train, args.onpolicy_steps, args.onpolicy_prompts, args.clean_first_steps)
     by_objects = evaluate(scorer, heldout, out)
     if args.ship:
         notes = {"recipe": f"python -m training.reward.recipes.shapes --out DIR --ship (preset {PRESET})",

@@ -90,11 +90,11 @@ def generated_clean_first(generated_pairs: Path, per_image: int = 2) -> list[dic
     return out
 
 
-def build_clean_first(objects_pairs: Path, generated_pairs: Path | None, out: Path) -> Path:
+def build_clean_first(objects_pairs: Path | None, generated_pairs: Path | None, out: Path) -> Path:
     result = out / PAIRS_FILE
     if result.is_file():
         return result
-    rows = synthetic_pairs(objects_pairs)
+    rows = synthetic_pairs(objects_pairs) if objects_pairs is not None else []
     if generated_pairs is not None:
         rows += generated_clean_first(generated_pairs)
     out.mkdir(parents=True, exist_ok=True)
