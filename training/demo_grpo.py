@@ -1,6 +1,6 @@
 """`make demo`, part 2: the RL proof in the shapes world (a live GRPO run, then the shipped LoRA before/after).
 
-1. a short live Spatial GRPO run of the shipped `shapes` generator against the shipped `shapes` scorer
+1. a short live Spatial GRPO run of the shipped `shapes` generator against the shipped `shapes-gen` scorer
    (`python -m training.grpo --preset shapes`, a few steps): its reward curve shows that it trains;
 2. the shipped generator without and with the shipped `shapes-grpo` LoRA (trained by the full recipe,
    training/grpo/recipes/shapes.py) on held-out prompts from the same noise, judged by the pixel oracle, which the

@@ -104,5 +104,5 @@ def test_shipped_presets_validate():
         config = load_config(preset=preset, overrides={"output.dir": "x"})
         assert config.train.beta >= 0
     shapes = load_config(preset="shapes", overrides={"output.dir": "x"})
-    assert shapes.output.oracle == "shapes" and shapes.reward.path == "shapes" and shapes.model.path == "shapes"
+    assert shapes.output.oracle == "shapes" and shapes.reward.path == "shapes-gen" and shapes.model.path == "shapes"
     assert load_config(preset="flux_dev_spatial", overrides={"output.dir": "x"}).trained_steps() == [0, 1, 2, 3, 4]

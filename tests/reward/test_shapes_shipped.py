@@ -10,7 +10,7 @@ from PIL import Image
 
 from training.reward import load_scorer
 from training.reward.models.loading import ASSETS, shipped_scorers
-from training.reward.recipes.shapes_eval import accuracy_by_objects, rerank_accuracy
+from training.reward.recipes.shapes_eval import accuracy_by_objects, object_fault_accuracy, rerank_accuracy
 
 from .reward_pairs import build_shapes
 
@@ -71,3 +71,17 @@ def test_shipped_scorer_puts_an_oracle_accepted_layout_first_among_eight(fresh_s
     result = rerank_accuracy("shapes", fresh_shapes, n=8, limit=80)
     assert result["scenes"] == 80
     assert result["top1 all"] >= 0.9 and result["auc"] >= 0.93, result
+
+
+def test_shapes_gen_judges_pairs_and_never_pays_for_clutter(fresh_shapes):
+    """GRPO's reward in the shapes world (the preset's reward.path): held-out pairs as well as a scorer should, and
+    the perfect picture above the same scene with an object dropped, recoloured or doubled, or objects added."""
+    assert "shapes-gen" in shipped_scorers()
+    folder = ASSETS / "shapes-gen"
+    assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 4 * 2**20
+    result = accuracy_by_objects("shapes-gen", fresh_shapes)
+    assert result["all"]["pairs"] == 300 and result["all"]["accuracy"] >= 0.9, result
+    faults = object_fault_accuracy("shapes-gen", fresh_shapes, limit=100)
+    assert faults["all"]["pairs"] >= 450, faults
+    for kind, figure in faults.items():
+        assert figure["accuracy"] >= 0.97, (kind, faults)

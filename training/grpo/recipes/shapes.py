@@ -14,7 +14,8 @@ Stages (each skipped when its output exists; a killed stage continues from its l
                   transformer instead and comes out a bag of words (docs/grpo.md)
   4. generator    flow matching of the transformer (and CLIP; and the T5 with joint) (shapes_pretrain.py) ->
                   generator/, a FluxPipeline folder: FROZEN_T5 or JOINT below
-  5. grpo         python -m training.grpo --preset shapes against the shipped `shapes` scorer -> grpo/lora.safetensors
+  5. grpo         python -m training.grpo --preset shapes against the shipped `shapes-gen` scorer (the preset's reward,
+                  made by training/reward/recipes/shapes.py) -> grpo/lora.safetensors
   6. evaluate     the pixel oracle on the held-out prompts, before and after GRPO -> evaluation.json
 --ship copies generator/ to training/grpo/assets/shapes/ and the LoRA to training/grpo/assets/shapes-grpo/.
 """
