@@ -70,7 +70,8 @@ def report_lines(out: Path, steps: int, n_prompts: int) -> list[str]:
         for suffix, objects in (("", "all"), ("_2obj", "2"), ("_3obj", "3")):
             lines.append(f"| {label} | {objects} | {100 * before[key + suffix]:.1f}% | {100 * after[key + suffix]:.1f}% |")
     lines += ["", "(a)-(c) read each named colour's largest blob, so extra objects pass them; the clean rows catch "
-              "them. The shipped scorer pays for extra objects: without a KL penalty GRPO learns to draw them; the "
-              "shipped LoRA, trained with one, mostly does not, and gains little placement (docs/grpo.md).", "",
+              "them. GRPO's reward is `shapes-gen`, a scorer trained not to pay for extra objects (against `shapes`, "
+              "which pays for them, GRPO learns to draw them). Most new right layouts are still not clean pictures: "
+              "the generator smears and mixes colours, the bottleneck now (docs/grpo.md, session 9).", "",
               f"![before and after GRPO]({grid.name}) (green frame: every relation holds; red: not)", ""]
     return lines
