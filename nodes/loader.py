@@ -34,7 +34,9 @@ class SpatialScoreLoader(io.ComfyNode):
                 io.Combo.Input("scorer", options=names, default=names[0] if names else None,
                                tooltip="A folder in models/spatialscore (or a path added to 'spatialscore' in "
                                        "extra_model_paths.yaml): a trained scorer (has spatialscore.json) or a "
-                                       "plain Qwen2.5-VL checkpoint (zero-shot). 'shapes' is the built-in demo."),
+                                       "plain Qwen2.5-VL checkpoint (zero-shot). 'shapes' is the built-in demo; "
+                                       "'shapes-gen' the built-in reward for GRPO on the shapes generator (it "
+                                       "does not pay for extra objects)."),
                 io.Combo.Input("dtype", options=["auto", "bf16", "fp16", "fp32"], default="auto",
                                tooltip="Weight precision. auto: bf16 on GPUs that support it, else fp16; fp32 on CPU."),
                 io.Combo.Input("device", options=["auto", "cpu"], default="auto",

@@ -14,6 +14,9 @@ from pathlib import Path
 
 SCORER_MARKER = "spatialscore.json"  # written by training.reward next to the LoRA and head weights
 BUILTIN_SHAPES = "shapes"
+# the scorers shipped in training/reward/assets, listed first: the default, and the shapes GRPO preset's reward (it
+# does not pay for extra objects; docs/grpo.md)
+BUILTINS = (BUILTIN_SHAPES, "shapes-gen")
 MODES = {"scorer": "reward", "qwen2_5_vl": "zero-shot"}
 _SCAN_DEPTH = 2
 
@@ -85,19 +88,27 @@ def scan_root(root: Path, depth: int = _SCAN_DEPTH) -> list[ScorerFolder]:
     return found
 
 
+def builtin_scorers(builtin_dir: Path | None = None) -> list[ScorerFolder]:
+    """The installed built-ins, in BUILTINS order: `builtin_dir` is the 'shapes' folder, the others lie beside it."""
+    builtin_dir = builtin_shapes_dir() if builtin_dir is None else builtin_dir
+    dirs = [builtin_dir, *(builtin_dir.parent / name for name in BUILTINS[1:])]
+    return [ScorerFolder(name, d, "scorer") for name, d in zip(BUILTINS, dirs, strict=True)
+            if folder_kind(d)[0] == "scorer"]
+
+
 def list_scorers(roots: list[str | os.PathLike], builtin_dir: Path | None = None) -> list[ScorerFolder]:
-    """Every choice, in dropdown order: the built-in demo when it is installed, then folders by name.
+    """Every choice, in dropdown order: the built-in scorers that are installed, then folders by name.
 
     A name found in several roots is taken from the first root, as ComfyUI's folder_paths does; a user folder
-    named 'shapes' is shadowed by the built-in demo when that is installed.
+    named like an installed built-in ('shapes', 'shapes-gen') is shadowed by it.
     """
-    builtin_dir = builtin_shapes_dir() if builtin_dir is None else builtin_dir
-    builtin = [ScorerFolder(BUILTIN_SHAPES, builtin_dir, "scorer")] if folder_kind(builtin_dir)[0] == "scorer" else []
+    builtin = builtin_scorers(builtin_dir)
+    taken = {f.name for f in builtin}
     seen: dict[str, ScorerFolder] = {}
     for root in roots:
         for folder in scan_root(Path(root)):
-            if folder.name == BUILTIN_SHAPES and builtin:
-                continue  # the name 'shapes' means the built-in demo
+            if folder.name in taken:
+                continue  # the name means the built-in
             seen.setdefault(folder.name, folder)
     return builtin + sorted(seen.values(), key=lambda f: f.name.lower())
 

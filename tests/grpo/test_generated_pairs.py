@@ -6,7 +6,13 @@ import random
 from training.dataset.scene import Scene
 from training.dataset.shapes_render import render_shapes
 from training.grpo.recipes.shapes_generated_pairs import (
-    DRAWN, MISSING, UNCLEAN, VERIFIED, group_pairs, verdicts_with_layouts)
+    DRAWN,
+    MISSING,
+    UNCLEAN,
+    VERIFIED,
+    group_pairs,
+    verdicts_with_layouts,
+)
 from training.reward.recipes.shapes_objects import object_fault
 from training.reward.train.pairs import read_pairs
 

@@ -58,6 +58,22 @@ def test_builtin_shadows_a_user_folder_named_shapes(roots, tmp_path):
     assert resolve_scorer("shapes", paths, tmp_path / "missing").path == Path(paths[1]) / "shapes"
 
 
+def test_builtins_beside_shapes_are_listed_second_and_shadow_user_folders(roots):
+    paths, builtin = roots
+    gen = make_scorer(builtin.parent / "shapes-gen")
+    make_scorer(Path(paths[0]) / "shapes-gen")
+    found = list_scorers(paths, builtin)
+    assert [f.name for f in found][:3] == ["shapes", "shapes-gen", "my_scorer"]
+    assert [f.path for f in found if f.name == "shapes-gen"] == [gen]
+    assert resolve_scorer("shapes-gen", paths, builtin).path == gen
+
+
+def test_the_pack_lists_both_shipped_shapes_scorers():
+    from nodes.logic.discovery import BUILTINS
+
+    assert [f.name for f in list_scorers([])] == list(BUILTINS) == ["shapes", "shapes-gen"]
+
+
 def test_builtin_is_listed_only_when_installed(roots, tmp_path):
     paths, _ = roots
     names = [f.name for f in list_scorers(paths, tmp_path / "missing")]

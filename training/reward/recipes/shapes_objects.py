@@ -27,9 +27,9 @@ from pathlib import Path
 from PIL import Image
 
 from ...common.atomic import write_text
+from ...dataset.oracle import SHAPES
 from ...dataset.relations import Box
 from ...dataset.scene import Scene, SceneObject
-from ...dataset.oracle import SHAPES
 from ...dataset.shapes_render import SHAPE_RGB, render_shapes
 
 KINDS = ("drop", "recolour", "duplicate", "clutter", "extra")
