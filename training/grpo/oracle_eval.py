@@ -95,6 +95,13 @@ class OracleReward:
         for v in oracle_verdicts(images, prompts):
             holds = v["relations"]
             placed = sum(holds) / len(holds) + float(all(holds))
-            rewards.append(0.5 * v["found"] / v["objects"] + (placed if v["clean"] or not self.clean else 0.0))
+            if self.clean and not v["clean"]:
+                placed = 0.0
+            rewards.append(0.5 * v["found"] / v["objects"] + placed)
         mean = torch.tensor(rewards, dtype=torch.float32)
         return ScoreResult(mean=mean, std=torch.zeros_like(mean), mode="oracle")
+
+
+def oracle_reward(name: str) -> OracleReward:
+    """The reward behind reward.path "oracle:NAME" (NAME in ORACLE_REWARDS; validation checked it)."""
+    return OracleReward(clean=name == "shapes-clean")

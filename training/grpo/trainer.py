@@ -80,9 +80,9 @@ def build_scorer(config: GRPOConfig, device: torch.device):
 
     r = config.reward
     if r.path.startswith(ORACLE_REWARD):
-        from .oracle_eval import OracleReward
+        from .oracle_eval import oracle_reward
 
-        return OracleReward(clean=r.path == ORACLE_REWARD + "shapes-clean")
+        return oracle_reward(r.path[len(ORACLE_REWARD):])
     return load_scorer(r.path, device=device if r.device == "auto" else r.device, dtype=DTYPES[r.dtype],
                        batch_size=r.batch_size)  # fmt: skip
 

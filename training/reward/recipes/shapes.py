@@ -216,7 +216,7 @@ def main(argv=None) -> int:
     by_objects = evaluate(scorer, heldout, out)
     if args.ship:
         recipe = " ".join(["python -m training.reward.recipes.shapes", *(argv or sys.argv[1:])])
-        notes = {"recipe": f"{recipe} (preset {PRESET})", "heldout": {k: v for k, v in by_objects.items()}}
+        notes = {"recipe": f"{recipe} (preset {PRESET})", "heldout": by_objects}
         print("shipped:", ship(scorer, notes, name=args.ship_name))
     print(f"recipe done in {(time.time() - t0) / 60:.1f} min")
     return 0
