@@ -228,7 +228,7 @@ def load_shapes_generator(name_or_path: str = SHAPES_NAME, dtype: torch.dtype = 
     """(MODEL, CLIP, VAE) of a FluxPipeline folder, built with ComfyUI's classes (see the module docstring)."""
     import comfy.model_management as mm
 
-    from training.grpo.recipes.shapes_generator import read_sampling
+    from training.grpo.shapes_generator import read_sampling
 
     folder = resolve_shapes_folder(name_or_path)
     declared = read_sampling(folder)

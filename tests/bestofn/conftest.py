@@ -11,7 +11,7 @@ import pytest
 @pytest.fixture(scope="session")
 def shapes_generator_dir(tmp_path_factory):
     from training.grpo.assets import GENERATORS
-    from training.grpo.recipes.shapes_generator import (
+    from training.grpo.shapes_generator import (
         SAMPLING_FILE,
         GeneratorShape,
         Sampling,

@@ -14,7 +14,7 @@ from tests.threads import one_torch_thread
 @pytest.fixture(scope="module")
 def random_generator_dir(tmp_path_factory):
     """A freshly initialised shapes generator (the shipped architecture, random weights), saved and reloadable."""
-    from training.grpo.recipes.shapes_generator import (
+    from training.grpo.shapes_generator import (
         SAMPLING_FILE,
         GeneratorShape,
         Sampling,

@@ -24,7 +24,7 @@ def backends(tmp_path_factory):
     from nodes.logic.shapes_generator_comfy import load_shapes_generator
     from training.grpo.config import FLUX_LORA_TARGETS
     from training.grpo.flux_policy import FluxPolicy
-    from training.grpo.recipes.shapes_generator import (
+    from training.grpo.shapes_generator import (
         SAMPLING_FILE,
         GeneratorShape,
         Sampling,

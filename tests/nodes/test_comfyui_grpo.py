@@ -27,7 +27,7 @@ PROMPTS = "a red circle to the left of a blue square\na green triangle above a y
 
 @pytest.fixture(scope="module")
 def comfy(tmp_path_factory):
-    from training.grpo.recipes.shapes_generator import (
+    from training.grpo.shapes_generator import (
         SAMPLING_FILE,
         GeneratorShape,
         Sampling,

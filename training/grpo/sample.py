@@ -58,7 +58,7 @@ def parse_args(argv):
 
 
 def settings_for(model: Path, args) -> dict:
-    from .recipes.shapes_generator import read_sampling
+    from .shapes_generator import read_sampling
 
     own = read_sampling(model)
     settings = dict(DEFAULTS) if own is None else {k: getattr(own, k) for k in DEFAULTS}

@@ -54,7 +54,7 @@ def build_policy(config: GRPOConfig, device: torch.device, prompts: list[str] = 
     T5 length when model.max_sequence_length is 0 (auto)."""
     from .assets import GENERATORS
     from .flux_policy import FluxPolicy
-    from .recipes.shapes_generator import read_sampling
+    from .shapes_generator import read_sampling
 
     m, lo = config.model, config.lora
     path = GENERATORS.get(m.path, m.path)

@@ -58,7 +58,7 @@ def autoencoder(out: Path) -> Path:
         import torch
 
         from .shapes_autoencoder import reconstruction_error, train_autoencoder
-        from .shapes_generator import GeneratorShape
+        from ..shapes_generator import GeneratorShape
 
         torch.set_num_threads(1)
         vae = train_autoencoder(out / "autoencoder", GeneratorShape())

@@ -17,7 +17,7 @@ import torch
 from ...dataset.prompts import plain_prompt
 from ...dataset.scene import Scene, sample_scene
 from ...dataset.shapes_render import render_shapes
-from .shapes_generator import IMAGE_SIZE
+from ..shapes_generator import IMAGE_SIZE
 
 HELDOUT_SEED = 2026
 PRETRAIN_SEED = 11

@@ -22,7 +22,7 @@ from ...dataset.prompts import plain_prompt
 from ..flux_policy import FluxPolicy
 from .shapes_data import PRETRAIN_SEED, render_batch, training_scenes
 from .shapes_fit import fit
-from .shapes_generator import TEXT_LENGTH, GeneratorShape, build_pipeline
+from ..shapes_generator import TEXT_LENGTH, GeneratorShape, build_pipeline
 
 
 @torch.no_grad()
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ...common.atomic import atomic_dir, usual_permissions
     from .shapes_data import heldout_prompts
-    from .shapes_generator import SAMPLING_FILE, Sampling, sampling_record
+    from ..shapes_generator import SAMPLING_FILE, Sampling, sampling_record
 
     parser = argparse.ArgumentParser(prog="python -m training.grpo.recipes.shapes_pretrain")
     parser.add_argument("--out", required=True, type=Path, help="the recipe's folder (holds autoencoder_model/)")

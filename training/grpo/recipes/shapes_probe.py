@@ -10,7 +10,7 @@ def load_probe(model: str, lora: str | None):
     from ..config import load_config
     from ..prompts import load_prompts
     from ..sample import load_policy
-    from .shapes_generator import TEXT_LENGTH
+    from ..shapes_generator import TEXT_LENGTH
 
     config = load_config(preset="shapes", overrides={"output.dir": "unused"})
     policy = load_policy(resolve_generator(model), resolve_lora(lora) if lora else None, "cpu", TEXT_LENGTH)

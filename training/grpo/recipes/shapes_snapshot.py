@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from ...common.checkpointing import list_checkpoints
-from .shapes_generator import SAMPLING_FILE, GeneratorShape, Sampling, build_pipeline, sampling_record
+from ..shapes_generator import SAMPLING_FILE, GeneratorShape, Sampling, build_pipeline, sampling_record
 
 
 def snapshot(out: Path, to: Path, raw: bool = False, text_encoder: Path | None = None,

@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     from ...dataset.prompts import plain_prompt
     from ..assets import resolve_generator
     from .shapes_data import PRETRAIN_SEED, heldout_prompts, training_scenes
-    from .shapes_generator import TEXT_LENGTH
+    from ..shapes_generator import TEXT_LENGTH
 
     parser = argparse.ArgumentParser(prog="python -m training.grpo.recipes.shapes_text_pretrain", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from ...common.tiny_flux import build_tiny_clip_tokenizer, build_tiny_t5_tokenizer
+from ..common.tiny_flux import build_tiny_clip_tokenizer, build_tiny_t5_tokenizer
 
 IMAGE_SIZE = 64
 TEXT_LENGTH = 40  # T5 tokens; the longest plain shapes prompt is 34
