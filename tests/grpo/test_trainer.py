@@ -107,6 +107,56 @@ def test_existing_checkpoints_need_resume(reference_run, models):
         train(tiny_config(reference_run, flux, scorer, **QUIET, **REFERENCE))
 
 
+def test_progress_moves_inside_every_step_and_changes_nothing(tmp_path, models, reference_run):
+    """The progress hook sees each phase of each step start at 0 and advance part by part (4 + 4 samples, 8 scored,
+    2 + 2 kept samples trained, one per optimizer update), and the run is bit-for-bit the run without it."""
+    flux, scorer = models
+    out = tmp_path / "run"
+    calls = []
+    train(tiny_config(out, flux, scorer, **QUIET, **{**REFERENCE, "train.steps": 2}),
+          progress=lambda *args: calls.append(args))
+    one_step = [("sampling", 0, 8), ("sampling", 4, 8), ("sampling", 8, 8), ("scoring", 0, 8), ("scoring", 8, 8),
+                ("training", 0, 4), ("training", 2, 4), ("training", 4, 4)]
+    assert calls == [(step, *call) for step in (1, 2) for call in one_step]
+    _assert_same_lora(out / "lora.safetensors", reference_run / "checkpoints" / "step_000002" / "lora.safetensors",
+                      atol=0)
+    for got, expected in zip(_records(out), _records(reference_run)[:2], strict=True):
+        assert (got["rewards"], got["loss"], got["grad_norm"]) == (expected["rewards"], expected["loss"],
+                                                                  expected["grad_norm"])
+
+
+def test_an_exception_in_progress_stops_the_step_before_its_checkpoint(tmp_path, models, reference_run):
+    """A UI's Cancel raises from the progress hook: the run stops in the middle of step 2, and the last checkpoint is
+    step 1's, the same as the uninterrupted run's."""
+    flux, scorer = models
+    out = tmp_path / "run"
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel_in_step_2(step, phase, done, total):
+        if (step, phase, done) == (2, "training", 2):
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        train(tiny_config(out, flux, scorer, **QUIET, **REFERENCE), progress=cancel_in_step_2)
+    assert [p.name for p in (out / "checkpoints").iterdir() if p.name.startswith("step_")] == ["step_000001"]
+    assert [r["step"] for r in _records(out)] == [1]
+    _assert_same_lora(out / "checkpoints" / "step_000001" / "lora.safetensors",
+                      reference_run / "checkpoints" / "step_000001" / "lora.safetensors", atol=0)
+
+
+def test_evaluation_is_a_phase_of_its_own(tmp_path, models):
+    """The eval prompts' sampling and scoring, before the first step and after a step's training."""
+    flux, scorer = models
+    calls = []
+    train(tiny_config(tmp_path / "run", flux, scorer, **{**REFERENCE, "train.steps": 1, "prompts.num_eval": 2}),
+          progress=lambda *args: calls.append(args))
+    # before step 1, then after step 1's training (the last step is always evaluated)
+    assert calls[:3] == [(0, "evaluation", 0, 2), (0, "evaluation", 2, 2), (1, "sampling", 0, 8)]
+    assert calls[-3:] == [(1, "training", 4, 4), (1, "evaluation", 0, 2), (1, "evaluation", 2, 2)]
+
+
 def test_killed_and_resumed_equals_uninterrupted(tmp_path, models, reference_run):
     """SIGKILL a CLI run after its step-2 checkpoint, --resume it, compare with a run that was never killed."""
     flux, scorer = models

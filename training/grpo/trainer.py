@@ -10,6 +10,9 @@ One GRPO step:
                accumulates the loss gradient of its share over the trained timesteps, normalised by the global
                count, and one all-reduce per optimizer step sums the gradients (see `_all_reduce_gradients`).
   5. records   metrics.jsonl, the reward curve, sample grids of the eval prompts, atomic checkpoints.
+
+A caller may follow a step from inside with `progress(step, phase, done, total)` (the ComfyUI node's progress
+bar); it only reads counts, so a run with it is bit-for-bit the run without it.
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ from .reports import MetricsLog, plot_reward_curve
 from .sampling import sample_generators, sample_trajectories, step_log_prob
 
 LORA_FILE = "lora.safetensors"
+# the phases `progress` reports, each counted in its own unit: images sampled, images scored, kept samples trained,
+# eval prompts sampled and scored
+PHASES = ("sampling", "scoring", "training", "evaluation")
 
 
 @dataclass
@@ -137,21 +143,30 @@ def _score(scorer, images: torch.Tensor, prompts: list[str], config: GRPOConfig)
 
 
 def train(config: GRPOConfig, *, resume: bool = False, policy: FlowPolicy | None = None, scorer=None,
-          accelerator=None, callback: Callable[[dict], None] | None = None) -> RunResult:
+          accelerator=None, callback: Callable[[dict], None] | None = None,
+          progress: Callable[[int, str, int, int], None] | None = None) -> RunResult:
     """Run (or resume) Spatial GRPO. `policy` / `scorer` may be supplied (ComfyUI node, tests); else loaded.
 
     `callback(record)` is called after every step; an exception raised in it stops the run (e.g. a UI's cancel).
+    `progress(step, phase, done, total)` is called on the main process at the start of each phase (done 0) and
+    after each of its parts: `step` is the GRPO step in progress (1-based; 0 for the evaluation before the first),
+    `phase` one of PHASES. An exception raised in it stops the run in the middle of that step, whose checkpoint is
+    then not written: the last checkpoint is the previous step's.
     """
     tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = True  # the fp32 LoRA matmuls on tensor cores; restored afterwards
     try:
         with torch.inference_mode(False), torch.enable_grad(), output_folder(config.output.dir, accelerator):
-            return _train(config, resume, policy, scorer, accelerator, callback)
+            return _train(config, resume, policy, scorer, accelerator, callback, progress)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
 
 
-def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
+def _no_progress(step: int, phase: str, done: int, total: int) -> None:
+    pass
+
+
+def _train(config, resume, policy, scorer, accelerator, callback, progress) -> RunResult:
     if accelerator is None:
         from accelerate import Accelerator
 
@@ -165,7 +180,8 @@ def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
     train_prompts = load_prompts(config.prompts.train_file)
     eval_prompts = load_prompts(config.prompts.eval_file) if config.prompts.eval_file else train_prompts
     eval_prompts = eval_prompts[: config.prompts.num_eval]  # 0: no evaluation
-    progress = partial(tqdm, disable=not main, dynamic_ncols=True)
+    bar = partial(tqdm, disable=not main, dynamic_ncols=True)
+    report = progress if progress is not None and main else _no_progress
     checkpoints = list_checkpoints(out)
     if checkpoints and not resume:
         raise ConfigError(f"{out} already holds checkpoints ({checkpoints[-1].name}): pass --resume to continue that "
@@ -210,12 +226,14 @@ def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
     score = partial(_score, scorer, config=config)
     records = []
     if main and start == 0 and eval_prompts:
+        report(0, "evaluation", 0, len(eval_prompts))
         record = {"step": 0, **evaluate(policy, score, eval_prompts, config, 0, out)}
+        report(0, "evaluation", len(eval_prompts), len(eval_prompts))
         metrics.append(record)
         records.append(record)
 
     run_clock, done = time.perf_counter(), start
-    for step in progress(range(start, t.steps), desc="GRPO", initial=start, total=t.steps):
+    for step in bar(range(start, t.steps), desc="GRPO", initial=start, total=t.steps):
         timer = time.perf_counter()
         # ---- 1. prompts
         prompts = step_prompts(train_prompts, config.prompts.per_step, t.seed, step)
@@ -223,7 +241,8 @@ def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
 
         # ---- 2. sampling (this process's share, micro-batches within one group)
         latents, log_probs, images = [], [], []
-        for first in progress(range(local.start, local.stop, s.batch_size), desc="sampling", leave=False):
+        report(step + 1, "sampling", 0, len(local))
+        for first in bar(range(local.start, local.stop, s.batch_size), desc="sampling", leave=False):
             indices = list(range(first, first + s.batch_size))
             trajectories = sample_trajectories(
                 policy, embeds.select([i // s.group_size for i in indices]),
@@ -233,13 +252,16 @@ def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
             latents.append(trajectories.latents.cpu())
             log_probs.append(trajectories.log_probs.cpu())
             images.append(policy.decode(trajectories.latents[:, -1]))
+            report(step + 1, "sampling", indices[-1] + 1 - local.start, len(local))
         images = torch.cat(images)
         check_finite_step(step + 1, "the sampled images", images)
         time_sample = time.perf_counter() - timer
 
         # ---- 3. rewards, gathered, then advantages on the whole [P, G] table
         timer = time.perf_counter()
+        report(step + 1, "scoring", 0, len(images))
         local_rewards = _score(scorer, images, [prompts[i // s.group_size] for i in local], config)
+        report(step + 1, "scoring", len(images), len(images))
         rewards = _gather(accelerator, local_rewards).view(config.prompts.per_step, s.group_size)
         check_finite_step(step + 1, "the rewards", rewards)
         advantages, keep = group_advantages(rewards, top_k=top_k, std=t.adv_std)
@@ -253,10 +275,13 @@ def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
         order = kept[torch.randperm(len(kept), generator=torch.Generator().manual_seed(t.seed * 7919 + step))]
         totals = [0.0] * 6  # loss, policy loss, kl, ratio, clipped, terms
         ratio_min, ratio_max, grad_norms = math.inf, -math.inf, []
-        for chunk in torch.tensor_split(order, t.updates_per_step):
+        chunks = torch.tensor_split(order, t.updates_per_step)
+        kept_trained, kept_here = 0, sum(len(chunk[rank::world]) for chunk in chunks)
+        report(step + 1, "training", 0, kept_here)
+        for chunk in chunks:
             weight = 1.0 / (len(chunk) * len(trained))
             mine = chunk[rank::world]
-            for first in progress(range(0, len(mine), t.batch_size), desc="training", leave=False):
+            for first in bar(range(0, len(mine), t.batch_size), desc="training", leave=False):
                 batch = mine[first:first + t.batch_size]
                 batch_embeds = embeds.select((batch // s.group_size).tolist())
                 batch_latents = all_latents[batch].to(accelerator.device)
@@ -285,6 +310,8 @@ def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
                     totals[5] += len(batch)
                     ratio_min = min(ratio_min, terms.ratio.min().item())
                     ratio_max = max(ratio_max, terms.ratio.max().item())
+                kept_trained += len(batch)
+                report(step + 1, "training", kept_trained, kept_here)
             _all_reduce_gradients(params, accelerator)
             grad_norms.append(torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm).item())
             check_finite_step(step + 1, "the gradient norm", grad_norms[-1])  # same on every process
@@ -319,8 +346,10 @@ def _train(config, resume, policy, scorer, accelerator, callback) -> RunResult:
         evaluate_now = last or (config.output.eval_every and done % config.output.eval_every == 0)
         checkpoint_now = last or (config.output.checkpoint_every and done % config.output.checkpoint_every == 0)
         if main and eval_prompts and evaluate_now:
+            report(done, "evaluation", 0, len(eval_prompts))
             with maybe_swapped_in(ema, named_params):
                 record.update(evaluate(policy, score, eval_prompts, config, done, out))
+            report(done, "evaluation", len(eval_prompts), len(eval_prompts))
         if main:
             metrics.append(record)
             records.append(record)
