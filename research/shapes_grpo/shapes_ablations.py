@@ -1,6 +1,6 @@
 """The ablation table of docs/grpo.md: GRPO variants in the shapes world at equal CPU time, one core each.
 
-    python -m training.grpo.recipes.shapes_ablations --out runs/ablations --minutes 11
+    python -m research.shapes_grpo.shapes_ablations --out runs/ablations --minutes 11
 
 Each row is a real run of `python -m training.grpo --preset shapes` with one change, stopped by
 `train.time_budget_minutes` (so a variant that costs more per step gets fewer steps), then judged on the same
@@ -60,7 +60,7 @@ def table(rows: list[dict], minutes: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.grpo.recipes.shapes_ablations", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m research.shapes_grpo.shapes_ablations", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--minutes", type=float, default=11.0)

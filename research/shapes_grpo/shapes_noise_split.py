@@ -1,6 +1,6 @@
 """Which randomness decides a sample's outcome: the initial noise, or the noise the SDE adds while sampling?
 
-    python -m training.grpo.recipes.shapes_noise_split --model shapes [--lora FILE] --prompts 32 --noise 0.7
+    python -m research.shapes_grpo.shapes_noise_split --model shapes [--lora FILE] --prompts 32 --noise 0.7
 
 GRPO's policy gradient only sees the SDE steps: each step's log-probability is a Gaussian around the model's mean,
 and its gradient is (the step's own noise) x (d mean / d theta). An outcome decided by the initial noise x_T alone
@@ -39,9 +39,9 @@ def variance_split(prompts: list[list[torch.Tensor]]) -> dict[str, float]:
 
 def sample_split(policy, prompt: str, k: int, j: int, noise: float, seed: int, s) -> list[dict]:
     """K x J samples: row r shares its initial noise, every sample has its own step noise."""
-    from ..oracle_eval import oracle_verdicts
-    from ..sampling import sample_seed
-    from ..sde import step_fn
+    from training.grpo.oracle_eval import oracle_verdicts
+    from training.grpo.sampling import sample_seed
+    from training.grpo.sde import step_fn
 
     starts = [torch.Generator("cpu").manual_seed(sample_seed(seed, r, 0, "x_T")) for r in range(k)]
     x = policy.initial_noise(starts, s.height, s.width).repeat_interleave(j, dim=0)
@@ -61,7 +61,7 @@ def sample_split(policy, prompt: str, k: int, j: int, noise: float, seed: int, s
 def main(argv: list[str] | None = None) -> int:
     from .shapes_probe import load_probe
 
-    parser = argparse.ArgumentParser(prog="python -m training.grpo.recipes.shapes_noise_split", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m research.shapes_grpo.shapes_noise_split", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--model", default="shapes")
     parser.add_argument("--lora")

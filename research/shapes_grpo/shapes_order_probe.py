@@ -1,6 +1,6 @@
 """Does the generator know which object a relation is about? Its text encoding and its pictures, with roles swapped.
 
-    python -m training.grpo.recipes.shapes_order_probe --model shapes [--lora FILE] --prompts 100
+    python -m research.shapes_grpo.shapes_order_probe --model shapes [--lora FILE] --prompts 100
 
 FLUX gives its text tokens no position in the joint attention (all text ids are 0), so the transformer tells "a red
 circle to the left of a blue square" from "a blue square to the left of a red circle" only if the T5 encoder's
@@ -47,11 +47,12 @@ def set_distance(x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..oracle_eval import oracle_verdicts
-    from ..sampling import sample_generators, sample_trajectories
+    from training.grpo.oracle_eval import oracle_verdicts
+    from training.grpo.sampling import sample_generators, sample_trajectories
+
     from .shapes_probe import load_probe
 
-    parser = argparse.ArgumentParser(prog="python -m training.grpo.recipes.shapes_order_probe", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m research.shapes_grpo.shapes_order_probe", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--model", default="shapes")
     parser.add_argument("--lora")

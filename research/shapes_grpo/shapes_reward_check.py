@@ -1,6 +1,6 @@
 """How well a reward ranks a generator's own samples: within-group AUC against the pixel oracle.
 
-    python -m training.grpo.recipes.shapes_reward_check --model shapes [--lora FILE] --prompts 16
+    python -m research.shapes_grpo.shapes_reward_check --model shapes [--lora FILE] --prompts 16
 
 For each held-out prompt, one GRPO group (24 samples from the SDE at the shapes preset's noise level) is scored by
 the reward model and judged by the oracle; the AUC is the chance that an oracle-correct sample outscores an
@@ -22,11 +22,12 @@ import torch
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..oracle_eval import oracle_verdicts
-    from ..sampling import sample_generators, sample_trajectories
+    from training.grpo.oracle_eval import oracle_verdicts
+    from training.grpo.sampling import sample_generators, sample_trajectories
+
     from .shapes_probe import load_probe
 
-    parser = argparse.ArgumentParser(prog="python -m training.grpo.recipes.shapes_reward_check", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m research.shapes_grpo.shapes_reward_check", description=__doc__)
     parser.add_argument("--model", default="shapes")
     parser.add_argument("--lora")
     parser.add_argument("--scorer", default="shapes")
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         result[key.replace("auc", "pairs")] = pairs
     print(json.dumps(result))
     if args.json:
-        from ...common.atomic import write_text
+        from training.common.atomic import write_text
 
         write_text(args.json, json.dumps(result, indent=2) + "\n")
     return 0

@@ -1,6 +1,6 @@
 """A generator folder from a pretraining checkpoint (its EMA weights), to look at a run before it ends.
 
-    python -m training.grpo.recipes.shapes_snapshot --out runs/shapes_gen --to runs/shapes_gen/generator_step500
+    python -m research.shapes_grpo.shapes_snapshot --out runs/shapes_gen --to runs/shapes_gen/generator_step500
 """
 
 from __future__ import annotations
@@ -12,8 +12,14 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from ...common.checkpointing import list_checkpoints
-from ..shapes_generator import SAMPLING_FILE, GeneratorShape, Sampling, build_pipeline, sampling_record
+from training.common.checkpointing import list_checkpoints
+from training.grpo.shapes_generator import (
+    SAMPLING_FILE,
+    GeneratorShape,
+    Sampling,
+    build_pipeline,
+    sampling_record,
+)
 
 
 def snapshot(out: Path, to: Path, raw: bool = False, text_encoder: Path | None = None,
@@ -45,7 +51,7 @@ def snapshot(out: Path, to: Path, raw: bool = False, text_encoder: Path | None =
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.grpo.recipes.shapes_snapshot", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m research.shapes_grpo.shapes_snapshot", description=__doc__)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--to", type=Path, required=True)
     parser.add_argument("--raw", action="store_true", help="the trained weights, not their EMA")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from training.reward.recipes.shapes_pretrain import PretrainConfig, pretrain  # noqa: E402
+from research.shapes_scorer.shapes_pretrain import PretrainConfig, pretrain  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--train", required=True)

@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ...dataset.oracle import _PHRASES, find_objects, parse_prompt, relation_holds
-from ..config import Template
-from ..models.model import ChatFormatter
+from training.dataset.oracle import _PHRASES, find_objects, parse_prompt, relation_holds
+from training.reward.config import Template
+from training.reward.models.model import ChatFormatter
 
 PREDICATES = tuple(_PHRASES)
 QUERY = "Answer"  # the pretraining query token; the scorer's reward token starts from its embedding

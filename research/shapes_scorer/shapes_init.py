@@ -13,8 +13,9 @@ from pathlib import Path
 
 import torch
 
-from ..config import HeadConfig, LoraSettings, ScorerConfig
-from ..models.loading import create_model, save_model
+from training.reward.config import HeadConfig, LoraSettings, ScorerConfig
+from training.reward.models.loading import create_model, save_model
+
 from .shapes_data import QUERY, SHAPES_TEMPLATE
 
 

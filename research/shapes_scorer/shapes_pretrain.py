@@ -85,8 +85,8 @@ def pretrain(train_dir: Path, val_dir: Path, out: Path, cfg: PretrainConfig, pro
     """Build the tiny base, pretrain it, save it to out/pretrained (config, safetensors, processor); log."""
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    from ..models.processor import SpatialProcessor
-    from ..models.tiny import save_tiny_qwen25vl
+    from training.reward.models.processor import SpatialProcessor
+    from training.reward.models.tiny import save_tiny_qwen25vl
 
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)

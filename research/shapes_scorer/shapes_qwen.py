@@ -1,15 +1,15 @@
 """The tiny Qwen2.5-VL shapes scorer (research path; it did not reach the 90% bar, see
-docs/research/shapes_scorer/NOTES.md). The shipped scorer is training.reward.recipes.shapes (the coords backbone).
+research/shapes_scorer/NOTES.md). The shipped scorer is training.reward.recipes.shapes (the coords backbone).
 
-    python -m training.reward.recipes.shapes_qwen --out runs/shapes_qwen            # everything, then evaluate
-    python -m training.reward.recipes.shapes_qwen --out runs/shapes_qwen --ship     # and copy in as `shapes-qwen`
+    python -m research.shapes_scorer.shapes_qwen --out runs/shapes_qwen            # everything, then evaluate
+    python -m research.shapes_scorer.shapes_qwen --out runs/shapes_qwen --ship     # and copy in as `shapes-qwen`
 
 Stages (each skipped when its output already exists, so a killed run continues where it stopped):
   1. datasets   python -m training.dataset build --world shapes: training pairs (seed 1) and held-out pairs
                 (seed 777: other scenes)
   2. base       dense yes/no pretraining of a tiny Qwen2.5-VL (shapes_pretrain.py): the "pretrained VLM"
   3. init       the LoRA scorer on that base, reward token and head started from the base's Yes/No answer
-  4. reward     python -m training.reward train --preset shapes_lora --init-from <init> (Bradley-Terry, LoRA)
+  4. reward     python -m training.reward train --config shapes_lora.toml --init-from <init> (Bradley-Terry, LoRA)
   5. evaluate   python -m training.reward evaluate on the held-out pairs (+ the 2- / 3-object split)
 --ship copies the base to training/reward/assets/shapes-qwen-base/ and the scorer to .../shapes-qwen/
 (base_model "../shapes-qwen-base"), so that `--model shapes-qwen` names it.
@@ -24,11 +24,14 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from ...common.atomic import atomic_dir
-from ..models.loading import ASSETS
-from .shapes import _run, build_data
-from .shapes import ship as ship_scorer
+from training.common.atomic import atomic_dir
+from training.reward.models.loading import ASSETS
+from training.reward.recipes.shapes import _run, build_data
+from training.reward.recipes.shapes import ship as ship_scorer
+
 from .shapes_pretrain import PretrainConfig, pretrain
+
+CONFIG = Path(__file__).with_name("shapes_lora.toml")  # the reward stage's settings (was the preset shapes_lora)
 
 
 def ship(base: Path, scorer: Path, assets: Path = ASSETS) -> Path:
@@ -44,7 +47,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True, help="run folder (created; stages found there are skipped)")
     ap.add_argument("--train-pairs", type=int, default=12000)
     ap.add_argument("--heldout-pairs", type=int, default=1000)
-    ap.add_argument("--reward-steps", type=int, default=0, help="override the shapes_lora preset's steps")
+    ap.add_argument("--reward-steps", type=int, default=0, help="override shapes_lora.toml's steps")
     ap.add_argument("--ship", action="store_true", help="copy the result into training/reward/assets/")
     for f in fields(PretrainConfig):
         ap.add_argument(f"--pretrain-{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
@@ -64,7 +67,7 @@ def main(argv=None) -> int:
         make_initial_scorer(base, init)
     reward = out / "reward"
     if not (reward / "scorer" / "spatialscore.json").is_file():
-        cmd = ["-m", "training.reward", "train", "--preset", "shapes_lora", "--init-from", str(init),
+        cmd = ["-m", "training.reward", "train", "--config", str(CONFIG), "--init-from", str(init),
                "--data", str(train), "--out", str(reward)]
         if args.reward_steps:
             cmd += ["--steps", str(args.reward_steps)]
@@ -74,7 +77,7 @@ def main(argv=None) -> int:
     scorer = reward / "scorer"
     _run(["-m", "training.reward", "evaluate", "--model", str(scorer), "--data", str(heldout), "--split", "all",
           "--no-baselines", "--json", str(out / "heldout_eval.json"), "--markdown", str(out / "heldout_eval.md")])
-    from .shapes_eval import accuracy_by_objects
+    from training.reward.recipes.shapes_eval import accuracy_by_objects
 
     by_objects = accuracy_by_objects(str(scorer), heldout)
     (out / "heldout_by_objects.json").write_text(json.dumps(by_objects, indent=2) + "\n")

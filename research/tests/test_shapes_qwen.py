@@ -1,15 +1,14 @@
-"""The pieces of the shapes scorer recipe (training.reward.recipes): oracle-labelled streams, initial scorer."""
+"""The pieces of the tiny Qwen2.5-VL shapes scorer (research.shapes_scorer): oracle-labelled streams, initial scorer."""
 
 import random
 
 import pytest
 import torch
 
+from research.shapes_scorer.shapes_data import QUERY, StreamTable, build_streams, load_rows
+from tests.reward.reward_pairs import build_shapes
 from training.dataset.oracle import judge
 from training.reward import load_scorer
-from training.reward.recipes.shapes_data import QUERY, StreamTable, build_streams, load_rows
-
-from .reward_pairs import build_shapes
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +56,8 @@ def test_initial_scorer_reads_the_base_yes_no_answer(tmp_path):
     from PIL import Image
     from transformers import Qwen2_5_VLForConditionalGeneration
 
+    from research.shapes_scorer.shapes_init import make_initial_scorer
     from training.reward.models.tiny import save_tiny_qwen25vl
-    from training.reward.recipes.shapes_init import make_initial_scorer
 
     px = 56 * 56
     base = save_tiny_qwen25vl(tmp_path / "base", seed=3, rope_theta=5.0, min_pixels=px, max_pixels=px)
@@ -70,7 +69,7 @@ def test_initial_scorer_reads_the_base_yes_no_answer(tmp_path):
     img.paste((220, 30, 30), (5, 5, 20, 20))
     img.save(tmp_path / "a.png")
     table.add_image(tmp_path / "a.png")
-    from training.reward.recipes.shapes_data import Stream
+    from research.shapes_scorer.shapes_data import Stream
 
     prompt = "a red circle to the left of a blue square"
     b = table.batch([Stream(0, [prompt], [1], 2)])

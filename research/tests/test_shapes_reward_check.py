@@ -2,7 +2,7 @@
 
 import json
 
-from training.grpo.recipes import shapes_reward_check
+from research.shapes_grpo import shapes_reward_check
 
 
 def test_reward_check_reports_every_auc(tmp_path, capsys):

@@ -202,7 +202,8 @@ def test_grounding_needs_layouts_and_the_coords_backbone(tmp_path):
 
 
 def test_recipes_ship_atomically_and_the_research_recipe_never_over_shapes(tmp_path):
-    from training.reward.recipes import shapes, shapes_qwen
+    from research.shapes_scorer import shapes_qwen
+    from training.reward.recipes import shapes
 
     save_model(_model(), tmp_path / "scorer")
     assets = tmp_path / "assets"
