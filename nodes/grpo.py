@@ -18,14 +18,21 @@ from comfy_api.latest import io
 
 from .common import scorer_input
 from .logic.grpo_node import (
+    BAR_PER_STEP,
     HandleScorer,
     NodeSettings,
+    bar_value,
     build_config,
+    cancelled_text,
     chart_point,
     check_settings,
     check_size_for_vae,
+    checkpoint_step,
     curve_image,
+    existing_run_problem,
+    finished_text,
     lora_metadata,
+    phase_text,
     prompt_lines,
     publish_lora,
     run_folder,
@@ -35,19 +42,29 @@ from .socket_types import CATEGORY
 WIDGETS = ("prompts", "steps", "group_size", "top_k", "learning_rate", "lora_rank", "lora_alpha", "sampling_steps",
            "noise_level", "width", "height", "seed", "kl_beta", "lora_name", "resume")
 CHART_EVENT = "spatialscore.grpo.progress"
+STATUS_EVENT = "spatialscore.grpo.status"  # one line under the chart: the phase in progress, what Cancel saved
 
 
 def _loras_dir() -> str:
     return folder_paths.get_folder_paths("loras")[0]
 
 
-def _send_chart(node_id, point: dict) -> None:
+def _send(event: str, node_id, data: dict) -> None:
     try:
         from server import PromptServer
 
-        PromptServer.instance.send_sync(CHART_EVENT, {"node": str(node_id), "point": point})
-    except Exception as exc:  # noqa: BLE001 - no server (tests, scripts): the chart is only a view
-        logging.debug("SpatialScore: chart update not sent: %s", exc)
+        PromptServer.instance.send_sync(event, {"node": str(node_id), **data})
+    except Exception as exc:  # noqa: BLE001 - no server (tests, scripts): the chart and its line are only a view
+        logging.debug("SpatialScore: %s not sent: %s", event, exc)
+
+
+def _send_chart(node_id, point: dict) -> None:
+    _send(CHART_EVENT, node_id, {"point": point})
+
+
+def _send_status(node_id, text: str, kind: str) -> None:
+    """kind: 'phase' (training), 'saved' (what Cancel left), 'problem' (why the run did not start)."""
+    _send(STATUS_EVENT, node_id, {"text": text, "kind": kind})
 
 
 def _latest_grid(run_dir: Path):
@@ -142,18 +159,26 @@ class SpatialScoreGRPOTrain(io.ComfyNode):
         if errors:
             raise ValueError("; ".join(errors))
         check_size_for_vae(settings.width, settings.height, vae.downscale_ratio)
+        node_id = cls.hidden.unique_id if cls.hidden is not None else None
         run_dir = run_folder(folder_paths.get_output_directory(), settings.lora_name)
+        problem = existing_run_problem(run_dir, settings.lora_name, settings.resume)
+        if problem:
+            _send_status(node_id, problem, "problem")
+            raise ValueError(problem)
         config = build_config(settings, run_dir)
         prompts = prompt_lines(settings.prompts)
-        node_id = cls.hidden.unique_id if cls.hidden is not None else None
-        bar = comfy.utils.ProgressBar(settings.steps)
+        bar = comfy.utils.ProgressBar(settings.steps * BAR_PER_STEP)
         records: list[dict] = []
+
+        def on_progress(step: int, phase: str, done: int, total: int) -> None:
+            _send_status(node_id, phase_text(step, settings.steps, phase, done, total), "phase")
+            bar.update_absolute(bar_value(step, phase, done, total))  # raises on Cancel, mid-step
 
         def on_step(record: dict) -> None:
             records.append(record)
             _send_chart(node_id, chart_point(record))
             # raises on Cancel: the trainer has already checkpointed this step
-            bar.update_absolute(record["step"], settings.steps, _latest_grid(run_dir))
+            bar.update_absolute(record["step"] * BAR_PER_STEP, preview=_latest_grid(run_dir))
             mm.throw_exception_if_processing_interrupted()
 
         base_name = getattr(getattr(model.model, "model_config", None), "__class__", type(model)).__name__
@@ -166,9 +191,11 @@ class SpatialScoreGRPOTrain(io.ComfyNode):
             config.model.gradient_checkpointing = policy.gradient_checkpointing
             try:
                 result = train(config, resume=settings.resume, policy=policy, scorer=HandleScorer(scorer),
-                               callback=on_step)  # fmt: skip
+                               callback=on_step, progress=on_progress)  # fmt: skip
             except mm.InterruptProcessingException:
-                _publish_latest_checkpoint(run_dir, settings.lora_name, base_name, scorer_name, prompts, config)
+                saved = _publish_latest_checkpoint(run_dir, settings.lora_name, base_name, scorer_name, prompts,
+                                                   config)  # fmt: skip
+                _send_status(node_id, cancelled_text(settings.lora_name, saved, settings.steps), "saved")
                 raise
             state = policy.lora_state_dict()
             final = next((r["reward_mean"] for r in reversed(result.records) if "reward_mean" in r), None)
@@ -182,21 +209,23 @@ class SpatialScoreGRPOTrain(io.ComfyNode):
         trained = comfy.sd.load_lora_for_models(model, None, state, 1.0, 0.0)[0]
         file_name = f"{settings.lora_name}.safetensors"
         chart = [chart_point(r) for r in all_records]
-        return io.NodeOutput(trained, file_name, curve, samples, ui={"spatialscore_grpo": chart,
-                                                                     "text": [f"{file_name}: {result.step} steps"]})
+        status = finished_text(file_name, result.step, final)
+        return io.NodeOutput(trained, file_name, curve, samples, ui={"spatialscore_grpo": chart, "text": [status]})
 
 
 def _publish_latest_checkpoint(run_dir: Path, name: str, base_name: str, scorer_name: str, prompts: list[str],
-                               config) -> None:
-    """After an interrupt: the last checkpoint's LoRA becomes models/loras/<name> (whole, or nothing written)."""
+                               config) -> int | None:
+    """After an interrupt: the last checkpoint's LoRA becomes models/loras/<name> (whole, or nothing written).
+    Returns that checkpoint's step, None when there is none."""
     from safetensors.torch import load_file
 
     from training.grpo.checkpoint import list_checkpoints
 
     checkpoints = list_checkpoints(run_dir)
     if not checkpoints or not (checkpoints[-1] / "lora.safetensors").is_file():
-        return
-    step = int(checkpoints[-1].name.rsplit("_", 1)[-1])
+        return None
+    step = checkpoint_step(checkpoints[-1])
     publish_lora(load_file(str(checkpoints[-1] / "lora.safetensors")), _loras_dir(), name,
                  lora_metadata(base_name, scorer_name, prompts, step, None, config))
     logging.info("SpatialScore GRPO: interrupted after step %d; %s.safetensors is that checkpoint's LoRA", step, name)
+    return step

@@ -4,6 +4,17 @@
 
 export const COLOURS = { band: "rgba(90, 150, 230, 0.25)", mean: "#5a96e6", kept: "#e6a23c", eval: "#3fbf6f" };
 
+// The status line under the chart, from the node's `spatialscore.grpo.status` events {node, text, kind} and its
+// final UI text: the phase in progress, what Cancel saved, a run in the way of a new one, what a finished run saved.
+export const STATUS_COLOURS = { phase: "#aaa", saved: "#e6a23c", problem: "#e06c6c", done: "#3fbf6f" };
+
+/** The status line's text and colour for an event's detail; null when the detail carries no text. */
+export function statusLine(detail) {
+  const text = typeof detail?.text === "string" ? detail.text.trim() : "";
+  if (!text) return null;
+  return { text, colour: STATUS_COLOURS[detail.kind] ?? STATUS_COLOURS.phase };
+}
+
 /** The points with `point` added: a step already there is replaced (a resumed run repeats none), sorted by step. */
 export function mergePoint(points, point) {
   if (!point || !Number.isFinite(point.step)) return points;

@@ -1,5 +1,6 @@
 // SpatialScore GRPO Train: a live reward chart on the node (reward mean ± std, the kept samples' reward, the eval
-// reward per step), and the Score / Rerank nodes' per-image score text.
+// reward per step) with a status line under it (the phase in progress, what Cancel saved), and the Score / Rerank
+// nodes' per-image score text.
 //
 // Both are our own DOM elements (an SVG chart, a read-only textarea), never canvas drawing, so they work in both
 // renderers:
@@ -13,13 +14,15 @@
 //   node's own element ([data-node-id], below its widgets), again whenever the renderer re-creates it.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
-import { chartSvg, mergePoint } from "./grpo_chart.js";
+import { chartSvg, mergePoint, statusLine } from "./grpo_chart.js";
 import { everyVueTick, vueNodeElement, vueNodesEnabled } from "./vue_nodes.js";
 
 const GRPO_NODE = "SpatialScoreGRPOTrain";
 const PROGRESS_EVENT = "spatialscore.grpo.progress";
+const STATUS_EVENT = "spatialscore.grpo.status";
 const TEXT_NODES = ["SpatialScoreScore", "SpatialScoreRerank", "SpatialScoreEditScore", "SpatialScoreEditRerank"];
 const CHART_HEIGHT = 180;
+const STATUS_HEIGHT = 30; // two lines of 11 px: "Cancelled: saved models/loras/<name>.safetensors, ..." wraps
 const VIEW_TYPE = "spatialscore_view"; // no Vue widget component has this type
 const VUE_SLOT = "spatialscore-vue-slot";
 
@@ -80,7 +83,7 @@ function drawChart(node) {
   if (!el) return;
   const points = node.spatialScorePoints ?? [];
   const width = Math.max(200, Math.round(el.clientWidth || node.size?.[0] - 20 || 300));
-  el.innerHTML = chartSvg(points, width, CHART_HEIGHT - 6);
+  node.spatialScoreChartSvg.innerHTML = chartSvg(points, width, CHART_HEIGHT - 6);
   mountViews(node);
   node.spatialScoreChartDrawn = points.length; // read by the headless browser check
   node.setDirtyCanvas?.(true, true);
@@ -89,17 +92,44 @@ function drawChart(node) {
 function addChart(node) {
   const el = document.createElement("div");
   el.className = "spatialscore-grpo-chart";
-  el.style.cssText = `width:100%;height:${CHART_HEIGHT - 6}px;overflow:hidden;`;
+  el.style.cssText = `width:100%;height:${CHART_HEIGHT + STATUS_HEIGHT - 6}px;overflow:hidden;`;
+  const svg = document.createElement("div");
+  svg.style.cssText = `width:100%;height:${CHART_HEIGHT - 6}px;`;
+  const status = document.createElement("div");
+  status.className = "spatialscore-grpo-status";
+  status.style.cssText = `height:${STATUS_HEIGHT}px;overflow:hidden;font:11px/14px sans-serif;color:#aaa;` +
+    "padding:1px 4px;box-sizing:border-box;overflow-wrap:anywhere;";
+  el.append(svg, status);
   node.spatialScoreChart = el;
+  node.spatialScoreChartSvg = svg;
+  node.spatialScoreStatus = status;
   node.spatialScorePoints = [];
-  domWidget(node, "reward_chart", el, CHART_HEIGHT);
+  domWidget(node, "reward_chart", el, CHART_HEIGHT + STATUS_HEIGHT);
   if (typeof ResizeObserver !== "undefined") new ResizeObserver(() => drawChart(node)).observe(el);
   drawChart(node);
 }
 
+function graphNode(id) {
+  return app.graph?.getNodeById?.(Number(id)) ?? app.graph?.getNodeById?.(id);
+}
+
+function showStatus(node, detail) {
+  const line = statusLine(detail);
+  if (!line || !node.spatialScoreStatus) return;
+  node.spatialScoreStatus.textContent = line.text;
+  node.spatialScoreStatus.title = line.text; // the whole line on hover when it is cut
+  node.spatialScoreStatus.style.color = line.colour;
+  node.setDirtyCanvas?.(true, true);
+}
+
+function onStatus(event) {
+  const node = graphNode(event.detail?.node);
+  if (node) showStatus(node, event.detail);
+}
+
 function onProgress(event) {
   const { node: id, point } = event.detail ?? {};
-  const node = app.graph?.getNodeById?.(Number(id)) ?? app.graph?.getNodeById?.(id);
+  const node = graphNode(id);
   if (!node?.spatialScoreChart) return;
   // step 1 starts a new run (a resumed run never repeats it): the previous run's points go
   const previous = point?.step === 1 ? [] : node.spatialScorePoints ?? [];
@@ -123,6 +153,7 @@ app.registerExtension({
   name: "SpatialScore.GRPOChartAndScoreText",
   setup() {
     api.addEventListener(PROGRESS_EVENT, onProgress);
+    api.addEventListener(STATUS_EVENT, onStatus);
     // the Vue renderer re-creates a node's element (a loaded workflow, collapse, a level-of-detail change): put our
     // views back; cheap (a query per node that has one), and nothing at all on the classic canvas
     everyVueTick((node) => {
@@ -149,6 +180,7 @@ app.registerExtension({
         // the run's whole history (a resumed run included) replaces what the live events drew
         this.spatialScorePoints = output.spatialscore_grpo.reduce(mergePoint, []);
         drawChart(this);
+        showStatus(this, { text: [].concat(output.text ?? []).join(" "), kind: "done" });
       }
       if (isText && this.spatialScoreText && output?.text) {
         const text = [].concat(output.text).join("\n");

@@ -1,5 +1,6 @@
 """What the GRPO Train node does besides training (testable without ComfyUI): check the settings, turn them into
-the headless GRPOConfig, score through the Loader's handle, publish the LoRA into models/loras, and the chart data.
+the headless GRPOConfig, score through the Loader's handle, publish the LoRA into models/loras, the chart data, and
+what the node says in the graph's terms (a run already there, the phase in progress, what Cancel saved).
 
 The run itself is training.grpo.trainer.train (one implementation): the node only supplies a ComfyUI policy
 (comfy_policy.py), a scorer and a per-step callback.
@@ -20,12 +21,19 @@ from .training_import import import_training
 
 import_training("grpo")
 from training.common.atomic import write_text  # noqa: E402
+from training.grpo.checkpoint import list_checkpoints  # noqa: E402
 from training.grpo.config import GRPOConfig, validate  # noqa: E402
 from training.grpo.lora import save_lora_file  # noqa: E402
+from training.grpo.reports import MetricsLog  # noqa: E402
 
 LORA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 SIZE_MULTIPLE = 16  # Flux packs 2x2 latent patches; FLUX.1's VAE downsamples 8x (the shapes VAE 4x)
 RUNS_FOLDER = "spatialscore_grpo"
+# The node's progress bar gives each GRPO step BAR_PER_STEP units, a third to each of its phases (the trainer's
+# `progress` hook reports them); an evaluation does not move it, its text says it is running.
+STEP_PHASES = ("sampling", "scoring", "training")
+BAR_PER_STEP = 300
+PHASE_UNITS = {"sampling": "images", "scoring": "images", "training": "kept samples", "evaluation": "eval prompts"}
 
 
 @dataclass
@@ -85,6 +93,63 @@ def check_size_for_vae(width: int, height: int, downscale_ratio: int) -> None:
 
 def run_folder(output_root: str | Path, lora_name: str) -> Path:
     return Path(output_root) / RUNS_FOLDER / lora_name
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    return int(checkpoint.name.rsplit("_", 1)[-1])
+
+
+def run_summary(run_dir: Path) -> str:
+    """What a run folder holds, in a few words ('6 of 40 steps done, last reward -8.5400'); '' without a checkpoint."""
+    checkpoints = list_checkpoints(run_dir)
+    if not checkpoints:
+        return ""
+    done = checkpoint_step(checkpoints[-1])
+    try:
+        planned = f" of {json.loads((run_dir / 'config.json').read_text(encoding='utf-8'))['train']['steps']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        planned = ""
+    rewards = [r["reward_mean"] for r in MetricsLog(run_dir / "metrics.jsonl").records()
+               if isinstance(r.get("reward_mean"), (int, float)) and r.get("step", 0) <= done]  # fmt: skip
+    reward = f", last reward {rewards[-1]:.4f}" if rewards else ""
+    return f"{done}{planned} steps done{reward}"
+
+
+def existing_run_problem(run_dir: Path, lora_name: str, resume: bool) -> str:
+    """'' unless a run with checkpoints is in the way of a new one; then one line saying what is there and which
+    input to change (the trainer's own error speaks of --resume and output folders, the command line's terms)."""
+    summary = "" if resume else run_summary(run_dir)
+    if not summary:
+        return ""
+    return (f"lora_name {lora_name!r} already has a run ({summary}; output/{RUNS_FOLDER}/{lora_name}): switch on "
+            "resume to continue it, or change lora_name to start a new one")
+
+
+def bar_value(step: int, phase: str, done: int, total: int) -> int:
+    """Where the node's progress bar stands (of steps * BAR_PER_STEP) when the trainer reports `phase` of `step`."""
+    if phase not in STEP_PHASES:
+        return step * BAR_PER_STEP  # an evaluation runs after its step's training (step 0: before the first)
+    share = BAR_PER_STEP // len(STEP_PHASES)
+    return (step - 1) * BAR_PER_STEP + STEP_PHASES.index(phase) * share + (share * done // total if total else share)
+
+
+def phase_text(step: int, steps: int, phase: str, done: int, total: int) -> str:
+    """The node's status line while it trains, e.g. 'step 3/40: sampling 8/24 images'."""
+    where = f"step {step}/{steps}" if step else "before step 1"
+    return f"{where}: {phase} {done}/{total} {PHASE_UNITS.get(phase, '')}".rstrip()
+
+
+def cancelled_text(lora_name: str, saved_step: int | None, steps: int) -> str:
+    """What the node says after Cancel: which step's LoRA is in models/loras, or that none was saved."""
+    if saved_step is None:
+        return "Cancelled before the first step finished: no LoRA saved"
+    return (f"Cancelled: saved models/loras/{lora_name}.safetensors, the LoRA of step {saved_step} of {steps} "
+            f"(checkpoint step_{saved_step:06d}); switch on resume to continue from there")
+
+
+def finished_text(file_name: str, steps: int, final_reward: float | None) -> str:
+    reward = f", last reward {final_reward:.4f}" if final_reward is not None else ""
+    return f"Saved models/loras/{file_name} after {steps} steps{reward}"
 
 
 def build_config(s: NodeSettings, run_dir: Path) -> GRPOConfig:

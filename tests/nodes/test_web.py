@@ -42,6 +42,8 @@ def test_grpo_chart_and_score_text_are_dom_widgets():
     assert "addDOMWidget" in src and "prototype.onDrawForeground" not in src
     assert '"spatialscore.grpo.progress"' in src and "spatialscore_grpo" in src
     assert "SpatialScoreScore" in src and "output?.text" in src
-    # the event name the node sends (nodes/grpo.py imports ComfyUI, so it is read, not imported)
+    # the event names the node sends (nodes/grpo.py imports ComfyUI, so it is read, not imported)
     sent = (ROOT / "nodes/grpo.py").read_text()
     assert 'CHART_EVENT = "spatialscore.grpo.progress"' in sent
+    assert 'STATUS_EVENT = "spatialscore.grpo.status"' in sent and '"spatialscore.grpo.status"' in src
+    assert "addEventListener(STATUS_EVENT, onStatus)" in src

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { chartScales, chartSvg, mergePoint, valueRange } from "../../../web/grpo_chart.js";
+import { STATUS_COLOURS, chartScales, chartSvg, mergePoint, statusLine, valueRange } from "../../../web/grpo_chart.js";
 
 const POINTS = [
   { step: 1, mean: 0.2, std: 0.1, kept: 0.3 },
@@ -51,4 +51,16 @@ test("the svg has the std band, the mean and kept lines and one dot per eval", (
 
 test("before the first step the chart says it is waiting", () => {
   assert.match(chartSvg([], 300, 180), /waiting for the first GRPO step/);
+});
+
+test("the status line shows the node's text in the colour of its kind", () => {
+  const saved = "Cancelled: saved models/loras/my_lora.safetensors, the LoRA of step 6 of 40 (checkpoint step_000006)";
+  assert.deepEqual(statusLine({ node: "3", text: saved, kind: "saved" }), { text: saved, colour: STATUS_COLOURS.saved });
+  assert.equal(statusLine({ text: "step 3/40: sampling 8/24 images", kind: "phase" }).colour, STATUS_COLOURS.phase);
+  assert.equal(statusLine({ text: "lora_name 'x' already has a run", kind: "problem" }).colour, STATUS_COLOURS.problem);
+  assert.equal(statusLine({ text: " done ", kind: "done" }).text, "done");
+  assert.equal(statusLine({ text: "x", kind: "other" }).colour, STATUS_COLOURS.phase);
+  assert.notEqual(STATUS_COLOURS.saved, STATUS_COLOURS.phase); // what Cancel saved stands out from the progress
+  assert.equal(statusLine({ text: "  " }), null);
+  assert.equal(statusLine(undefined), null);
 });
