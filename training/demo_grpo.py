@@ -72,6 +72,6 @@ def report_lines(out: Path, steps: int, n_prompts: int) -> list[str]:
     lines += ["", "(a)-(c) read each named colour's largest blob, so extra objects pass them; the clean rows catch "
               "them. GRPO's reward is `shapes-gen`, a scorer trained not to pay for extra objects (against `shapes`, "
               "which pays for them, GRPO learns to draw them). Most new right layouts are still not clean pictures: "
-              "the generator smears and mixes colours, the bottleneck now (docs/grpo.md, session 9).", "",
+              "the generator smears and mixes colours, the bottleneck now (docs/grpo.md).", "",
               f"![before and after GRPO]({grid.name}) (green frame: every relation holds; red: not)", ""]
     return lines

@@ -10,8 +10,9 @@ Stages (each skipped when its output exists; a killed stage continues from its l
   3. text encoder  (the default, --text-encoder pretrained) a T5 pretrained alone on the prompt language
                   (shapes_text_pretrain.py -> text_encoder_2/: masked words, word positions and each object word's
                   object: its roles, colour and shape as the sentence states them), frozen during flow matching, as
-                  FLUX.1's is. With --text-encoder joint (the first generator, sessions 3-6) the T5 trains with the
-                  transformer instead and comes out a bag of words (docs/grpo.md)
+                  FLUX.1's is. With --text-encoder joint (the first generator, shipped 2026-12-01 in commit
+                  7a30f97) the T5 trains with the transformer instead and comes out a bag of words
+                  (research/shapes_grpo/journal.md)
   4. generator    flow matching of the transformer (and CLIP; and the T5 with joint) (shapes_pretrain.py) ->
                   generator/, a FluxPipeline folder: FROZEN_T5 or JOINT below
   5. grpo         python -m training.grpo --preset shapes against the shipped `shapes-gen` scorer (the preset's reward,
@@ -57,8 +58,8 @@ def autoencoder(out: Path) -> Path:
     if not (folder / "config.json").is_file():
         import torch
 
-        from .shapes_autoencoder import reconstruction_error, train_autoencoder
         from ..shapes_generator import GeneratorShape
+        from .shapes_autoencoder import reconstruction_error, train_autoencoder
 
         torch.set_num_threads(1)
         vae = train_autoencoder(out / "autoencoder", GeneratorShape())
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--until", choices=("generator", "grpo"), default="grpo")
     parser.add_argument("--text-encoder", choices=("joint", "pretrained"), default="pretrained",
                         help="pretrained: T5 pretrained on the prompts first, then frozen (the shipped generator, "
-                             "default); joint: T5 trained with the transformer (the first generator, sessions 3-6)")
+                             "default); joint: T5 trained with the transformer (the first generator, commit 7a30f97)")
     parser.add_argument("--ship", action="store_true")
     parser.add_argument("grpo_args", nargs="*", help="extra --section.field VALUE settings for the GRPO stage")
     args = parser.parse_args(argv)

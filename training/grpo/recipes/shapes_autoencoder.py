@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 
 from ...dataset.scene import random_relayout, sample_scene
+from ..shapes_generator import GeneratorShape, build_autoencoder
 from .shapes_data import render_batch
 from .shapes_fit import fit
-from ..shapes_generator import GeneratorShape, build_autoencoder
 
 KL_WEIGHT = 1e-6
 

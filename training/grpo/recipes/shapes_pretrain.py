@@ -20,9 +20,9 @@ from tqdm import tqdm
 
 from ...dataset.prompts import plain_prompt
 from ..flux_policy import FluxPolicy
+from ..shapes_generator import TEXT_LENGTH, GeneratorShape, build_pipeline
 from .shapes_data import PRETRAIN_SEED, render_batch, training_scenes
 from .shapes_fit import fit
-from ..shapes_generator import TEXT_LENGTH, GeneratorShape, build_pipeline
 
 
 @torch.no_grad()
@@ -114,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     from diffusers import AutoencoderKL
 
     from ...common.atomic import atomic_dir, usual_permissions
-    from .shapes_data import heldout_prompts
     from ..shapes_generator import SAMPLING_FILE, Sampling, sampling_record
+    from .shapes_data import heldout_prompts
 
     parser = argparse.ArgumentParser(prog="python -m training.grpo.recipes.shapes_pretrain")
     parser.add_argument("--out", required=True, type=Path, help="the recipe's folder (holds autoencoder_model/)")

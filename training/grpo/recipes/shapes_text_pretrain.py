@@ -3,8 +3,8 @@
 FLUX.1 conditions on a T5 that was pretrained on text and is frozen. The first shapes recipe instead trained its
 small T5 from scratch together with the transformer, and it came out a bag of words: the transformer gives text
 tokens no position (FLUX's text ids are all 0), and the T5 outputs of "a red circle to the left of a blue square"
-and of its role-swapped twin are the same set of vectors to 0.03% (`shapes_order_probe`), so no transformer, and
-no LoRA on it, can tell which object a relation is about.
+and of its role-swapped twin are the same set of vectors to 0.03% (research/shapes_grpo/shapes_order_probe.py), so
+no transformer, and no LoRA on it, can tell which object a relation is about.
 
 This stage trains the T5 alone on the training prompts (never a held-out text) with three objectives:
 - masked-token prediction, the BERT/T5 pretraining task: 15% of the tokens are replaced by <unk> and predicted
@@ -20,8 +20,9 @@ This stage trains the T5 alone on the training prompts (never a held-out text) w
   "circle", as a pretrained T5 contextualises attributes, so a picture region that the transformer matches to one
   word of an object reads the rest of that object from the same place (colour-shape binding in one attention
   hop). Labels again come from the prompt text alone.
-Session 5 found word order alone is not enough: with only the first two objectives the twins' token sets differ
-by 7.6% of a token's norm and the transformer never learned to bind roles (docs/grpo.md).
+A run of 2026-12-02 (commit 4a63780) found word order alone is not enough: with only the first two objectives the
+twins' token sets differ by 7.6% of a token's norm and the transformer never learned to bind roles
+(research/shapes_grpo/journal.md).
 
     python -m training.grpo.recipes.shapes_text_pretrain --generator shapes --out runs/text_encoder [--steps 1000]
         [--objective objects|roles|order]
@@ -117,7 +118,7 @@ def role_target_batch(tokenizer, ids: torch.Tensor, prompts: list[str]) -> tuple
 class RoleProbe(torch.nn.Module):
     """A linear probe with unit-norm rows and a fixed `scale`: a confident role bit needs a large component of the
     token along its row, so the roles take a real share of each token's norm instead of a whisper that a linear
-    probe can still read (session 5's T5: role-swapped twins 7.6% apart)."""
+    probe can still read (the word-order T5 of commit 4a63780: role-swapped twins 7.6% apart)."""
 
     def __init__(self, width: int, bits: int, scale: float):
         super().__init__()
@@ -230,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     from ...common.atomic import atomic_dir, usual_permissions
     from ...dataset.prompts import plain_prompt
     from ..assets import resolve_generator
-    from .shapes_data import PRETRAIN_SEED, heldout_prompts, training_scenes
     from ..shapes_generator import TEXT_LENGTH
+    from .shapes_data import PRETRAIN_SEED, heldout_prompts, training_scenes
 
     parser = argparse.ArgumentParser(prog="python -m training.grpo.recipes.shapes_text_pretrain", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -243,8 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--role-scale", type=float, default=1.0, help="the role probe's fixed logit scale")
     parser.add_argument("--objective", choices=("objects", "roles", "order"), default="objects",
                         help="objects: masked tokens + positions + each object word's roles, colour and shape "
-                             "(default); roles: without colour and shape (session 6's T5); order: masked tokens and "
-                             "positions only (session 5's)")
+                             "(default); roles: without colour and shape (the T5 of commit 77ca4b3); order: masked "
+                             "tokens and positions only (that of commit 4a63780)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     source = FluxPipeline.from_pretrained(resolve_generator(args.generator), local_files_only=True)

@@ -4,9 +4,9 @@ The object faults (shapes_objects.py) and the generated pairs (verified > unclea
 worse than the perfect picture, but say nothing about clutter against a wrong layout. Left to itself the scorer
 judges such a pair by the relations it can read, and a cluttered picture where every relation holds among the extra
 objects outscores a clean one with a relation wrong: GRPO against it then raises the oracle's all-relations rate
-while clean pictures become rarer (docs/grpo.md, session 8). In the shapes world a picture that draws objects the
-prompt does not name, or a named one twice or smeared, does not follow the prompt, so these pairs put every clean
-picture above it:
+while clean pictures become rarer (research/shapes_grpo/journal.md, 2026-12-02, commit 85a0e6f). In the shapes
+world a picture that draws objects the prompt does not name, or a named one twice or smeared, does not follow the
+prompt, so these pairs put every clean picture above it:
 
   synthetic   the dataset row's perturbed picture (clean, 1-3 relations wrong) > its perfect scene with a clutter
               fault (a named object doubled, bars in the prompt's colours, objects in other colours), both rendered
