@@ -160,6 +160,16 @@ def check_source(source: Any, n_edited: int) -> int:
     return m
 
 
+def check_same_size(source: torch.Tensor, edited: torch.Tensor) -> None:
+    """ValueError when the source and edited batches differ in size. Why refuse rather than resize: the edit
+    scorers compare the two images place by place, so a resized source scores a correct edit as a wrong one."""
+    (sh, sw), (eh, ew) = source.shape[1:3], edited.shape[1:3]
+    if (sh, sw) != (eh, ew):
+        raise ValueError(f"source is {sw}x{sh} but edited is {ew}x{eh} (width x height): an edit keeps the source's "
+                         "size; connect the source the edits were made from, or scale one of them to the other's "
+                         "size first (e.g. with an Upscale Image node)")
+
+
 def score_edit_batch(handle: EditHandle, source: torch.Tensor, edited: torch.Tensor, instruction: str,
                      instruction_mode: str = "auto", progress: Callable[[int, int], None] | None = None) -> EditTable:
     if not isinstance(handle, EditHandle):
@@ -167,6 +177,7 @@ def score_edit_batch(handle: EditHandle, source: torch.Tensor, edited: torch.Ten
                          f"{type(handle).__name__}")
     n = check_image_batch(edited, "edited")
     check_source(source, n)
+    check_same_size(source, edited)
     if not isinstance(instruction, str) or not instruction.strip():
         raise ValueError("instruction: empty; give the edit instruction (one line for all edited images, or one "
                          "line per edited image)")
@@ -182,8 +193,19 @@ def score_edit_batch(handle: EditHandle, source: torch.Tensor, edited: torch.Ten
             handle.placement.offload(handle.scorer)
     mean = torch.as_tensor(result.mean, dtype=torch.float32).flatten()
     std = torch.as_tensor(result.std, dtype=torch.float32).flatten()
+    check_regions(result.regions, f"edit_scorer {handle.folder.name} predicted an unusable edit region for")
     reasoning = list(result.reasoning) if result.reasoning else [""] * n
     return EditTable(mean, std, list(result.regions), reasoning, instructions, result.mode, instructions)
+
+
+def check_regions(regions: list, what: str) -> None:
+    """ValueError naming the first edited image whose region is not boxes of finite 0..1 coordinates: a NaN box
+    would be drawn at the image edge and passed on as if it were a place."""
+    problem_of = import_training("reward.edit.regions").region_problem
+    for i, boxes in enumerate(regions):
+        problem = problem_of(boxes)
+        if problem is not None:
+            raise ValueError(f"{what} edited image {i}: {problem}")
 
 
 def draw_regions(images: torch.Tensor, regions: list, labels: list[str]) -> torch.Tensor:
@@ -192,6 +214,7 @@ def draw_regions(images: torch.Tensor, regions: list, labels: list[str]) -> torc
 
     if len(regions) != images.shape[0] or len(labels) != images.shape[0]:
         raise ValueError(f"{len(regions)} regions and {len(labels)} labels for {images.shape[0]} images")
+    check_regions(regions, "edit regions:")
     out = []
     for img, boxes, label in zip(images, regions, labels, strict=True):
         arr = (img[..., :3].detach().float().cpu().clamp(0, 1).numpy() * 255.0 + 0.5).astype(np.uint8)

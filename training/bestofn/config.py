@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,3 +54,7 @@ class BestOfNConfig:
                                 f"--keep {self.keep}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"--limit {self.limit}: expected at least 1")
+        if self.guidance is not None and not math.isfinite(self.guidance):
+            # a guidance embedding turns NaN into NaN images; a model without one ignores it, and report.json
+            # would record NaN as the setting
+            raise ValueError(f"--guidance {self.guidance}: expected a finite number, e.g. 3.5")

@@ -48,3 +48,20 @@ def require_finite_weights(named: Iterable[tuple[str, torch.Tensor]], what: str,
         at = f"step {step}: " if step is not None else ""
         raise NonFiniteError(f"{at}{what}: {name} holds NaN or infinite values; nothing was saved"
                              + (f". {hint}" if hint else ""))
+
+
+class NonFiniteScoreError(NonFiniteError, FloatingPointError, ValueError):
+    """A scorer gave a NaN or infinite reward mean or std (fp16/bf16 overflow, or a broken checkpoint).
+
+    Why the three bases: every CLI and node already reports NonFiniteError or ValueError as one line, and callers
+    of Scorer.score written against its earlier FloatingPointError keep working.
+    """
+
+
+def require_finite_scores(mean: torch.Tensor, std: torch.Tensor, what: str = "the scorer") -> None:
+    """Raise NonFiniteScoreError if any reward mean or std is NaN or infinite, saying how many and why."""
+    bad = ~(torch.isfinite(mean) & torch.isfinite(std))
+    if bool(bad.any()):
+        raise NonFiniteScoreError(
+            f"{what} gave NaN or infinite scores for {int(bad.sum())} of {bad.numel()} images: its weights overflow "
+            "in this precision or are broken; load it in fp32, or check the checkpoint")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..common.finite import require_finite_scores
 from ..common.images import ImageInputError, to_pil_list
 from .models.loading import load_model
 from .models.model import SpatialScoreModel
@@ -110,11 +111,11 @@ class Scorer:
             log_std[idx] = s.float().cpu()
             if progress is not None:
                 progress(min((b + 1) * self.batch_size, len(order)), len(order))
-        if not torch.isfinite(mean).all():
-            raise FloatingPointError("the model produced non-finite scores (check the weights and dtype)")
+        std = log_std.exp()
+        require_finite_scores(mean, std)  # an fp16/bf16 overflow or a broken head: one clear error, no NaN reports
         check = getattr(self.model, "world_warnings", None)
         warnings = check(pil, prompts) if check is not None else []
-        return ScoreResult(mean=mean, std=log_std.exp(), mode=self.mode, warnings=warnings)
+        return ScoreResult(mean=mean, std=std, mode=self.mode, warnings=warnings)
 
 
 def load_scorer(name_or_path: str | os.PathLike, device: str | torch.device | None = None,

@@ -56,13 +56,14 @@ def run_score_edit(args) -> int:
     from ...common.atomic import write_text
     from ..cli.score import read_image
     from .folder import resolve_edit_path
-    from .scorer import load_edit_scorer, match_sources, normalise_instructions
+    from .scorer import check_same_sizes, load_edit_scorer, match_sources, normalise_instructions
 
     resolve_edit_path(args.model)  # a single-image scorer with --source: say so before reading anything
     if not args.source:
         raise ValueError("--source: edit scoring needs the source image the images were edited from")
     images = [read_image(p) for p in args.images]
     sources = match_sources([read_image(p) for p in args.source], len(images))
+    check_same_sizes(sources, images, match_sources(list(args.source), len(images)), list(args.images))
     normalise_instructions(args.prompt, len(images))
     scorer = load_edit_scorer(args.model, device=args.device, batch_size=args.batch_size)
     result = scorer.score(sources, images, args.prompt)

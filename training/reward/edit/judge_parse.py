@@ -13,6 +13,7 @@ out, scores and boxes are picked out of the text by pattern. Nothing raises: pro
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -124,6 +125,8 @@ def _box01(values) -> list[float] | None:
     try:
         x0, y0, x1, y1 = (float(v) for v in values)
     except (TypeError, ValueError):
+        return None
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):  # json reads NaN and 1e999; clamping hid them
         return None
     box = [min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)]
     box = [min(1.0, max(0.0, v / 1000.0)) for v in box]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..train.pairs import MAX_REPORTED, PairsFileError, pairs_file
+from .regions import region_problem
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,9 @@ def is_edit_file(path: str | os.PathLike) -> bool:
 def _boxes(value, key: str, problems: list[str]):
     if value is None:
         return None
-    ok = isinstance(value, list) and all(isinstance(b, list) and len(b) == 4 and
-                                         all(isinstance(v, (int, float)) for v in b) for b in value)
-    if not ok:
-        problems.append(f"'{key}' must be a list of boxes [x0, y0, x1, y1] in 0..1")
+    problem = region_problem(value)
+    if problem is not None:
+        problems.append(f"'{key}' must be a list of boxes [x0, y0, x1, y1] in 0..1: {problem}")
         return None
     return tuple(tuple(float(v) for v in b) for b in value)
 
@@ -145,7 +145,14 @@ def load_edit_images(pair: EditPair):
     """(source, chosen, rejected) as RGB PIL images; a broken file names itself and its line."""
     from ...common.images import ImageInputError, load_image_file
 
+    from .scorer import size_mismatch
+
     try:
-        return tuple(load_image_file(str(p)) for p in (pair.source, pair.chosen, pair.rejected))
+        source, chosen, rejected = (load_image_file(str(p)) for p in (pair.source, pair.chosen, pair.rejected))
     except ImageInputError as exc:
         raise PairsFileError(f"edit pair on line {pair.line}: {exc}") from exc
+    for key, image in (("chosen", chosen), ("rejected", rejected)):
+        problem = size_mismatch(source, image, f"'source' {pair.source}", f"'{key}' {getattr(pair, key)}")
+        if problem is not None:
+            raise PairsFileError(f"edit pair on line {pair.line}: {problem}")
+    return source, chosen, rejected

@@ -6,10 +6,41 @@ boxes, measured on a fine raster, so one big box and two small ones over the sam
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
 RASTER = 128
+
+
+def box_problem(box) -> str | None:
+    """Why `box` is not [x0, y0, x1, y1] with finite coordinates in 0..1, x0 <= x1 and y0 <= y1; None if it is.
+
+    Why it matters: the masks clamp coordinates, so a NaN or a pixel coordinate would silently become the image
+    edge and every IoU, coverage target and preview drawn from it would be wrong without a word.
+    """
+    if not (isinstance(box, (list, tuple)) and len(box) == 4
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)):
+        return "is not a box [x0, y0, x1, y1] of 4 numbers"
+    if not all(math.isfinite(v) for v in box):
+        return f"{list(box)} has NaN or infinite coordinates"
+    if not all(0.0 <= v <= 1.0 for v in box):
+        return f"{list(box)} has coordinates outside 0..1 (boxes are fractions of the image size)"
+    if box[0] > box[2] or box[1] > box[3]:
+        return f"{list(box)} has x0 > x1 or y0 > y1"
+    return None
+
+
+def region_problem(boxes) -> str | None:
+    """Why a region (a list of boxes) is unusable, naming the first bad box; None if every box is fine."""
+    if not isinstance(boxes, (list, tuple)):
+        return "is not a list of boxes [x0, y0, x1, y1]"
+    for i, box in enumerate(boxes):
+        problem = box_problem(box)
+        if problem is not None:
+            return f"box {i} {problem}"
+    return None
 
 
 def region_mask(boxes, size: int = RASTER) -> np.ndarray:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ...common.finite import require_finite_scores
 from ...common.images import to_pil_list
 
 
@@ -47,6 +48,30 @@ def match_sources(sources: list, n_edited: int) -> list:
     return sources
 
 
+def size_mismatch(source, edited, source_name: str = "its source", edited_name: str = "the edited image") -> str | None:
+    """Why an edit pair cannot be scored, if its two PIL images differ in size; else None.
+
+    Why refuse rather than resize: the edit scorers compare the two images place by place, and a resized source
+    moves every shape in it, so a correct edit scores like a wrong one (-8.80 instead of -1.97 on shapes-edit).
+    """
+    if source.size == edited.size:
+        return None
+    return (f"{edited_name} is {edited.width}x{edited.height} but {source_name} is {source.width}x{source.height} "
+            "(width x height): an edit keeps the source's size, so the two are not an edit pair; give the source "
+            "the edited image was made from, or resize one of them to the other's size first")
+
+
+def check_same_sizes(sources: list, edited: list, source_names: list[str] | None = None,
+                     edited_names: list[str] | None = None) -> None:
+    """ValueError naming the first edited image whose size differs from its source's (sources already matched
+    one per edited image)."""
+    for i, (src, img) in enumerate(zip(sources, edited, strict=True)):
+        problem = size_mismatch(src, img, f"the source {source_names[i]}" if source_names else "its source",
+                                edited_names[i] if edited_names else f"edited image {i}")
+        if problem is not None:
+            raise ValueError(problem)
+
+
 def normalise_instructions(instructions: str | Sequence[str], n: int, form: str | None = None) -> list[str]:
     items = [instructions] * n if isinstance(instructions, str) else list(instructions)
     if len(items) == 1 and n > 1:
@@ -78,6 +103,7 @@ class EditScorer:
               ) -> EditScoreResult:
         edited_pil = to_pil_list(edited)
         sources_pil = match_sources(to_pil_list(sources), len(edited_pil))
+        check_same_sizes(sources_pil, edited_pil)
         form = getattr(self.model.config, "instructions", None)
         texts = normalise_instructions(instructions, len(edited_pil), form)
         if self.model.kind == "judge":
@@ -93,10 +119,9 @@ class EditScorer:
             regions += self.model.predict_regions(out)
             if progress is not None:
                 progress(min(start + self.batch_size, n), n)
-        mean = torch.cat(means)
-        if not torch.isfinite(mean).all():
-            raise FloatingPointError("the edit scorer produced non-finite scores (check the weights and dtype)")
-        return EditScoreResult(mean, torch.cat(stds), regions, "reward")
+        mean, std = torch.cat(means), torch.cat(stds)
+        require_finite_scores(mean, std, "the edit scorer")  # an fp16/bf16 overflow or a broken head
+        return EditScoreResult(mean, std, regions, "reward")
 
     def to(self, device) -> EditScorer:
         target = self.model if isinstance(self.model, torch.nn.Module) else getattr(self.model, "model", None)
