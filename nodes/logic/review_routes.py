@@ -22,17 +22,28 @@ def review_router():
 
 
 def make_handler(router, respond):
-    """An aiohttp-style handler: `request` has method, match_info["tail"], query, headers and `await read()`."""
+    """An aiohttp-style handler: `request` has method, match_info["tail"], query, headers (Host, Origin, Referer,
+    Content-Type, Content-Length, ...) and `await read()`."""
     app_module = import_training("dataset.review.app")
 
     async def handler(request):
         query = dict(request.query)
-        if request.method == "POST" and "application/json" not in (request.headers.get("Content-Type") or ""):
-            # a cross-site form cannot post JSON without a CORS preflight: keep it so inside ComfyUI too
-            return respond(app_module.error(415, "verdicts are posted as application/json"))
-        body = await request.read() if request.method == "POST" else b""
-        if len(body) > app_module.MAX_BODY:
-            return respond(app_module.error(413, "request too large"))
+        body = b""
+        if request.method == "POST":
+            # ComfyUI's own origin check lets through a request without Origin, "Origin: null", a Referer from
+            # another page, and every origin once the server listens on a non-loopback address or sends CORS
+            # headers: the page's own rule (same origin, JSON, a bounded Content-Length) is applied here too,
+            # before a byte of the body is read
+            refused = app_module.post_refusal(request.headers)
+            length = app_module.body_length(request.headers.get("Content-Length"),
+                                            request.headers.get("Transfer-Encoding"))
+            if refused is None and isinstance(length, app_module.Response):
+                refused = length
+            if refused is not None:
+                return respond(refused)
+            body = await request.read()
+            if len(body) > app_module.MAX_BODY:
+                return respond(app_module.error(413, "request too large"))
         tail = request.match_info.get("tail", "")
         # reading a manifest, images and the oracle is blocking file work: keep it off ComfyUI's event loop
         response = await asyncio.get_running_loop().run_in_executor(

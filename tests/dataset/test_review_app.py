@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -242,3 +244,166 @@ def test_a_scorer_margin_is_computed_on_demand_with_scorer(copy):
     assert get(app, "api/scorer", i=0)[1] == first  # kept for the session
     status, body = get(ReviewApp(copy), "api/scorer", i=0)
     assert status == 404 and "--scorer" in body["error"]
+
+
+class LiveServer:
+    """The CLI's HTTP server (make_server) on a free port in a thread; raw requests over http.client or a socket."""
+
+    def __init__(self, app):
+        self.server = make_server(app, 0)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def post(self, body: bytes, headers: dict) -> tuple[int, dict, dict]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
+        try:
+            conn.request("POST", "/api/verdict", body=body, headers=headers)
+            r = conn.getresponse()
+            raw = r.read()
+            return r.status, json.loads(raw), {k.lower(): v for k, v in r.getheaders()} | {"raw": raw}
+        finally:
+            conn.close()
+
+    def raw(self, head: bytes, body: bytes = b"", timeout: float = 10) -> bytes:
+        """Sends `head` (and `body`) without closing the sending side; returns what the server answers."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+            s.sendall(head + body)
+            answer = b""
+            while b"\r\n\r\n" not in answer or len(answer.split(b"\r\n\r\n", 1)[1]) < _length(answer):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+            return answer
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _length(answer: bytes) -> int:
+    for line in answer.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == b"content-length":
+            return int(value)
+    return 0
+
+
+@pytest.fixture
+def live(copy):
+    server = LiveServer(ReviewApp(copy))
+    yield server
+    server.close()
+
+
+def _verdict(copy, verdict="swap") -> bytes:
+    return json.dumps({"id": manifest_rows(copy)[0]["id"], "verdict": verdict}).encode()
+
+
+def test_a_verdict_posted_by_another_page_is_refused_and_not_recorded(copy, live):
+    own = f"127.0.0.1:{live.port}"
+    body = _verdict(copy)
+    json_type = {"Content-Type": "application/json"}
+    refused = [  # (headers, status): what a page on another origin can make a browser send
+        ({"Origin": "http://evil.example", "Content-Type": "text/plain"}, 403),  # the issue's reproduction
+        ({"Origin": "http://evil.example", **json_type}, 403),
+        ({"Origin": f"http://127.0.0.1:{live.port + 1}", **json_type}, 403),  # a page on another port
+        ({"Origin": f"http://localhost:{live.port}", **json_type}, 403),  # another origin of the same machine
+        ({"Origin": "null", **json_type}, 403),  # a sandboxed iframe, a file:// page, a no-referrer form
+        ({"Referer": f"http://127.0.0.1:{live.port + 1}/attack.html", **json_type}, 403),
+        ({"Sec-Fetch-Site": "same-site", **json_type}, 403),
+        ({"Origin": f"http://{own}", "Content-Type": "text/plain"}, 415),
+        # what a form or a no-cors fetch can send without Origin (older browsers): never JSON
+        ({"Content-Type": "text/plain"}, 415),
+        ({"Content-Type": "text/plain; charset=application/json"}, 415),  # safelisted, yet names JSON
+        ({"Content-Type": "application/x-www-form-urlencoded"}, 415),
+        ({"Content-Type": "multipart/form-data; boundary=x"}, 415),
+        ({}, 415),
+    ]
+    for headers, status in refused:
+        got, answer, raw = live.post(body, headers)
+        assert (got, headers) == (status, headers)
+        assert list(answer) == ["error"] and raw["raw"].count(b"\n") == 0
+    assert "evil.example" in live.post(body, refused[0][0])[1]["error"]
+    assert not (copy / "reviews.jsonl").exists()
+    # the page itself (its own Origin, same-origin fetch) and a script without Origin or Referer may post JSON
+    page = {"Origin": f"http://{own}", "Referer": f"http://{own}/", "Sec-Fetch-Site": "same-origin", **json_type}
+    assert live.post(body, page)[0] == 200
+    assert live.post(_verdict(copy, "undo"), {**json_type, "Referer": f"http://{own}/?only=all"})[0] == 200
+    assert live.post(_verdict(copy, "accept"), json_type)[0] == 200
+    records = [json.loads(x) for x in (copy / "reviews.jsonl").read_text().splitlines()]
+    assert [r["verdict"] for r in records] == ["swap", "undo", "accept"]
+
+
+def test_verdict_fields_of_the_wrong_type_get_one_line_400(copy, live):
+    row_id = manifest_rows(copy)[0]["id"]
+    cases = [{"id": ["x"], "verdict": "swap"}, {"id": {"a": 1}, "verdict": "swap"}, {"id": row_id, "verdict": ["swap"]},
+             {"id": row_id, "verdict": "swap", "reviewer": {"n": 1}}, {"id": None, "verdict": "swap"}]
+    for case in cases:
+        status, answer, raw = live.post(json.dumps(case).encode(), {"Content-Type": "application/json"})
+        assert status == 400 and raw["raw"].count(b"\n") == 0, case
+        assert answer["error"].startswith(("\"id\" must be a string", "\"verdict\" must be a string",
+                                           "\"reviewer\" must be a string")), answer
+    status, answer, _ = live.post(b"[" * 60000, {"Content-Type": "application/json"})  # nested past the recursion limit
+    assert status == 400 and answer["error"].startswith("the verdict is not JSON")
+    assert not (copy / "reviews.jsonl").exists()
+    assert live.post(json.dumps({"id": row_id, "verdict": "swap"}).encode(),
+                     {"Content-Type": "application/json"})[0] == 200  # the server is still up
+
+
+def test_a_body_is_never_read_past_its_content_length_or_the_limit(copy, live):
+    head = ("POST /api/verdict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            "{extra}\r\n").replace("{port}", str(live.port))
+    body = _verdict(copy)
+
+    def answer(extra: str, payload: bytes = b"") -> tuple[int, dict, bytes]:
+        t0 = time.monotonic()
+        raw = live.raw(head.replace("{extra}", extra).encode(), payload)
+        assert time.monotonic() - t0 < 5  # answered at once: the server did not wait for the rest of the body
+        status_line, _, rest = raw.partition(b"\r\n")
+        headers, _, content = rest.partition(b"\r\n\r\n")
+        assert content.count(b"\n") == 0
+        return int(status_line.split()[1]), json.loads(content), headers.lower()
+
+    # the sending side stays open after a part of the body: a server that reads to the end of the stream
+    # (Content-Length -1) or to the announced size waits until the client gives up
+    status, err, headers = answer("Content-Length: -1\r\n", body + b" " * 100_000)
+    assert status == 400 and err["error"] == "bad Content-Length: '-1' is not a byte count"
+    assert b"connection: close" in headers  # the unread rest is never taken for the next request
+    status, err, _ = answer("Content-Length: abc\r\n", body)
+    assert status == 400 and "'abc' is not a byte count" in err["error"]
+    status, err, _ = answer("Content-Length: 400000000\r\n", body + b" " * 100_000)
+    assert status == 413 and err["error"] == "request too large: 400000000 bytes, the limit is 65536"
+    status, err, _ = answer(f"Content-Length: {'9' * 5000}\r\n", body)  # past int()'s digit limit
+    assert status == 413
+    status, err, _ = answer("Transfer-Encoding: chunked\r\n", b"10000\r\n" + b" " * 1000)
+    assert status == 411 and "chunked" in err["error"]
+    status, err, _ = answer("", b"")  # no Content-Length at all
+    assert status == 411
+    assert not (copy / "reviews.jsonl").exists()
+    status, _, _ = answer(f"Content-Length: {len(body)}\r\n", body)
+    assert status == 200 and len((copy / "reviews.jsonl").read_text().splitlines()) == 1
+
+
+def test_cli_refuses_a_doubt_margin_that_is_not_a_finite_number(copy):
+    for value in ("nan", "inf", "-inf"):
+        out = _run_cli(copy, f"--doubt-margin={value}", "--port", 0)
+        assert out.returncode == 2 and out.stderr.strip().count("\n") == 0 and "Traceback" not in out.stderr
+        assert f"--doubt-margin must be a finite number, got {float(value)}" in out.stderr
+    with pytest.raises(ValueError, match="--doubt-margin must be a finite number"):
+        ReviewApp(copy, doubt_margin=float("nan"))
+
+
+def test_cli_refuses_a_reviews_file_that_is_a_symbolic_link(copy, tmp_path):
+    foreign = tmp_path / "foreign.txt"
+    foreign.write_text("someone else's file\n")
+    (copy / "reviews.jsonl").symlink_to(foreign)
+    out = _run_cli(copy, "--port", 0)
+    assert out.returncode == 2 and out.stderr.strip().count("\n") == 0 and "Traceback" not in out.stderr
+    assert f"{copy / 'reviews.jsonl'} is a symbolic link: verdicts are never written through a link" in out.stderr
+    assert foreign.read_text() == "someone else's file\n"
+    # a folder reviewed through ComfyUI's router: refused the same way, as an answer
+    router = ReviewRouter()
+    refused = router.handle("GET", "api/index", {"dir": str(copy)})
+    assert refused.status == 409 and b"is a symbolic link" in refused.body

@@ -8,7 +8,8 @@ import os
 
 import pytest
 
-from training.dataset.review.store import REVIEWS, ReviewError, VerdictStore, read_verdicts, review_counts
+from training.dataset.review.store import (REVIEWS, ReviewError, ReviewFileError, VerdictStore, read_verdicts,
+                                          review_counts)
 
 
 def lines(folder):
@@ -118,3 +119,42 @@ def test_concurrent_appends_from_several_processes_lose_and_mix_nothing(tmp_path
         assert mine == sorted(mine)
     verdicts = read_verdicts(tmp_path, warn=False)
     assert review_counts(verdicts, verdicts)["reviewed"] == writers * sum(k % 4 != 3 for k in range(count))
+
+
+def test_a_reviews_file_that_is_a_link_is_refused_and_never_followed(tmp_path):
+    foreign = tmp_path / "foreign.txt"
+    foreign.write_bytes(b"not yours\n")
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    (folder / REVIEWS).symlink_to(foreign)
+    with pytest.raises(ReviewFileError, match=r"reviews.jsonl is a symbolic link: verdicts are never written through "
+                                              r"a link \(they would go into .*foreign.txt\)"):
+        VerdictStore(folder)
+    assert read_verdicts(folder, warn=False) == {}  # readers (stats, training) may still read through it
+    # a link put there after the server started: the append refuses it (O_NOFOLLOW), the target is untouched
+    (folder / REVIEWS).unlink()
+    store = VerdictStore(folder)
+    store.append("p1", "accept")
+    (folder / REVIEWS).unlink()
+    (folder / REVIEWS).symlink_to(foreign)
+    with pytest.raises(ReviewFileError, match="is a symbolic link"):
+        store.append("p2", "swap")
+    assert foreign.read_bytes() == b"not yours\n"
+    assert store.refresh().verdicts() == {"p1": "accept"}  # what it had read stays; the link is not read
+
+
+def test_a_reviews_file_that_is_a_fifo_or_a_folder_is_refused_without_hanging(tmp_path):
+    os.mkfifo(tmp_path / REVIEWS)
+    with pytest.raises(ReviewFileError, match="is not a regular file"):
+        VerdictStore(tmp_path)
+    store_dir = tmp_path / "later"
+    store_dir.mkdir()
+    store = VerdictStore(store_dir)
+    os.mkfifo(store_dir / REVIEWS)  # appeared after the start: neither a read nor an append waits on it
+    assert store.refresh().verdicts() == {}
+    with pytest.raises(ReviewFileError, match="is not a regular file"):
+        store.append("p1", "accept")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / REVIEWS).mkdir()
+    with pytest.raises(ReviewFileError, match="is not a regular file"):
+        VerdictStore(tmp_path / "dir")

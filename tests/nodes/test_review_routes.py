@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,12 +28,19 @@ def dataset(tmp_path_factory):
 
 
 class FakeRequest:
-    def __init__(self, method, tail, query=None, body=b"", content_type="application/json"):
+    """What the handler reads of an aiohttp request. Like a browser's same-origin fetch, it names ComfyUI's own Host
+    and Origin and the body's Content-Length unless `headers` says otherwise (None removes a header)."""
+
+    def __init__(self, method, tail, query=None, body=b"", content_type="application/json", headers=None):
         self.method, self.match_info, self.query = method, {"tail": tail}, query or {}
-        self.headers = {"Content-Type": content_type}
+        own = {"Host": "127.0.0.1:8188", "Origin": "http://127.0.0.1:8188", "Content-Type": content_type,
+               "Content-Length": str(len(body))} if method == "POST" else {"Host": "127.0.0.1:8188"}
+        self.headers = {k: v for k, v in {**own, **(headers or {})}.items() if v is not None}
         self._body = body
+        self.reads = 0
 
     async def read(self):
+        self.reads += 1
         return self._body
 
 
@@ -54,6 +62,54 @@ def test_route_logic_reviews_the_folder_named_in_dir(dataset):
     assert refused.status == 415
     assert call(handler, "GET", "api/index", {"dir": str(dataset / "images")}).status == 404  # not a dataset
     assert call(handler, "GET", "api/index").status == 400  # no folder named
+
+
+def test_route_logic_refuses_verdicts_from_other_pages_and_bodies_of_bad_length(dataset, tmp_path):
+    folder = Path(shutil.copytree(dataset, tmp_path / "ds", ignore=shutil.ignore_patterns("reviews.jsonl")))
+    handler = make_handler(review_router(), respond=lambda r: r)
+    first = json.loads(call(handler, "GET", "api/index", {"dir": str(folder)}).body)["entries"][0]["id"]
+    body = json.dumps({"id": first, "verdict": "swap"}).encode()
+    # ComfyUI 0.3.64's own origin check stops the first two only while its Host is a loopback address; the null
+    # origin, a Referer alone, a page on the LAN when ComfyUI listens there, and the bad lengths get past it
+    refused = [
+        ({"Origin": "http://evil.example", "Content-Type": "text/plain"}, 403),
+        ({"Origin": "http://127.0.0.1:9999"}, 403),
+        ({"Origin": "null"}, 403),
+        ({"Origin": None, "Referer": "http://127.0.0.1:9999/attack.html"}, 403),
+        ({"Host": "192.168.1.20:8188", "Origin": "http://192.168.1.99:8000"}, 403),  # ComfyUI on --listen
+        ({"Sec-Fetch-Site": "cross-site"}, 403),
+        ({"Origin": None, "Content-Type": "text/plain; charset=application/json"}, 415),
+        ({"Content-Length": "abc"}, 400),
+        ({"Content-Length": "-1"}, 400),
+        ({"Content-Length": "400000000"}, 413),
+        ({"Content-Length": None, "Transfer-Encoding": "chunked"}, 411),
+    ]
+    for headers, status in refused:
+        request = FakeRequest("POST", "api/verdict", {"dir": str(folder)}, body, headers=headers)
+        answer = asyncio.run(handler(request))
+        assert (answer.status, headers) == (status, headers)
+        assert list(json.loads(answer.body)) == ["error"] and request.reads == 0  # refused before reading the body
+    assert not (folder / "reviews.jsonl").exists()
+    for bad in ({"id": ["x"], "verdict": "swap"}, {"id": first, "verdict": {"v": 1}}):
+        answer = call(handler, "POST", "api/verdict", {"dir": str(folder)}, json.dumps(bad).encode())
+        assert answer.status == 400 and "must be a string" in json.loads(answer.body)["error"]
+    assert not (folder / "reviews.jsonl").exists()
+    assert call(handler, "POST", "api/verdict", {"dir": str(folder)}, body).status == 200  # the page itself
+    assert len((folder / "reviews.jsonl").read_text().splitlines()) == 1
+
+
+def test_a_folder_whose_reviews_file_is_a_link_is_refused(dataset, tmp_path):
+    folder = Path(shutil.copytree(dataset, tmp_path / "ds", ignore=shutil.ignore_patterns("reviews.jsonl")))
+    foreign = tmp_path / "foreign.txt"
+    foreign.write_text("not yours\n")
+    (folder / "reviews.jsonl").symlink_to(foreign)
+    handler = make_handler(review_router(), respond=lambda r: r)
+    answer = call(handler, "GET", "api/index", {"dir": str(folder)})
+    assert answer.status == 409 and "is a symbolic link" in json.loads(answer.body)["error"]
+    rows = [json.loads(x) for x in (folder / "manifest.jsonl").read_text().splitlines()]
+    body = json.dumps({"id": rows[0]["id"], "verdict": "swap"}).encode()
+    assert call(handler, "POST", "api/verdict", {"dir": str(folder)}, body).status == 409
+    assert foreign.read_text() == "not yours\n"
 
 
 class Routes:
@@ -112,6 +168,15 @@ def test_the_routes_on_a_real_aiohttp_server(dataset, tmp_path):
             answer = await client.post(PREFIX + "/api/verdict", params={"dir": str(dataset)},
                                        json={"id": second, "verdict": "swap", "reviewer": "comfy"})
             assert answer.status == 200 and (await answer.json())["counts"]["swap"] == 1
+            for headers in ({"Origin": "null"}, {"Referer": "http://127.0.0.1:1/attack.html"},
+                            {"Origin": f"http://127.0.0.1:{client.port + 1}"}):
+                forged = await client.post(PREFIX + "/api/verdict", params={"dir": str(dataset)}, headers=headers,
+                                           json={"id": second, "verdict": "reject"})
+                assert forged.status == 403 and "review page" in (await forged.json())["error"]
+            forged = await client.post(PREFIX + "/api/verdict", params={"dir": str(dataset)},
+                                       headers={"Content-Type": "text/plain"},
+                                       data=json.dumps({"id": second, "verdict": "reject"}))
+            assert forged.status == 415
             bad = await client.get(PREFIX + "/api/index", params={"dir": str(tmp_path)})
             assert bad.status == 404 and "no manifest.jsonl" in (await bad.json())["error"]
 

@@ -12,19 +12,26 @@ Paths are relative to wherever the page is mounted ("/" for the CLI, "/spatialsc
     GET  img?i=N&side=chosen|rejected   the image file
     POST api/verdict  {"id", "verdict": accept|reject|swap|skip|undo, "reviewer"}
 With `dir=<dataset folder>` in the query (ComfyUI), one server reviews any dataset folder the user names.
+
+A verdict changes what training reads, so a POST is taken only from the page itself (`post_refusal`, checked by both
+adapters before any body is read): Content-Type application/json (a form or a no-cors fetch from another page cannot
+send it without a CORS preflight, which is never granted), and an Origin (or, without one, a Referer) naming this
+server's own host:port. A client that sends neither (curl, a script) may post JSON. The body is read only up to
+MAX_BODY, and only as long as its Content-Length says (`body_length`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from ..manifest import ManifestError
 from .rows import IMAGE_TYPES, ONLY, ReviewRows
-from .store import ReviewError, VerdictStore, review_counts
+from .store import ReviewError, ReviewFileError, VerdictStore, review_counts
 
 STATIC = Path(__file__).resolve().parent / "static"
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -49,6 +56,54 @@ def error(status: int, message: str) -> Response:
     return json_response({"error": message}, status)
 
 
+def _origin_of(url: str) -> str | None:
+    """host[:port] of an http(s) URL, lower case; None for "null", other schemes or what does not parse."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    return parts.netloc.lower() if parts.scheme.lower() in ("http", "https") and parts.netloc else None
+
+
+def post_refusal(headers) -> Response | None:
+    """Why a POST (a verdict) is refused, or None when it may be read. `headers`: the request's headers (any
+    mapping with .get, case-insensitive in both servers); the page's own origin is the Host it was asked for.
+    403 when a browser says the request comes from another page (Origin, Referer, Sec-Fetch-Site); 415 when the
+    body is not declared JSON, which is what a cross-site form or a no-cors fetch sends."""
+    own = (headers.get("Host") or "").strip().lower()
+    origin, referer = headers.get("Origin"), headers.get("Referer")
+    site = (headers.get("Sec-Fetch-Site") or "").strip().lower()
+    if origin is not None and _origin_of(origin) != own:
+        return error(403, f"verdicts are taken only from the review page at {own or 'this server'}, not from a page "
+                          f"of origin {origin.strip()[:100]!r}")
+    if origin is None and referer is not None and _origin_of(referer) != own:
+        return error(403, f"verdicts are taken only from the review page at {own or 'this server'}, not from a page "
+                          f"at {referer.strip()[:100]!r}")
+    if site and site != "same-origin":
+        return error(403, f"verdicts are taken only from the review page itself (the browser says this request comes "
+                          f"from a {site[:20]!r} page)")
+    content_type = (headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+    if content_type != "application/json":
+        return error(415, f"verdicts are posted as application/json, not {content_type[:60] or 'without a type'!r}")
+    return None
+
+
+def body_length(content_length: str | None, transfer_encoding: str | None = None) -> int | Response:
+    """The byte count a POST announces, or the refusal: a body is read only as far as its Content-Length, and only
+    when that is at most MAX_BODY (never to the end of the stream, never a chunked body of unknown size)."""
+    if transfer_encoding:
+        return error(411, "send the verdict with a Content-Length (chunked bodies are not read)")
+    value = (content_length or "").strip()
+    if not value:
+        return error(411, "a verdict needs a Content-Length")
+    if not (value.isascii() and value.isdigit()):  # "abc", "-1", "+1", "1e3", "1, 1"
+        return error(400, f"bad Content-Length: {value[:40]!r} is not a byte count")
+    length = int(value) if len(value) <= 18 else MAX_BODY + 1
+    if length > MAX_BODY:
+        return error(413, f"request too large: {value[:40]} bytes, the limit is {MAX_BODY}")
+    return length
+
+
 def static_file(name: str) -> Response:
     path = (STATIC / name).resolve()
     if path.parent != STATIC or path.suffix not in STATIC_TYPES or not path.is_file():
@@ -63,6 +118,8 @@ class ReviewApp:
                  doubt_margin: float = 0.5, scorer: str | None = None, device: str | None = None):
         if only not in ONLY:
             raise ValueError(f"--only must be one of {', '.join(ONLY)}, got {only!r}")
+        if not isinstance(doubt_margin, (int, float)) or not math.isfinite(doubt_margin):
+            raise ValueError(f"--doubt-margin must be a finite number, got {doubt_margin!r}")
         self.rows = ReviewRows(folder, split=split, doubt_margin=doubt_margin)
         self.store = VerdictStore(self.rows.folder)
         self.only, self.reviewer = only, reviewer
@@ -112,14 +169,19 @@ class ReviewApp:
     def verdict(self, body: bytes) -> dict:
         try:
             data = json.loads(body or b"{}")
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ReviewError(f"the verdict is not JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested too deep
+            raise ReviewError(f"the verdict is not JSON: {str(exc)[:200]}") from None
         if not isinstance(data, dict):
             raise ReviewError('expected {"id": ..., "verdict": ...}')
-        row_id = data.get("id")
+        row_id, verdict, reviewer = data.get("id"), data.get("verdict"), data.get("reviewer")
+        for key, value in (("id", row_id), ("verdict", verdict)):
+            if not isinstance(value, str):
+                raise ReviewError(f'"{key}" must be a string, got {type(value).__name__}: {json.dumps(value)[:100]}')
+        if reviewer is not None and not isinstance(reviewer, str):
+            raise ReviewError(f'"reviewer" must be a string, got {type(reviewer).__name__}')
         if row_id not in self.rows.by_id:
-            raise ReviewError(f"no pair with id {row_id!r} in {self.folder}")
-        record = self.store.append(row_id, data.get("verdict"), data.get("reviewer") or self.reviewer)
+            raise ReviewError(f"no pair with id {row_id[:200]!r} in {self.folder}")
+        record = self.store.append(row_id, verdict, reviewer or self.reviewer)
         verdicts, counts = self._verdicts()
         return {"record": record, "verdict": verdicts.get(row_id), "counts": counts}
 
@@ -154,6 +216,8 @@ class ReviewApp:
                 return error(413, "verdict too large")
             try:
                 return json_response(self.verdict(body))
+            except ReviewFileError as exc:  # reviews.jsonl itself is wrong (e.g. replaced by a link meanwhile)
+                return error(409, str(exc))
             except ReviewError as exc:
                 return error(400, str(exc))
         return error(404 if method in ("GET", "POST") else 405, f"no such review route: {method} /{path}")
@@ -188,6 +252,8 @@ class ReviewRouter:
             return app.handle(method, path, query, body)
         except ManifestError as exc:
             return error(400 if not query.get("dir") else 404, str(exc))
+        except ReviewFileError as exc:  # the folder's reviews.jsonl is a link or not a file: nothing is written
+            return error(409, str(exc))
 
 
 def parse_query(raw: str) -> dict[str, str]:

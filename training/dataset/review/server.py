@@ -7,7 +7,7 @@ import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from .app import MAX_BODY, ReviewApp, ReviewRouter, error, parse_query
+from .app import Response, ReviewApp, ReviewRouter, body_length, error, parse_query, post_refusal
 
 HOST = "127.0.0.1"
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
@@ -24,19 +24,24 @@ def make_handler(router: ReviewRouter):
         def _serve(self, method: str) -> None:
             url = urlsplit(self.path)
             host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
+            response, body = None, b""
             if host not in LOCAL_HOSTS:  # a page on another site that rebinds its DNS to us gets nothing
                 response = error(403, f"this review server answers only to {HOST} or localhost, not {host!r}")
-            elif method == "POST" and "application/json" not in (self.headers.get("Content-Type") or ""):
-                # a cross-site form cannot send JSON without a CORS preflight, which we never grant
-                response = error(415, "verdicts are posted as application/json")
-            else:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > MAX_BODY:
-                    response = error(413, "request too large")
-                else:
-                    body = self.rfile.read(length) if length else b""
+            elif method == "POST":
+                body = self._read_body()
+                if isinstance(body, Response):
+                    response, body = body, b""
+            if method == "POST" and response is not None:
+                self.close_connection = True  # its body was not read: it must not be taken for the next request
+            if response is None:
+                try:
                     response = router.handle(method, url.path, parse_query(url.query), body)
+                except Exception as exc:  # noqa: BLE001 - a bug still answers one line; the server stays up
+                    print(f"review server: {method} {url.path}: {type(exc).__name__}: {exc}", file=sys.stderr)
+                    response = error(500, f"internal error: {type(exc).__name__}: {str(exc)[:200]}")
             self.send_response(response.status)
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.send_header("Content-Type", response.content_type)
             self.send_header("Content-Length", str(len(response.body)))
             for key, value in response.headers.items():
@@ -44,6 +49,18 @@ def make_handler(router: ReviewRouter):
             self.end_headers()
             if method != "HEAD":
                 self.wfile.write(response.body)
+
+        def _read_body(self) -> bytes | Response:
+            """A verdict's body, or why it is refused before a byte of it is read: posted from another page (Origin,
+            Referer, Sec-Fetch-Site, Content-Type), or of unknown, malformed or excessive length."""
+            refused = post_refusal(self.headers)
+            if refused is not None:
+                return refused
+            length = body_length(", ".join(self.headers.get_all("Content-Length") or []) or None,
+                                 self.headers.get("Transfer-Encoding"))
+            if isinstance(length, Response):
+                return length
+            return self.rfile.read(length)
 
         def do_GET(self):  # noqa: N802 - http.server's naming
             self._serve("GET")

@@ -10,12 +10,16 @@ Why this is safe with two browser tabs, two servers (CLI + ComfyUI) or a killed 
 - a line cut short by a kill (no newline) is ignored by readers; the next writer first ends it with a newline,
   so the fragment becomes one bad line that readers skip, and is never glued onto a new verdict. Nothing written
   is ever rewritten or truncated: at most the verdict being written is lost.
+- reviews.jsonl must be a regular file of the folder: a symbolic link (or a FIFO, a device, a folder) there is
+  refused when the server starts, and the file is opened with O_NOFOLLOW for every append, so verdicts never go
+  into a file the link points at.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -35,6 +39,29 @@ UNDO = "undo"
 
 class ReviewError(ValueError):
     """A verdict that cannot be recorded (unknown verdict, unknown row)."""
+
+
+class ReviewFileError(ReviewError):
+    """reviews.jsonl itself cannot take verdicts: a symbolic link, or not a regular file."""
+
+
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # 0 on Windows, where the lstat check below is all there is
+NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO put there is opened without waiting for a writer, then refused
+BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
+
+
+def check_reviews_file(path: Path) -> None:
+    """Refuse a reviews.jsonl that is a symbolic link or not a regular file (absent is fine: the first verdict
+    creates it)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(mode):
+        raise ReviewFileError(f"{path} is a symbolic link: verdicts are never written through a link (they would go "
+                              f"into {os.path.realpath(path)}); replace it with a plain file or remove it")
+    if not stat.S_ISREG(mode):
+        raise ReviewFileError(f"{path} is not a regular file: move it away so the verdicts can be written there")
 
 
 def now_iso() -> str:
@@ -75,8 +102,11 @@ class Fold:
 class VerdictStore:
     """Reads and appends DIR/reviews.jsonl. `refresh()` reads only what other writers appended since last time."""
 
-    def __init__(self, folder: str | os.PathLike):
+    def __init__(self, folder: str | os.PathLike, writing: bool = True):
         self.path = Path(folder) / REVIEWS
+        self.writing = writing
+        if writing:  # readers (stats, training) may read through a link; a server that appends may not
+            check_reviews_file(self.path)
         self.fold = Fold()
         self._offset = 0  # bytes of the file consumed into `fold` (always at a line end)
         self._line_no = 0
@@ -90,12 +120,20 @@ class VerdictStore:
             return self.fold
 
     def _read_new(self) -> None:
+        flags = os.O_RDONLY | BINARY | (NOFOLLOW | NONBLOCK if self.writing else 0)
         try:
-            with open(self.path, "rb") as f:
-                f.seek(self._offset)
-                data = f.read()
+            fd = os.open(self.path, flags)
         except FileNotFoundError:
             return
+        except OSError:  # a link or a FIFO put there after the start: not read; the next append names it
+            if self.writing:
+                return
+            raise
+        with open(fd, "rb") as f:
+            if self.writing and not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return
+            f.seek(self._offset)
+            data = f.read()
         end = data.rfind(b"\n") + 1  # an unterminated tail (being written, or torn) waits for its newline
         for raw in data[:end].splitlines():
             self._line_no += 1
@@ -124,12 +162,19 @@ class VerdictStore:
             record["reviewer"] = str(reviewer)[:100]
         line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
         with self._lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:  # O_NOFOLLOW: a link put there after the start is refused, not followed; O_NONBLOCK: nor a FIFO
+                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | NOFOLLOW | NONBLOCK | BINARY, 0o644)
+            except OSError as exc:
+                check_reviews_file(self.path)  # names a link or a FIFO or a folder ...
+                raise ReviewFileError(f"cannot write {self.path}: {exc.strerror}") from None  # ... or says why
             try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise ReviewFileError(f"{self.path} is not a regular file: move it away so the verdicts can be "
+                                          "written there")
                 if fcntl is not None:
                     fcntl.flock(fd, fcntl.LOCK_EX)
                 size = os.fstat(fd).st_size
-                if size and _last_byte(self.path, size) != b"\n":
+                if size and os.lseek(fd, size - 1, os.SEEK_SET) >= 0 and os.read(fd, 1) != b"\n":
                     line = b"\n" + line  # end a torn fragment so it stays one skipped line
                 os.write(fd, line)  # one write: a line is whole or (killed mid-write) a torn tail
                 os.fsync(fd)
@@ -139,18 +184,12 @@ class VerdictStore:
         return record
 
 
-def _last_byte(path: Path, size: int) -> bytes:
-    with open(path, "rb") as f:
-        f.seek(size - 1)
-        return f.read(1)
-
-
 def read_verdicts(folder: str | os.PathLike, warn: bool = True) -> dict[str, str] | None:
     """row id -> standing verdict for a dataset folder; None when it has no reviews.jsonl (nobody reviewed)."""
     path = Path(folder) / REVIEWS
     if not path.is_file():
         return None
-    fold = VerdictStore(folder).fold
+    fold = VerdictStore(folder, writing=False).fold
     if warn and fold.bad_lines:
         shown = ", ".join(map(str, fold.bad_lines[:10]))
         print(f"warning: {path}: skipped {len(fold.bad_lines)} line(s) that are not verdicts (line {shown}); "
