@@ -45,7 +45,7 @@ class PretrainConfig:
     # auxiliary loss: a linear probe on each colour word's hidden state after decoder layer aux_word_layer
     # regresses the centre (x, y) of that colour's object, so words learn to find their object in the image
     aux_word: float = 1.0
-    # (the probes are training-only; defaults = run H of docs/research/shapes_scorer/NOTES.md, the best so far)
+    # (the probes are training-only; defaults = run H of research/shapes_scorer/NOTES.md, the best so far)
     init_from: str = ""  # continue from this pretrained base folder (the tiny-model fields are then ignored)
     aux_position_layer: int = 2  # 0: text_layers // 2
     aux_word_layer: int = 3  # 0: text_layers - 1

@@ -1,6 +1,6 @@
 """The "coords" backbone: a small text-queries-image transformer whose image tokens carry explicit coordinates.
 
-It is the shapes world's shipped scorer (issue 5's allowed fallback, see docs/research/shapes_scorer/NOTES.md for why a
+It is the shapes world's shipped scorer (issue 5's allowed fallback, see research/shapes_scorer/NOTES.md for why a
 tiny Qwen2.5-VL did not get there) and sits behind the same interface as SpatialScoreModel: `encode(images,
 prompts)` -> batch, `forward(batch)` -> (mean, log_std) from the same RewardHead, `score_shared_prefix`, and the
 same scorer folder (spatialscore.json with backbone "coords", backbone.safetensors, head.safetensors).
