@@ -108,7 +108,7 @@ class TrainConfig:
     # EMA of the LoRA weights for evaluation and export (0: off). Flow-GRPO's FLUX runs keep one; ema.py says why.
     ema_decay: float = 0.0
     # Stop after the step in which this many minutes of this run have passed (0: off); the stop is a normal last
-    # step (evaluation, checkpoint, export). For comparisons at equal compute (docs/grpo.md's ablations).
+    # step (evaluation, checkpoint, export). For comparisons at equal compute (the ablations of research/shapes_grpo/journal.md).
     time_budget_minutes: float = 0.0
 
 

@@ -79,7 +79,7 @@ class OracleReward:
     With `clean` ("oracle:shapes-clean") the relation terms count only in a clean picture (the named objects, each
     once, nothing else): the upper bound of a scorer that puts a clean picture first, which the plain oracle
     reward, like (a)-(c), does not. A bonus of 1 for a clean picture instead was not enough: at beta 0 GRPO gave up
-    clean pictures for relations among extra blobs (clean 22.5% -> 7.0% in 70 steps, docs/grpo.md).
+    clean pictures for relations among extra blobs (clean 22.5% -> 7.0% in 70 steps, research/shapes_grpo/journal.md).
     Scorer-shaped (`score(images, prompts)` -> .mean, .std) so the trainer needs no branch."""
 
     def __init__(self, clean: bool = False):

@@ -81,7 +81,7 @@ class FlowMatching:
     """The generator stage's settings. JOINT is the first recipe (the T5 trained with the transformer); FROZEN_T5
     the second: T5 pretrained first and frozen, batch 32 on one process, noise levels drawn logit-normal around
     sigmoid(0.5) = 0.62 instead of 0.5. With the object T5 the shift is what made the transformer bind roles
-    (docs/grpo.md, "What made this generator place objects"): at the old levels twins were never both right."""
+    (research/shapes_grpo/journal.md, "What made this generator place objects"): at the old levels twins were never both right."""
 
     processes: int
     batch: int

@@ -4,7 +4,7 @@
                                                            [--prompts 400] [--seed 13]
 
 The shipped scorer learned from clean renders that draw exactly the named objects; GRPO asks it to rank a
-generator's samples, which fail in other ways (docs/grpo.md, "Where the bottleneck is"). Here, for `--prompts`
+generator's samples, which fail in other ways (research/shapes_grpo/journal.md, "Where the bottleneck was"). Here, for `--prompts`
 training scenes (never a held-out text), one GRPO group (24 SDE samples at the preset's noise level, as the trainer
 draws them) is judged by the pixel oracle (oracle_eval.oracle_verdicts, with its `clean` check: the named objects,
 each once, and nothing else), and pairs are made within the group, so both sides look generated:

@@ -3,7 +3,7 @@
 The dataset's perturbed images (and the re-layouts of shapes_relayout.py) always draw exactly the named objects,
 each once, in its colour: a scorer trained on them only ever compares placements. A generator's pictures fail in
 other ways first (an object missing, the wrong colour, two of one, colour smeared in stripes), and a GRPO policy
-drifts towards whatever of these the scorer does not penalise (docs/grpo.md, run A). Each training row gets
+drifts towards whatever of these the scorer does not penalise (research/shapes_grpo/journal.md, run A). Each training row gets
 `per_row` pictures of its perfect scene with one object-level fault, as extra pairs (prompt, perfect image, faulty):
 
   drop       one named object removed
@@ -11,7 +11,7 @@ drifts towards whatever of these the scorer does not penalise (docs/grpo.md, run
   duplicate  a second copy of one object somewhere else
   clutter    3-8 thin bars in the prompt's colours added to the scene (the stripes of run A)
   extra      1-3 objects added in colours the prompt does not name (what GRPO against a scorer that never saw
-             them drew, docs/grpo.md "GRPO on it")
+             them drew, research/shapes_grpo/journal.md "GRPO on it")
 
 Their scene layouts go along for the grounding loss: a word that names two objects (a doubled colour, a bar) has no
 single centre, so it is simply not grounded in that picture.
