@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import comfy.utils
-from comfy_api.latest import io, ui
+import uuid
 
-from .logic.annotate import badge_payload
+import comfy.utils
+import folder_paths
+from comfy_api.latest import io
+
+from .logic.annotate import badge_payload, save_preview_pngs
 from .logic.prompts import PROMPT_MODES
 from .socket_types import SpatialScoreModel
 
@@ -41,9 +44,13 @@ def progress_callback(n_images: int):
     return update
 
 
-def ui_payload(cls, preview_images, mean, std, text_lines, indices=None, prompts=None, utility=None) -> dict:
-    """The node's UI output: the preview images, per-image score records for the badge extension, and text."""
-    payload = ui.PreviewImage(preview_images, cls=cls).as_dict()
-    payload["spatialscore"] = badge_payload(mean, std, indices=indices, prompts=prompts, utility=utility)
-    payload["text"] = ["\n".join(text_lines)]
-    return payload
+def ui_payload(cls, preview_images, mean, std, text_lines, indices=None, prompts=None, utility=None,
+               warnings=None) -> dict:
+    """The node's UI output: the preview images (in ComfyUI's temp folder, as its PreviewImage does, each with its
+    score record in the PNG's metadata instead of the workflow), per-image score records for the badge extension,
+    and text. `warnings` are per preview image, in its order."""
+    rows = badge_payload(mean, std, indices=indices, prompts=prompts, utility=utility, warnings=warnings)
+    names = save_preview_pngs(preview_images, rows, folder_paths.get_temp_directory(),
+                              f"spatialscore_preview_{uuid.uuid4().hex[:12]}")  # fmt: skip
+    return {"images": [{"filename": name, "subfolder": "", "type": "temp"} for name in names], "animated": (False,),
+            "spatialscore": rows, "text": ["\n".join(text_lines)]}

@@ -6,8 +6,15 @@ import folder_paths
 from comfy_api.latest import io
 
 from .comfy_models import ComfyPlacement, compute_devices, resolve_dtype
-from .logic.discovery import ScorerChoiceError, folder_fingerprint, list_scorers, resolve_scorer
+from .logic.discovery import (
+    ScorerChoiceError,
+    builtin_scorers,
+    folder_fingerprint,
+    list_scorers,
+    resolve_scorer,
+)
 from .logic.loading import load_handle
+from .logic.scoring import builtin_scope
 from .socket_types import CATEGORY, SpatialScoreModel
 
 MODEL_FOLDER = "spatialscore"
@@ -36,7 +43,7 @@ class SpatialScoreLoader(io.ComfyNode):
                                        "extra_model_paths.yaml): a trained scorer (has spatialscore.json) or a "
                                        "plain Qwen2.5-VL checkpoint (zero-shot). 'shapes' is the built-in demo; "
                                        "'shapes-gen' the built-in reward for GRPO on the shapes generator (it "
-                                       "does not pay for extra objects)."),
+                                       "does not pay for extra objects). " + builtin_scope(builtin_scorers())),
                 io.Combo.Input("dtype", options=["auto", "bf16", "fp16", "fp32"], default="auto",
                                tooltip="Weight precision. auto: bf16 on GPUs that support it, else fp16; fp32 on CPU."),
                 io.Combo.Input("device", options=["auto", "cpu"], default="auto",

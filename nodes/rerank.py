@@ -62,9 +62,12 @@ class SpatialScoreRerank(io.ComfyNode):
         best = rerank(table, images, top_k, rank_by, risk_lambda, latent=latent, mask=mask)
         r = best.ranking
         mean, std, order = r.mean.tolist(), r.std.tolist(), r.indices.tolist()
-        ui = ui_payload(cls, best.images, mean, std, [f"SpatialScore {scorer.describe()}: {best.report[0]}",
-                                                      *best.report[1:], *warning_lines(table.warnings)],
-                        indices=order, prompts=best.prompts, utility=r.utility.tolist())
+        # a warning heads the text (by batch index, as the report names images); the badges follow the ranking
+        lines = [*warning_lines(table.warnings), f"SpatialScore {scorer.describe()}: {best.report[0]}",
+                 *best.report[1:]]  # fmt: skip
+        kept_warnings = [table.warnings[i] for i in order] if table.warnings else None
+        ui = ui_payload(cls, best.images, mean, std, lines, indices=order, prompts=best.prompts,
+                        utility=r.utility.tolist(), warnings=kept_warnings)  # fmt: skip
         return io.NodeOutput(best.images, _or_blocked(best.latent, "top_latent", "LATENT", "latent"),
                              _or_blocked(best.mask, "top_mask", "MASK", "mask"), mean, std, order, ui=ui)
 

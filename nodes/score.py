@@ -5,7 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from .common import images_input, progress_callback, prompt_inputs, scorer_input, ui_payload
-from .logic.annotate import draw_badges, format_score, score_lines
+from .logic.annotate import badge_label, draw_badges, score_lines
 from .logic.scoring import check_image_batch, score_images, warning_lines
 from .socket_types import CATEGORY
 
@@ -37,8 +37,11 @@ class SpatialScoreScore(io.ComfyNode):
         n = check_image_batch(images)
         table = score_images(scorer, images, prompt, prompt_mode, progress=progress_callback(n))
         mean, std = table.mean.tolist(), table.std.tolist()
-        preview = draw_badges(images, [format_score(m, s) for m, s in zip(mean, std, strict=True)])
-        lines = [f"SpatialScore {scorer.describe()}"] + score_lines(mean, std, prompts=table.prompts)
-        lines += warning_lines(table.warnings)
+        warnings = list(table.warnings) or [""] * n
+        preview = draw_badges(images, [badge_label(m, s, w) for m, s, w in zip(mean, std, warnings, strict=True)],
+                              warned=[bool(w) for w in warnings])  # fmt: skip
+        # a warning heads the text: the scores under it mean little
+        lines = warning_lines(warnings) + [f"SpatialScore {scorer.describe()}"]
+        lines += score_lines(mean, std, prompts=table.prompts)
         return io.NodeOutput(mean, std, preview,
-                             ui=ui_payload(cls, images, mean, std, lines, prompts=table.prompts))
+                             ui=ui_payload(cls, images, mean, std, lines, prompts=table.prompts, warnings=warnings))

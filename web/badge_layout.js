@@ -3,10 +3,12 @@
 // The rectangles mirror how ComfyUI's frontend (ImagePreviewWidget / renderPreview) lays out a node's preview:
 // a grid of cells, each image fitted inside its cell, or one image centred when a single image is shown.
 
-/** The text of one badge, from a record of the node's `spatialscore` UI payload. */
+/** The text of one badge, from a record of the node's `spatialscore` UI payload; a record whose score means little
+ * (the scorer's `flag`, e.g. "unknown words") says so after the score. */
 export function badgeText(row, ranked) {
   const score = `${fmt(row.mean)} ± ${fmt(row.std)}`;
-  return ranked ? `#${row.position + 1}  ${score}  (img ${row.index})` : score;
+  const text = ranked ? `#${row.position + 1}  ${score}  (img ${row.index})` : score;
+  return row.flag ? `${text}  ${row.flag}` : text;
 }
 
 function fmt(x) {
@@ -58,7 +60,11 @@ export function badgeBox([x, y, w, h], textWidthAt10px) {
   return { x, y, w: boxW, h: fontSize + 2 * pad, pad, fontSize };
 }
 
-/** Background colour of a badge: the best image of a Rerank green, the rest neutral. */
+export const WARNED_COLOUR = "rgba(160, 90, 0, 0.85)"; // amber, as the badge baked into the preview pixels
+
+/** Background colour of a badge: a score that means little amber (never the winner's green), the best image of a
+ * Rerank green, the rest neutral. */
 export function badgeColour(row, ranked) {
+  if (row.flag) return WARNED_COLOUR;
   return ranked && row.position === 0 ? "rgba(20, 110, 40, 0.85)" : "rgba(0, 0, 0, 0.72)";
 }

@@ -8,13 +8,14 @@ must not sit on the GPU while Flux generates the next batch.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
 
-from .discovery import ScorerFolder
+from .discovery import SCORER_MARKER, ScorerFolder
 from .prompts import resolve_prompts
 
 
@@ -112,10 +113,45 @@ def score_images(handle: ScorerHandle, images: torch.Tensor, prompt: str, prompt
 
 
 def warning_lines(warnings) -> list[str]:
-    """The node text for out-of-world warnings: one line when every image has the same one, else per image."""
+    """The lines that head the node's text when scores mean little (outside the scorer's world): one line when every
+    image has the same warning, else one per image that has one."""
     found = [(i, w) for i, w in enumerate(warnings) if w]
     if not found:
         return []
     if len(found) == len(warnings) and len({w for _, w in found}) == 1:
-        return [f"warning (every image): {found[0][1]}"]
-    return [f"warning (image {i}): {w}" for i, w in found]
+        return [f"warning (every image): {found[0][1]}; the scores below mean little"]
+    return [f"warning (image {i}): {w}; its score means little" for i, w in found]
+
+
+# A badge's short form of a warning, by the phrases training/reward/world_check.py words them with.
+WARNING_FLAGS = (("does not know", "unknown words"), ("far from the", "unfamiliar image"))
+
+
+def warning_flag(warning: str) -> str:
+    """'unknown words', 'unfamiliar image', both, or '' (no warning): what a badge says of a score that means little."""
+    flags = [flag for phrase, flag in WARNING_FLAGS if phrase in warning]
+    return ", ".join(flags) or ("outside its world" if warning else "")
+
+
+def scorer_vocabulary(folder: ScorerFolder) -> list[str]:
+    """The words a small scorer knows (the coords backbone's vocabulary, punctuation left out); [] for scorers
+    that read any text (Qwen2.5-VL)."""
+    try:
+        record = json.loads((folder.path / SCORER_MARKER).read_text(encoding="utf-8"))
+        vocab = (record.get("coords") or {}).get("vocab") or []
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [w for w in vocab if isinstance(w, str) and w.isalnum()]
+
+
+def builtin_scope(folders: list[ScorerFolder]) -> str:
+    """What the built-in scorers can judge, for the Loader's tooltip, with the words they know read from their own
+    folders (the list their prompts are checked against)."""
+    words = sorted({w for f in folders for w in scorer_vocabulary(f)})
+    if not words:
+        return ""
+    names = " and ".join(repr(f.name) for f in folders)
+    return (f"{names} judge only the shapes world: red, green, blue or yellow circles, squares and triangles on a "
+            f"plain light background, described in English with these words: {', '.join(words)}. Any other prompt "
+            "or picture still gets a number, which means nothing: its badge and text then say 'unknown words' or "
+            "'unfamiliar image'.")

@@ -70,5 +70,5 @@ def test_node_text_carries_the_warning():
     from nodes.logic.scoring import warning_lines
 
     assert warning_lines(["", ""]) == []
-    assert warning_lines(["w", "w"]) == ["warning (every image): w"]
-    assert warning_lines(["", "x"]) == ["warning (image 1): x"]
+    assert warning_lines(["w", "w"]) == ["warning (every image): w; the scores below mean little"]
+    assert warning_lines(["", "x"]) == ["warning (image 1): x; its score means little"]

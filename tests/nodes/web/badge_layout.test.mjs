@@ -2,13 +2,24 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { badgeBox, badgeColour, badgeText, fitInCell, previewImageRects } from "../../../web/badge_layout.js";
+import { WARNED_COLOUR, badgeBox, badgeColour, badgeText, fitInCell, previewImageRects } from "../../../web/badge_layout.js";
 
 test("badge text for Score and Rerank", () => {
   const row = { position: 0, index: 5, mean: 1.23456, std: 0.5 };
   assert.equal(badgeText(row, false), "1.235 ± 0.500");
   assert.equal(badgeText(row, true), "#1  1.235 ± 0.500  (img 5)");
   assert.equal(badgeText({ ...row, mean: null }, false), "n/a ± 0.500");
+});
+
+test("a score the scorer cannot judge (words it does not know) says so on its badge, in amber", () => {
+  const row = { position: 0, index: 2, mean: 3.1, std: 0.2, warning: "the prompt has words the shapes scorer does not know (cat, sofa)", flag: "unknown words" };
+  assert.equal(badgeText(row, false), "3.100 ± 0.200  unknown words");
+  assert.equal(badgeText(row, true), "#1  3.100 ± 0.200  (img 2)  unknown words");
+  assert.equal(badgeColour(row, false), WARNED_COLOUR);
+  assert.equal(badgeColour(row, true), WARNED_COLOUR); // not the winner's green
+  const plain = { position: 0, index: 2, mean: 3.1, std: 0.2 };
+  assert.notEqual(badgeColour(plain, true), WARNED_COLOUR);
+  assert.notEqual(badgeColour({ ...plain, position: 1 }, true), WARNED_COLOUR);
 });
 
 test("an image is fitted and centred in its cell", () => {
