@@ -1,6 +1,7 @@
 """The review page in a real browser: headless Chromium driven by playwright-core reviews 10 pairs of a 2,000-pair
 shapes dataset by keyboard, through the real CLI server; then the server is stopped and started again and the
 page continues where the reviewer stopped. Measures page open (< 1 s) and next pair (< 100 ms) in the browser.
+A page on another port tries to post verdicts the ways a web page can (review_cross_origin.mjs); none is recorded.
 
 Needs Chromium (Debian: `apt-get install chromium`) and playwright-core (`npm install --prefix .venv-node
 playwright-core`, a git-ignored folder; or set SPATIALSCORE_PLAYWRIGHT to a playwright-core folder); skipped with
@@ -19,6 +20,8 @@ from pathlib import Path
 from statistics import median
 
 import pytest
+
+from .helpers import quiet_build, shapes_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("review_browser.mjs")
@@ -156,3 +159,55 @@ def test_filters_and_grid_mode_quick_pass(big_dataset, tmp_path):
     records = [json.loads(x) for x in (folder / "reviews.jsonl").read_text().splitlines()]
     assert [(r["id"], r["verdict"]) for r in records] == [(i, "accept") for i in wanted[:12]] + [(wanted[12], "reject")]
     assert run["progress"].startswith("13 / 2000 reviewed · 12 accepted · 0 swapped · 1 rejected")
+
+
+CROSS_ORIGIN = Path(__file__).with_name("review_cross_origin.mjs")
+
+
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("browser-small") / "shapes"
+    quiet_build(shapes_config(out, pairs=12, seed=11))
+    return out
+
+
+def test_a_page_on_another_port_cannot_record_a_verdict_but_the_review_page_can(small_dataset, tmp_path):
+    """The review page refuses a cross-origin POST: a page served on another port of 127.0.0.1 tries fetch (no-cors
+    text/plain, text/plain naming JSON, cors JSON), a sandboxed iframe's fetch and two auto-submitted forms; nothing
+    is recorded. Then the review page itself swaps the first pair by keyboard, and that verdict is recorded."""
+    node, chromium, playwright = find_tools()
+    folder = Path(shutil.copytree(small_dataset, tmp_path / "ds"))
+    first = json.loads((folder / "manifest.jsonl").read_text().splitlines()[0])["id"]
+    server = Server(folder)
+    try:
+        out = subprocess.run([node, str(CROSS_ORIGIN), json.dumps({"target": server.url, "id": first,
+                                                                    "chromium": chromium})],
+                             cwd=ROOT, capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "PLAYWRIGHT_CORE": playwright})
+        assert out.returncode == 0, out.stdout + out.stderr
+        attack = json.loads(out.stdout.strip().splitlines()[-1])
+        assert not (folder / "reviews.jsonl").exists(), (folder / "reviews.jsonl").read_text()
+        own = server.url.rstrip("/")
+        attacker = attack["attackUrl"].rsplit("/", 1)[0]
+        assert attacker.startswith("http://127.0.0.1:") and attacker != own  # another port of the same address
+        # every way in was tried and reached the server (or, for JSON, stopped at the preflight in the browser)
+        assert set(attack["results"]) == {"no-cors text/plain", "no-cors text/plain naming json",
+                                          "cors application/json", "sandboxed iframe no-cors",
+                                          "form text/plain", "form application/x-www-form-urlencoded"}
+        assert attack["results"]["cors application/json"].startswith("failed: TypeError")
+        assert attack["results"]["sandboxed iframe no-cors"] == "sandbox: sent"
+        # a no-cors fetch resolves (opaque) only once the server has answered; 403 is the answer to a foreign origin
+        # (a missing Origin with these types would get 415)
+        assert attack["results"]["no-cors text/plain naming json"] == "sent (opaque)"
+        seen = sorted((p["contentType"], p["status"]) for p in attack["posts"])
+        assert seen == sorted([("text/plain", 403), ("text/plain; charset=application/json", 403),
+                               ("text/plain", 403), ("application/x-www-form-urlencoded", 403)])
+        forms = [json.loads(p["answer"])["error"] for p in attack["posts"] if p["answer"]]
+        assert len(forms) == 2 and all(f"not from a page of origin '{attacker}'" in e for e in forms)
+        # the review page's own POST still goes through
+        run = drive((node, chromium, playwright), server.url, keys=["s"])
+    finally:
+        server.stop()
+    assert run["errors"] == [] and run["consoleErrors"] == [] and run["saved"] == 1
+    records = [json.loads(x) for x in (folder / "reviews.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["verdict"]) for r in records] == [(first, "swap")]

@@ -8,8 +8,14 @@ import os
 
 import pytest
 
-from training.dataset.review.store import (REVIEWS, ReviewError, ReviewFileError, VerdictStore, read_verdicts,
-                                          review_counts)
+from training.dataset.review.store import (
+    REVIEWS,
+    ReviewError,
+    ReviewFileError,
+    VerdictStore,
+    read_verdicts,
+    review_counts,
+)
 
 
 def lines(folder):
