@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -42,6 +43,27 @@ def test_the_review_routes_answer_on_comfyuis_server(setup):
         assert b'src="static/review.js"' in r.read()
     with urllib.request.urlopen(server.url + "/extensions/comfyui-spatialscore/spatialscore_review.js", timeout=120) as r:
         assert b"registerSidebarTab" in r.read()
+
+
+def test_a_verdict_from_another_page_is_refused_inside_comfyui(setup):
+    """ComfyUI 0.3.64's own origin check stops a foreign Origin on a loopback Host; the pack's check also stops the
+    null origin and a foreign Referer, which ComfyUI lets through, and a body that is not declared JSON."""
+    server, data = setup
+    index = server.get(f"/spatialscore/review/api/index?dir={urllib.request.quote(str(data))}", timeout=120)
+    body = json.dumps({"id": index["entries"][1]["id"], "verdict": "swap"}).encode()
+    reviews = data / "reviews.jsonl"
+    before = reviews.read_bytes() if reviews.exists() else b""
+    for prefix in ("/spatialscore/review", "/api/spatialscore/review"):
+        url = server.url + f"{prefix}/api/verdict?dir={urllib.request.quote(str(data))}"
+        for headers, status in (({"Origin": "null"}, 403), ({"Referer": "http://127.0.0.1:1/attack.html"}, 403),
+                                ({"Origin": f"http://127.0.0.1:{server.port + 1}"}, 403),
+                                ({"Content-Type": "text/plain; charset=application/json"}, 415)):
+            req = urllib.request.Request(url, data=body, method="POST",
+                                         headers={"Content-Type": "application/json", **headers})
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(req, timeout=120)
+            assert (err.value.code, headers) == (status, headers)
+    assert (reviews.read_bytes() if reviews.exists() else b"") == before
 
 
 def test_the_sidebar_tab_opens_the_page_and_a_key_gives_a_verdict(setup, tmp_path):
