@@ -1,7 +1,8 @@
 """The generators and LoRAs shipped inside the package, by name: `shapes` and `shapes-grpo`.
 
 `shapes` is a FluxPipeline folder (training/grpo/assets/shapes/), the shapes world's small FLUX; `shapes-grpo` is
-the LoRA that Spatial GRPO against the shipped `shapes` scorer trained on it (training/grpo/recipes/shapes.py).
+the LoRA that Spatial GRPO against the shipped `shapes-gen` scorer trained on it (`python -m training.grpo --preset
+shapes`, the GRPO stage of training/grpo/recipes/shapes.py).
 """
 
 from __future__ import annotations
