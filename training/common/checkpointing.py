@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from .atomic import atomic_dir
 from .finite import require_finite_weights
+from .os_errors import os_errors_name
 
 STEP_DIR = re.compile(r"^step_(\d+)$")
 STATE_FILE = "state.json"
@@ -49,8 +50,10 @@ def list_checkpoints(out: str | Path) -> list[Path]:
 @contextlib.contextmanager
 def writing_checkpoint(out: str | Path, step: int, keep: int) -> Iterator[Path]:
     """Yield a temporary folder to fill; on success it becomes checkpoints/step_{step}/ under `out`, and all but
-    the newest `keep` checkpoints are deleted. On an error nothing changes."""
-    with atomic_dir(checkpoint_dir(out, step)) as tmp:
+    the newest `keep` checkpoints are deleted. On an error nothing changes and the temporary folder is removed;
+    a full disk (or any OS error, safetensors' included) is an OSError naming checkpoints/step_{step}."""
+    final = checkpoint_dir(out, step)
+    with os_errors_name(final), atomic_dir(final) as tmp:
         yield tmp
     for old in list_checkpoints(out)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
@@ -63,12 +66,27 @@ def write_state(folder: Path, state: dict) -> None:
     (folder / STATE_FILE).write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
 
 
+def damaged(folder: Path, name: str, reason: str) -> CheckpointError:
+    """The error for a checkpoint file that cannot be read (truncated, emptied, deleted): which file, and that the
+    run continues from the checkpoint before it (or from the start) once this folder is out of the way."""
+    others = [p for p in list_checkpoints(folder.parent.parent) if p != folder]
+    then = f"continues from {others[-1].name}" if others else "starts again from step 0"
+    return CheckpointError(f"{folder / name} is damaged ({reason}): delete the folder {folder} (or move it aside) "
+                           f"and rerun with --resume, which then {then}")
+
+
+def _reason(exc: Exception) -> str:
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+
+
 def read_state(path: Path, format_version: int) -> dict:
     """A checkpoint's state.json, if it is readable and of `format_version`; else CheckpointError."""
     try:
         state = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: unreadable state.json ({exc})") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise damaged(path, STATE_FILE, _reason(exc)) from exc
+    if not isinstance(state, dict):
+        raise damaged(path, STATE_FILE, f"a JSON {type(state).__name__}, not an object")
     if state.get("format_version") != format_version:
         raise CheckpointError(f"{path}: checkpoint format {state.get('format_version')}, expected {format_version}")
     return state
@@ -88,6 +106,29 @@ def check_same_setup(path: Path, saved_config: dict, config: dict, must_match: I
 
 
 # ---------------------------------------------------------------------------------------------------- tensors
+
+
+def check_tensor_files(folder: Path, names: Iterable[str]) -> None:
+    """CheckpointError for the first of the files that is missing, empty or truncated. Reads headers only (safetensors
+    checks that the header covers the whole file), so it runs before any model loads."""
+    from safetensors import SafetensorError, safe_open
+
+    for name in names:
+        try:
+            with safe_open(str(folder / name), framework="pt"):
+                pass
+        except (SafetensorError, OSError) as exc:
+            raise damaged(folder, name, _reason(exc)) from exc
+
+
+def load_tensors(folder: Path, name: str) -> dict[str, torch.Tensor]:
+    """A checkpoint's tensor file; a missing, empty or truncated one is a CheckpointError saying what to do."""
+    from safetensors import SafetensorError
+
+    try:
+        return load_file(str(folder / name))
+    except (SafetensorError, OSError) as exc:
+        raise damaged(folder, name, _reason(exc)) from exc
 
 
 def save_params(params: dict[str, torch.nn.Parameter], file: Path) -> None:
@@ -136,7 +177,7 @@ def save_optimizer(optimizer: torch.optim.Optimizer, file: Path) -> dict:
 
 def load_optimizer(optimizer: torch.optim.Optimizer, file: Path, meta: dict) -> None:
     """Restore what `save_optimizer` wrote (`meta` is what it returned)."""
-    tensors = {k: v for k, v in load_file(str(file)).items() if k != "_empty"}
+    tensors = {k: v for k, v in load_tensors(file.parent, file.name).items() if k != "_empty"}
     # load_state_dict moves each state tensor to its parameter's device (and keeps AdamW's step on the CPU).
     optimizer.load_state_dict(_unflatten_optimizer(tensors, meta))
 

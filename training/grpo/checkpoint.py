@@ -11,12 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from ..common import checkpointing as ckpt
 from ..common.checkpointing import CheckpointError, list_checkpoints
 
 FORMAT_VERSION = 1
+ADAPTER_FILE, OPTIMIZER_FILE, RNG_FILE = "adapter.safetensors", "optimizer.safetensors", "rng.safetensors"
 EMA_FILE = "ema.safetensors"  # the LoRA's moving average, when train.ema_decay > 0
 # Fields a resumed run must share with the run that wrote the checkpoint (else the saved state means something else).
 MUST_MATCH = ("lora.rank", "lora.alpha", "lora.targets", "sample.group_size", "prompts.per_step", "train.seed",
@@ -30,9 +31,9 @@ def save_checkpoint(folder: str | Path, step: int, params: dict[str, torch.nn.Pa
                     keep: int = 2, ema: dict[str, torch.Tensor] | None = None) -> Path:
     """Write checkpoints/step_{step}/ atomically under `folder`, then drop all but the newest `keep`."""
     with ckpt.writing_checkpoint(folder, step, keep) as tmp:
-        ckpt.save_params(params, tmp / "adapter.safetensors")
-        optimizer_meta = ckpt.save_optimizer(optimizer, tmp / "optimizer.safetensors")
-        save_file(ckpt.rng_state(), str(tmp / "rng.safetensors"))
+        ckpt.save_params(params, tmp / ADAPTER_FILE)
+        optimizer_meta = ckpt.save_optimizer(optimizer, tmp / OPTIMIZER_FILE)
+        save_file(ckpt.rng_state(), str(tmp / RNG_FILE))
         if ema is not None:
             ckpt.save_params(ema, tmp / EMA_FILE)
         if lora_export is not None:
@@ -47,6 +48,8 @@ def check_compatible(path: str | Path, config: dict) -> dict:
     path = Path(path)
     state = ckpt.read_state(path, FORMAT_VERSION)
     ckpt.check_same_setup(path, state["config"], config, MUST_MATCH)
+    optional = [EMA_FILE] if (path / EMA_FILE).exists() else []
+    ckpt.check_tensor_files(path, [ADAPTER_FILE, OPTIMIZER_FILE, RNG_FILE, *optional])  # a damaged file, early
     return state
 
 
@@ -55,11 +58,11 @@ def load_checkpoint(path: str | Path, params: dict[str, torch.nn.Parameter], opt
     """Restore LoRA weights, optimizer and RNG from a checkpoint folder; returns its step."""
     path = Path(path)
     state = check_compatible(path, config)
-    saved = load_file(str(path / "adapter.safetensors"))
+    saved = ckpt.load_tensors(path, ADAPTER_FILE)
     if set(saved) != set(params):
         raise CheckpointError(f"{path}: adapter weights do not match the model's LoRA ({len(saved)} saved tensors, "
                               f"{len(params)} expected)")
     ckpt.copy_params(path, saved, params)
-    ckpt.load_optimizer(optimizer, path / "optimizer.safetensors", state["optimizer"])
-    ckpt.set_rng_state(load_file(str(path / "rng.safetensors")))
+    ckpt.load_optimizer(optimizer, path / OPTIMIZER_FILE, state["optimizer"])
+    ckpt.set_rng_state(ckpt.load_tensors(path, RNG_FILE))
     return int(state["step"])

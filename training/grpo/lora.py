@@ -18,6 +18,7 @@ from safetensors.torch import save_file
 
 from ..common.atomic import atomic_path
 from ..common.finite import require_finite_weights
+from ..common.os_errors import os_errors_name
 from .validation import ConfigError
 
 ADAPTER = "default"
@@ -85,7 +86,7 @@ def save_lora_file(state: dict[str, torch.Tensor], path: str | os.PathLike, meta
     """Write one .safetensors atomically (a reader never sees half a file)."""
     path = Path(path)
     require_finite_weights(state.items(), f"LoRA export {path.name}")  # a NaN LoRA loads fine and draws noise
-    with atomic_path(path) as tmp:
+    with os_errors_name(path), atomic_path(path) as tmp:  # a full disk: one line naming the file, not a traceback
         save_file(state, str(tmp), metadata={"format": "pt", **(metadata or {})})
     return path
 

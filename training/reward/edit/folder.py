@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from ...common.atomic import atomic_dir, usual_permissions
 from ...common.finite import require_finite_weights
+from ...common.os_errors import os_errors_name
 from ..config import HEAD_FILE, HeadConfig, ScorerFolderError
 from ..models.loading import ASSETS
 from . import CONFIG_FILE
@@ -81,7 +82,7 @@ def save_edit_model(model, folder: str | os.PathLike, notes: dict | None = None)
     if model.kind == "coords":
         from .coords_edit import BACKBONE_FILE
 
-        with atomic_dir(folder) as tmp:
+        with os_errors_name(folder), atomic_dir(folder) as tmp:  # a full disk: one line naming the folder
             _save_tensors(model.backbone, tmp / BACKBONE_FILE)
             _save_tensors(model.head, tmp / HEAD_FILE)
             model.config.write(tmp)

@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from ...common.atomic import atomic_dir, usual_permissions
+from ...common.os_errors import os_errors_name
 from ..config import (
     ADAPTER_DIR,
     HEAD_FILE,
@@ -156,7 +157,7 @@ def save_qwen_edit(model: QwenEditModel, folder) -> Path:
     from .folder import _save_tensors
 
     folder = Path(folder)
-    with atomic_dir(folder) as tmp:
+    with os_errors_name(folder), atomic_dir(folder) as tmp:  # a full disk: one line naming the folder
         model.processor.save_pretrained(tmp / PROCESSOR_DIR)
         if model.config.weights == "lora":
             model.vlm.save_pretrained(tmp / ADAPTER_DIR, safe_serialization=True)

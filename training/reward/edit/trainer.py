@@ -174,12 +174,10 @@ def train_edit(config: RewardTrainConfig, resume: bool = False, log=print) -> di
             ckpt.check_same_setup(path, state["config"], config_dict, MUST_MATCH)
             if state["fingerprint"] != data_id:
                 raise ckpt.CheckpointError(f"{path}: the training pairs changed since this checkpoint")
-            from safetensors.torch import load_file
-
-            ckpt.copy_params(path, load_file(str(path / "trainable.safetensors")), params)
+            ckpt.copy_params(path, ckpt.load_tensors(path, "trainable.safetensors"), params)
             ckpt.load_optimizer(optimizer, path / "optimizer.safetensors", state["optimizer"])
             scheduler.load_state_dict({**scheduler.state_dict(), **state["scheduler"]})
-            ckpt.set_rng_state(load_file(str(path / "rng.safetensors")))
+            ckpt.set_rng_state(ckpt.load_tensors(path, "rng.safetensors"))
             start, best = int(state["step"]), state.get("best")
             log(f"resumed from {path.name}")
         metrics = MetricsLog(out, resume_step=start if resume else None)

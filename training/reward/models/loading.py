@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ...common.atomic import atomic_dir
+from ...common.os_errors import os_errors_name
 from ..config import (
     ADAPTER_DIR,
     CONFIG_FILE,
@@ -363,13 +364,13 @@ def save_model(model: SpatialScoreModel, folder: str | os.PathLike) -> Path:
     if model.config.backbone == "coords":
         from .coords_model import BACKBONE_FILE
 
-        with atomic_dir(folder) as tmp:
+        with os_errors_name(folder), atomic_dir(folder) as tmp:  # a full disk: one line naming the folder
             for module, file in ((model.backbone, BACKBONE_FILE), (model.head, HEAD_FILE)):
                 save_file({k: v.detach().float().cpu().contiguous() for k, v in module.state_dict().items()},
                           tmp / file)
             (tmp / CONFIG_FILE).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n", encoding="utf-8")
         return folder
-    with atomic_dir(folder) as tmp:
+    with os_errors_name(folder), atomic_dir(folder) as tmp:
         model.processor.save_pretrained(tmp / PROCESSOR_DIR)
         if model.config.weights == "lora":
             model.vlm.save_pretrained(tmp / ADAPTER_DIR, safe_serialization=True)

@@ -18,18 +18,19 @@ import shutil
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from ...common import checkpointing as ckpt
 from ...common.checkpointing import CheckpointError, list_checkpoints, rng_state, set_rng_state
 
 FORMAT_VERSION = 1
+TRAINABLE_FILE, OPTIMIZER_FILE, RNG_FILE = "trainable.safetensors", "optimizer.safetensors", "rng.safetensors"
 # A resumed run must agree with its checkpoint on these, or the saved state means something else.
 MUST_MATCH = ("model.base", "model.init_from", "model.weights", "lora.rank", "lora.alpha", "lora.targets",
               "head.hidden_size", "train.loss", "train.batch_size", "train.seed", "data.train", "data.train_split")
 
-__all__ = ["CheckpointError", "list_checkpoints", "load_checkpoint", "read_state", "remove_stale_temporaries",
-           "rng_state", "save_checkpoint", "set_rng_state"]
+__all__ = ["CheckpointError", "check_resumable", "list_checkpoints", "load_checkpoint", "read_state",
+           "remove_stale_temporaries", "rng_state", "save_checkpoint", "set_rng_state"]
 
 
 def _json_python_rng(state) -> list:
@@ -44,9 +45,9 @@ def save_checkpoint(out: str | Path, step: int, params: dict[str, torch.nn.Param
     rng = {f"rank{r}.{k}": v.cpu() for r, state in enumerate(rng_by_rank) for k, v in state.items()}
     sched = {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"}
     with ckpt.writing_checkpoint(out, step, keep) as tmp:
-        ckpt.save_params(params, tmp / "trainable.safetensors")
-        opt_meta = ckpt.save_optimizer(optimizer, tmp / "optimizer.safetensors")
-        save_file(rng, str(tmp / "rng.safetensors"))
+        ckpt.save_params(params, tmp / TRAINABLE_FILE)
+        opt_meta = ckpt.save_optimizer(optimizer, tmp / OPTIMIZER_FILE)
+        save_file(rng, str(tmp / RNG_FILE))
         ckpt.write_state(tmp, {"format_version": FORMAT_VERSION, "step": step, "optimizer": opt_meta,
                                "scheduler": sched, "python_rng": python_rng, "config": config, **extra})
     return ckpt.checkpoint_dir(out, step)
@@ -66,21 +67,27 @@ def read_state(path: Path) -> dict:
     return ckpt.read_state(path, FORMAT_VERSION)
 
 
+def check_resumable(path: Path) -> None:
+    """CheckpointError if the checkpoint's state.json or a tensor file is damaged: said before any model loads."""
+    read_state(path)
+    ckpt.check_tensor_files(path, [TRAINABLE_FILE, OPTIMIZER_FILE, RNG_FILE])
+
+
 def load_checkpoint(path: str | Path, params: dict[str, torch.nn.Parameter], optimizer: torch.optim.Optimizer,
                     scheduler, config: dict, rank: int) -> dict:
     """Restore weights, optimizer, scheduler and this rank's RNG; returns state.json (step, data, best...)."""
     path = Path(path)
     state = read_state(path)
     ckpt.check_same_setup(path, state["config"], config, MUST_MATCH)
-    saved = load_file(str(path / "trainable.safetensors"))
+    saved = ckpt.load_tensors(path, TRAINABLE_FILE)
     if set(saved) != set(params):
         missing, unexpected = sorted(set(params) - set(saved)), sorted(set(saved) - set(params))
         raise CheckpointError(f"{path}: trainable weights do not match the model (missing {missing[:3]}, "
                               f"unexpected {unexpected[:3]})")
     ckpt.copy_params(path, saved, params)
-    ckpt.load_optimizer(optimizer, path / "optimizer.safetensors", state["optimizer"])
+    ckpt.load_optimizer(optimizer, path / OPTIMIZER_FILE, state["optimizer"])
     scheduler.load_state_dict({**scheduler.state_dict(), **state["scheduler"]})
-    rng = load_file(str(path / "rng.safetensors"))
+    rng = ckpt.load_tensors(path, RNG_FILE)
     mine = {k.split(".", 1)[1]: v for k, v in rng.items() if k.startswith(f"rank{rank}.")}
     if mine:
         set_rng_state(mine)

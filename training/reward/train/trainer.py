@@ -32,6 +32,7 @@ from ...common.run_folder import owned_run_folder
 from ..evaluate import accuracy_report, score_pairs_forward
 from .checkpoint import (
     CheckpointError,
+    check_resumable,
     list_checkpoints,
     load_checkpoint,
     remove_stale_temporaries,
@@ -221,6 +222,8 @@ def _train(config: RewardTrainConfig, resume: bool) -> RunResult:
                           f"continue that run, or choose a new --out")
     if resume and main:
         remove_stale_temporaries(out)
+    if resume and checkpoints:
+        check_resumable(checkpoints[-1])  # a damaged file is named before the data and the model load
     train_pairs, val_pairs = load_data(config)
     check_images(train_pairs + val_pairs)  # every image, before training: not a crash at step 900
     if len(train_pairs) < config.train.micro_batch_size:
