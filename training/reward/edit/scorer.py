@@ -52,7 +52,8 @@ def size_mismatch(source, edited, source_name: str = "its source", edited_name: 
     """Why an edit pair cannot be scored, if its two PIL images differ in size; else None.
 
     Why refuse rather than resize: the edit scorers compare the two images place by place, and a resized source
-    moves every shape in it, so a correct edit scores like a wrong one (-8.80 instead of -1.97 on shapes-edit).
+    moves every shape in it, so a correct edit scores like a wrong one (a shapes-edit move padded from 64x64 to
+    64x80 scored -5.83 instead of -2.27).
     """
     if source.size == edited.size:
         return None
