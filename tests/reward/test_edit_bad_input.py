@@ -97,7 +97,7 @@ def test_an_unusable_edit_region_is_refused_with_its_line(edit_files, tmp_path, 
     assert reward_main(["evaluate", "--model", "shapes-edit", "--data", str(pairs), "--split", "all"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and f"error: {pairs}: 1 problem(s) in the edit pairs file:" in err
-    assert f"line 2: 'edit_region' must be a list of boxes [x0, y0, x1, y1] in 0..1: box 0 " in err and problem in err
+    assert "line 2: 'edit_region' must be a list of boxes [x0, y0, x1, y1] in 0..1: box 0 " in err and problem in err
 
 
 def test_a_judges_nan_or_infinite_box_is_dropped_not_clamped():

@@ -144,7 +144,6 @@ def fingerprint(pairs: list[EditPair]) -> str:
 def load_edit_images(pair: EditPair):
     """(source, chosen, rejected) as RGB PIL images; a broken file names itself and its line."""
     from ...common.images import ImageInputError, load_image_file
-
     from .scorer import size_mismatch
 
     try:
