@@ -25,6 +25,7 @@ from .helpers import quiet_build, shapes_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("review_browser.mjs")
+pytestmark = pytest.mark.real_parts
 # a verdict on the shown pair moves to the next one; u undoes the newest verdict of this tab and goes back to it
 KEYS = ["a", "r", "s", "Space", "a", "u", "r", "a", "a", "s", "a", "a", "r"]
 EXPECTED = [(0, "accept"), (1, "reject"), (2, "swap"), (3, "skip"), (4, "accept"), (4, "undo"), (4, "reject"),

@@ -9,6 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.real_parts
 def test_review_queue_with_node_test_runner():
     node = shutil.which("node")
     if node is None:

@@ -20,6 +20,7 @@ def test_wrapper_names_a_missing_comfyui(tmp_path):
     assert "no ComfyUI at" in out.stderr and "scripts/comfyui_setup.sh" in out.stderr
 
 
+@pytest.mark.real_parts
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_browser_script_without_playwright_says_how_to_get_it(tmp_path):
     env = dict(os.environ, SPATIALSCORE_NODE_MODULES=str(tmp_path / "node_modules"))

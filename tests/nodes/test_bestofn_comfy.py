@@ -18,7 +18,7 @@ import torch
 from .comfy_inprocess import import_comfy
 
 REASON = import_comfy()
-pytestmark = [pytest.mark.skipif(bool(REASON), reason=REASON or "ComfyUI importable"), pytest.mark.slow]
+pytestmark = [pytest.mark.skipif(bool(REASON), reason=REASON or "ComfyUI importable"), pytest.mark.slow, pytest.mark.real_parts]
 PROMPT = "a red circle to the left of a blue square"
 N, STEPS, SEED, SIZE = 6, 6, 123, 64
 

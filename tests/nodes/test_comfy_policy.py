@@ -13,7 +13,7 @@ import torch
 from .comfy_inprocess import import_comfy
 
 REASON = import_comfy()
-pytestmark = [pytest.mark.skipif(bool(REASON), reason=REASON or "ComfyUI importable"), pytest.mark.slow]
+pytestmark = [pytest.mark.skipif(bool(REASON), reason=REASON or "ComfyUI importable"), pytest.mark.slow, pytest.mark.real_parts]
 PROMPTS = ["a red circle to the left of a blue square", "a green triangle above a red circle"]
 TOL = 1e-4
 

@@ -22,7 +22,7 @@ import pytest
 from .comfyui_harness import ComfyServer, execution_error, find_comfyui
 
 CHECKOUT, PYTHON, REASON = find_comfyui()
-pytestmark = [pytest.mark.skipif(CHECKOUT is None, reason=REASON), pytest.mark.slow]
+pytestmark = [pytest.mark.skipif(CHECKOUT is None, reason=REASON), pytest.mark.slow, pytest.mark.real_parts]
 PROMPT = "a red circle to the left of a blue square, and the blue square above a green triangle"
 NODE = "SpatialScoreBestOfNSampler"
 

@@ -16,7 +16,7 @@ import pytest
 from .comfyui_harness import ComfyServer, comfyui_version, execution_error, find_comfyui, ui_to_api
 
 CHECKOUT, PYTHON, REASON = find_comfyui()
-pytestmark = [pytest.mark.skipif(CHECKOUT is None, reason=REASON), pytest.mark.slow]
+pytestmark = [pytest.mark.skipif(CHECKOUT is None, reason=REASON), pytest.mark.slow, pytest.mark.real_parts]
 
 ROOT = Path(__file__).resolve().parents[2]
 NODES = ("SpatialScoreEditLoader", "SpatialScoreEditScore", "SpatialScoreEditRerank")

@@ -21,7 +21,7 @@ import pytest
 from .comfyui_harness import ComfyServer, execution_error, find_comfyui
 
 CHECKOUT, PYTHON, REASON = find_comfyui()
-pytestmark = [pytest.mark.skipif(CHECKOUT is None, reason=REASON), pytest.mark.slow]
+pytestmark = [pytest.mark.skipif(CHECKOUT is None, reason=REASON), pytest.mark.slow, pytest.mark.real_parts]
 PROMPTS = "a red circle to the left of a blue square\na green triangle above a yellow circle"
 
 

@@ -24,7 +24,7 @@ from .comfyui_harness import (
 )
 
 CHECKOUT, PYTHON, REASON = find_comfyui()
-pytestmark = [pytest.mark.skipif(CHECKOUT is None, reason=REASON), pytest.mark.slow]
+pytestmark = [pytest.mark.skipif(CHECKOUT is None, reason=REASON), pytest.mark.slow, pytest.mark.real_parts]
 
 ROOT = Path(__file__).resolve().parents[2]
 SCORER = "SpatialScore-Qwen2.5-VL-7B"  # the name the example workflows use; here a tiny random scorer

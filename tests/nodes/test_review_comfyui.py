@@ -17,7 +17,7 @@ from ..dataset.helpers import quiet_build, shapes_config
 from .comfyui_harness import ComfyServer, find_comfyui
 
 CHECKOUT, PYTHON, REASON = find_comfyui()
-pytestmark = [pytest.mark.skipif(CHECKOUT is None, reason=REASON), pytest.mark.slow]
+pytestmark = [pytest.mark.skipif(CHECKOUT is None, reason=REASON), pytest.mark.slow, pytest.mark.real_parts]
 ROOT = Path(__file__).resolve().parents[2]
 
 

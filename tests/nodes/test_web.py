@@ -9,6 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.real_parts
 def test_badge_layout_with_node_test_runner():
     node = shutil.which("node")
     if node is None:
@@ -26,6 +27,7 @@ def test_extension_imports_the_frontend_app_from_the_served_path():
     assert "SpatialScoreScore" in src and "SpatialScoreRerank" in src and "spatialscore" in src
 
 
+@pytest.mark.real_parts
 def test_grpo_chart_with_node_test_runner():
     node = shutil.which("node")
     if node is None:
