@@ -22,7 +22,7 @@ const PROGRESS_EVENT = "spatialscore.grpo.progress";
 const STATUS_EVENT = "spatialscore.grpo.status";
 const TEXT_NODES = ["SpatialScoreScore", "SpatialScoreRerank", "SpatialScoreEditScore", "SpatialScoreEditRerank"];
 const CHART_HEIGHT = 180;
-const STATUS_HEIGHT = 30; // two lines of 11 px: "Cancelled: saved models/loras/<name>.safetensors, ..." wraps
+const STATUS_HEIGHT = 44; // three lines of 14 px: "Cancelled: saved models/loras/<name>.safetensors, ..." wraps
 const VIEW_TYPE = "spatialscore_view"; // no Vue widget component has this type
 const VUE_SLOT = "spatialscore-vue-slot";
 

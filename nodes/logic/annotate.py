@@ -96,7 +96,7 @@ def draw_badges(images: torch.Tensor, labels: list[str], warned: list[bool] | No
     return torch.stack(out)
 
 
-def _draw_one(pil: Image.Image, label: str, fill: tuple[int, int, int, int]) -> None:
+def _draw_one(pil: Image.Image, label: str, fill: tuple[int, int, int, int] = BADGE_FILL) -> None:
     w, h = pil.size
     size = max(8, min(w, h) // 14)
     font = _font(size)

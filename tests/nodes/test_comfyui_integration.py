@@ -157,6 +157,54 @@ def test_score_and_rerank_a_batch_of_8_carrying_latents_and_masks(comfy):
     assert samples.shape[0] == 3 and samples[:, 0, 0, 0].tolist() == [float(i) for i in idx]
 
 
+def test_a_prompt_the_shapes_scorer_cannot_read_says_so_where_the_user_looks(comfy):
+    """Words outside the built-in scorer's vocabulary (English, French, Chinese): the first line of each node's text,
+    a flagged badge record per image, the warning in each preview PNG's metadata; the Loader's tooltip names what
+    the built-ins judge."""
+    from PIL import Image
+
+    from nodes.logic.examples import EXAMPLE_INPUTS  # a shapes-world picture the pack puts into input/
+
+    graph = {"1": loader("shapes", batch_size=8),
+             "2": {"class_type": "LoadImage", "inputs": {"image": EXAMPLE_INPUTS[0]}},
+             "3": {"class_type": "SpatialScoreScore", "inputs": {"scorer": ["1", 0], "images": ["2", 0],
+                                                                 "prompt": "a cat on a sofa", "prompt_mode": "auto"}},
+             "4": {"class_type": "SpatialScoreRerank", "inputs": {
+                 "scorer": ["1", 0], "images": ["2", 0], "prompt": "红色圆圈在蓝色方块的左边", "prompt_mode": "auto",
+                 "top_k": 2, "rank_by": "mean", "risk_lambda": 1.0}},
+             "5": {"class_type": "SpatialScoreScore", "inputs": {
+                 "scorer": ["1", 0], "images": ["2", 0], "prompt": "a red circle to the left of a blue square",
+                 "prompt_mode": "auto"}}}  # fmt: skip
+    entry = run(comfy, graph)
+    assert entry["status"]["status_str"] == "success", execution_error(entry)
+    out = entry["outputs"]
+    score_text = out["3"]["text"][0].splitlines()
+    assert score_text[0] == ("warning (every image): the prompt has words the shapes scorer does not know (cat, on, "
+                             "sofa); the scores below mean little")  # fmt: skip
+    assert score_text[1].startswith("SpatialScore shapes (reward,")
+    assert out["4"]["text"][0].splitlines()[0].startswith("warning (every image): the prompt has words the shapes "
+                                                          "scorer does not know (红, 色, 圆, 圈")  # fmt: skip
+    for node in ("3", "4"):
+        rows = out[node]["spatialscore"]
+        assert rows and all(r["flag"] == "unknown words" for r in rows), rows
+        for image, row in zip(out[node]["images"], rows, strict=True):
+            assert image["type"] == "temp"
+            with Image.open(comfy.base / "temp" / image["subfolder"] / image["filename"]) as png:
+                record = json.loads(png.text["spatialscore"])
+            assert record["warning"] == row["warning"] and record["flag"] == "unknown words"
+            assert record["mean"] == pytest.approx(row["mean"])
+    # the same picture with a prompt in the scorer's words: no warning anywhere
+    assert "warning" not in out["5"]["text"][0] and not any("flag" in r for r in out["5"]["spatialscore"])
+    image = out["5"]["images"][0]
+    with Image.open(comfy.base / "temp" / image["subfolder"] / image["filename"]) as png:
+        assert "warning" not in json.loads(png.text["spatialscore"])
+
+    tooltip = comfy.object_info["SpatialScoreLoader"]["input"]["required"]["scorer"][1]["tooltip"]
+    assert "'shapes' and 'shapes-gen' judge only the shapes world" in tooltip
+    assert "these words: a, above, and, below, blue, circle, green, left, of, red, right, square, the, to, " \
+           "triangle, yellow." in tooltip
+
+
 def test_prompt_count_mismatch_is_a_clear_error(comfy):
     prompt = {"1": loader(), "2": {"class_type": "LoadImage", "inputs": {"image": "candidates.png"}},
               "3": {"class_type": "SpatialScoreScore", "inputs": {"scorer": ["1", 0], "images": ["2", 0],
