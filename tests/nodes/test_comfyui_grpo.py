@@ -4,7 +4,9 @@ shapes generator (the shipped architecture) and the built-in shapes scorer:
 - the GRPO graph runs a few steps through /prompt and writes models/loras/<name>.safetensors (0644, metadata);
 - the LoRA is in LoraLoaderModelOnly's choices and applies with no unloaded keys (the server log has no
   "lora key not loaded" / "NOT LOADED" line), in a graph that samples and decodes with it;
-- /interrupt mid-run leaves the last checkpoint's LoRA; resume continues from that checkpoint to the end;
+- the progress bar moves inside a step, the phase named in the node's status line; /interrupt mid-run leaves the
+  last checkpoint's LoRA and the node says which; queueing the same lora_name again says to switch on resume or
+  change lora_name, with what is there; resume continues from that checkpoint to the end;
 - each impossible setting gets its validation error.
 
 Skipped, with the reason, unless SPATIALSCORE_COMFYUI names a ComfyUI checkout.
@@ -18,11 +20,13 @@ import time
 
 import pytest
 
+from .comfyui_events import EventLog
 from .comfyui_harness import ComfyServer, execution_error, find_comfyui
 
 CHECKOUT, PYTHON, REASON = find_comfyui()
 pytestmark = [pytest.mark.skipif(CHECKOUT is None, reason=REASON), pytest.mark.slow, pytest.mark.real_parts]
 PROMPTS = "a red circle to the left of a blue square\na green triangle above a yellow circle"
+STATUS = "spatialscore.grpo.status"
 
 
 @pytest.fixture(scope="module")
@@ -107,27 +111,62 @@ def test_grpo_runs_and_its_lora_applies(comfy):
     assert "lora key not loaded" not in log and "NOT LOADED" not in log, log[-3000:]
 
 
+def statuses(events, kind):
+    return [m["data"]["text"] for m in events.messages(STATUS) if m["data"]["node"] == "3" and m["data"]["kind"] == kind]
+
+
 def test_interrupt_then_resume(comfy):
     run_dir = comfy.base / "output" / "spatialscore_grpo" / "grpo_resume"
-    code, body = comfy.queue(grpo_graph(comfy, "grpo_resume", steps=5))
-    assert code == 200, body
-    deadline = time.monotonic() + 600
-    while not (run_dir / "checkpoints" / "step_000001").is_dir():
-        assert time.monotonic() < deadline, comfy.log_tail()
-        time.sleep(0.5)
-    comfy.post("/interrupt", {})
-    entry = comfy.wait(body["prompt_id"], 600)
-    assert entry["status"]["status_str"] == "error"
-    assert any(kind == "execution_interrupted" for kind, _ in entry["status"]["messages"])
-    steps_done = max(int(p.name.split("_")[1]) for p in (run_dir / "checkpoints").iterdir() if p.name.startswith("step_"))
-    assert steps_done < 5
-    assert (comfy.base / "models" / "loras" / "grpo_resume.safetensors").is_file()  # the last complete one
+    with EventLog(comfy) as events:
+        code, body = comfy.queue(grpo_graph(comfy, "grpo_resume", steps=5))
+        assert code == 200, body
+        deadline = time.monotonic() + 600
+        while not (run_dir / "checkpoints" / "step_000001").is_dir():
+            assert time.monotonic() < deadline, comfy.log_tail()
+            time.sleep(0.5)
+        comfy.post("/interrupt", {})
+        entry = comfy.wait(body["prompt_id"], 600)
+        assert entry["status"]["status_str"] == "error"
+        assert any(kind == "execution_interrupted" for kind, _ in entry["status"]["messages"])
+        steps_done = max(int(p.name.split("_")[1]) for p in (run_dir / "checkpoints").iterdir()
+                         if p.name.startswith("step_"))  # fmt: skip
+        assert steps_done < 5
+        assert (comfy.base / "models" / "loras" / "grpo_resume.safetensors").is_file()  # the last complete one
+
+        # inside step 1 the bar moved and the node named each phase (G = 4 sampled in one batch, 2 kept)
+        bar = [m["data"]["value"] for m in events.messages("progress") if m["data"]["node"] == "3"]
+        assert bar == sorted(bar) and any(0 < value < 300 for value in bar), bar
+        assert {m["data"]["max"] for m in events.messages("progress") if m["data"]["node"] == "3"} == {5 * 300}
+        phases = statuses(events, "phase")
+        for line in ("before step 1: evaluation 0/2 eval prompts", "step 1/5: sampling 0/4 images",
+                     "step 1/5: sampling 4/4 images", "step 1/5: scoring 0/4 images", "step 1/5: training 0/2 kept "
+                     "samples", "step 1/5: training 2/2 kept samples"):  # fmt: skip
+            assert line in phases, phases
+        # Cancel says on the node which step's LoRA it saved, and where
+        events.wait_for(lambda m: m["type"] == STATUS and m["data"]["kind"] == "saved", 30, "the Cancel status")
+        assert statuses(events, "saved") == [
+            f"Cancelled: saved models/loras/grpo_resume.safetensors, the LoRA of step {steps_done} of 5 (checkpoint "
+            f"step_{steps_done:06d}); switch on resume to continue from there"]  # fmt: skip
+
+        # queued again as it is: one line in the graph's terms (resume, lora_name) saying what is there
+        entry = run(comfy, grpo_graph(comfy, "grpo_resume", steps=5))
+        err = execution_error(entry)
+        assert err is not None and err["node_type"] == "SpatialScoreGRPOTrain", entry["status"]
+        message = err["exception_message"].strip()
+        assert message.startswith(f"lora_name 'grpo_resume' already has a run ({steps_done} of 5 steps done, last "
+                                  "reward ") and message.endswith("switch on resume to continue it, or change "
+                                                                  "lora_name to start a new one"), message  # fmt: skip
+        assert "--resume" not in message and "\n" not in message
+        assert events.wait_for(lambda m: m["type"] == STATUS and m["data"]["kind"] == "problem", 30)["data"]["text"] \
+            == message
 
     entry = run(comfy, grpo_graph(comfy, "grpo_resume", steps=5, resume=True))
     assert execution_error(entry) is None, execution_error(entry)
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == 5
     assert f"resumed from {run_dir / 'checkpoints'}" in comfy.log_path.read_text(errors="replace")
+    assert entry["outputs"]["3"]["text"][0].startswith("Saved models/loras/grpo_resume.safetensors after 5 steps, "
+                                                       "last reward ")  # fmt: skip
 
 
 @pytest.mark.parametrize("overrides, expected", [
