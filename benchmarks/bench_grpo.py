@@ -25,6 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from training.common.atomic import write_text
+from training.common.output_file import check_output_arg
+
 PEAK_BF16 = {"H100": 989.4e12, "H200": 989.4e12, "A100": 312e12}  # dense bf16 tensor-core FLOP/s (SXM)
 
 FLUX_DEV = dict(patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
@@ -235,6 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (CPU shapes)")
     parser.add_argument("--json", help="also write the summary here")
     args = parser.parse_args(argv)
+    check_output_arg(parser, args.json, "--json", example="bench_grpo.json")  # before minutes of training
     import torch
 
     if not torch.cuda.is_available():
@@ -246,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(summary, indent=2), file=sys.stderr)
     print(markdown(summary))
     if args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+        write_text(args.json, json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":

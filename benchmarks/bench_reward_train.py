@@ -22,6 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from training.common.atomic import write_text
+from training.common.output_file import check_output_arg
+
 PROMPT = ("a red circle to the left of a blue square, and a green triangle above the blue square, "
           "and the blue square below a yellow circle")
 
@@ -64,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", help="keep the base and pairs here (default: a temporary folder)")
     parser.add_argument("--json", help="also write the result here")
     args = parser.parse_args(argv)
+    check_output_arg(parser, args.json, "--json", example="bench_reward_train.json")  # before minutes of training
 
     import torch
 
@@ -106,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     print(json.dumps(out, indent=2))
     if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+        write_text(args.json, json.dumps(out, indent=2) + "\n")
     return 0
 
 

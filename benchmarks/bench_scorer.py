@@ -24,6 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from training.common.atomic import write_text
+from training.common.output_file import check_output_arg
+
 PROMPTS = {
     "short": "a red circle to the left of a blue square, and a green triangle above the blue square",
     # The paper's prompts are long and multi-relational; best-of-N and GRPO score many images per prompt.
@@ -176,6 +179,7 @@ def main() -> None:
     ap.add_argument("--_variant", help=argparse.SUPPRESS)
     ap.add_argument("--_folder", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    check_output_arg(ap, args.json, "--json", example="bench_scorer.json")  # before minutes of scoring
     px = args.px or (512 if args.shape == "7b" else 128)
     n = args.images or (64 if args.shape == "7b" else 32)
     bs = args.batch_size or (16 if args.shape == "7b" else 16)
@@ -217,7 +221,7 @@ def main() -> None:
               f"{s['device']}/{s['dtype']} ({s['peak_kind']})")
     print(f"speedup ours/baseline: {ratio:.2f}x wall, {cpu_ratio:.2f}x CPU time   max |score difference| on shared images: {drift:.2e}")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        write_text(args.json, json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

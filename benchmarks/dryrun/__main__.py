@@ -18,17 +18,32 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
+
+from training.common.atomic import write_text
+from training.common.output_file import check_output_arg
 
 from .measure import DEFAULT_UTILISATION, GIB
 
 SHAPES = {"score": ("7b", "3b", "tiny"), "reward-train": ("7b", "3b", "tiny"), "grpo": ("flux-dev", "tiny")}
+SCORER_SHAPES = ("7b", "3b", "tiny")
+MAX_PX = 2048  # FLUX.1 makes pictures up to about 2 megapixels; beyond this a side is a typo
+MAX_COUNT = 1024  # images, pairs, steps or ranks: the published runs use tens
+# The images a dry run scores are drawn for real (random pixels, then the processor's float32 patches): their
+# pixels together are held to this, e.g. 256 images at 512 px or 16 at 2048 px (about 1 GB once processed).
+MAX_REAL_PIXELS = 64 * 1024**2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with a bad argument reported as one line (no usage block) and exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (--help lists the arguments)\n")
 
 
 def parse(argv):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.dryrun", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m benchmarks.dryrun", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
-    common = argparse.ArgumentParser(add_help=False)
+    common = OneLineParser(add_help=False)
     common.add_argument("--utilisation", type=float, default=DEFAULT_UTILISATION,
                         help="fraction of the 989 TFLOP/s bf16 peak the predicted times assume (default 0.40)")
     common.add_argument("--px", type=int, default=512, help="image side in pixels (default 512)")
@@ -65,10 +80,21 @@ def parse(argv):
         parser.exit(2, f"--px: a multiple of 16 from 64 on (FLUX's 2x2-packed 8x latents), got {args.px}\n")
     if getattr(args, "text_tokens", None) is not None and not 1 <= args.text_tokens <= 512:
         parser.exit(2, f"--text-tokens: 1..512 (T5's limit in FluxPipeline), got {args.text_tokens}\n")
+    if getattr(args, "scorer", None) is not None and args.scorer not in SCORER_SHAPES:
+        parser.exit(2, f"--scorer: one of {', '.join(SCORER_SHAPES)}, got {args.scorer!r}\n")
+    if args.px > MAX_PX:
+        parser.exit(2, f"--px: at most {MAX_PX} (FLUX.1's pictures are up to about 2 megapixels), got {args.px}\n")
     for name in ("batch", "micro_batch", "accumulation", "lora_rank", "train_batch", "sample_batch"):
         value = getattr(args, name, None)
-        if value is not None and value < 1:
-            parser.exit(2, f"--{name.replace('_', '-')}: must be >= 1, got {value}\n")
+        if value is not None and not 1 <= value <= MAX_COUNT:
+            parser.exit(2, f"--{name.replace('_', '-')}: 1..{MAX_COUNT}, got {value}\n")
+    images, name = (args.batch, "--batch") if args.what == "score" else (2 * getattr(args, "micro_batch", 0),
+                                                                         "--micro-batch")
+    if images * args.px**2 > MAX_REAL_PIXELS:
+        parser.exit(2, f"{name} at --px {args.px}: {images} images of {args.px}x{args.px} are drawn for real; at most "
+                       f"{MAX_REAL_PIXELS} pixels together (e.g. 256 images at 512 px, 16 at 2048 px)\n")
+    if args.json:
+        check_output_arg(parser, args.json, "--json", example=f"{args.what}.json")  # before minutes of dry run
     return args
 
 
@@ -173,10 +199,7 @@ def main(argv=None) -> int:
     out.update(command="python -m benchmarks.dryrun " + " ".join(sys.argv[1:] if argv is None else argv),
                tensors="real" if args.real else "fake", dryrun_wall_s=round(wall, 1), dryrun_cpu_s=round(cpu, 1))
     if args.json:
-        path = Path(args.json)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        write_text(args.json, json.dumps(out, indent=2) + "\n")
     return 0
 
 

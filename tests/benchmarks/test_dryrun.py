@@ -116,6 +116,49 @@ def test_bad_arguments_exit_2_with_one_line(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["grpo", "--scorer", "70b"], "--scorer: one of 7b, 3b, tiny, got '70b'"),
+    (["grpo", "--px", "65536"], "--px: at most 2048"),
+    (["score", "--px", "65536"], "--px: at most 2048"),
+    (["score", "--batch", "1000000000"], "--batch: 1..1024, got 1000000000"),
+    (["score", "--batch", "1e9"], "argument --batch: invalid int value: '1e9'"),
+    (["score", "--batch", "256", "--px", "1024"], "256 images of 1024x1024 are drawn for real; at most 67108864"),
+    (["reward-train", "--micro-batch", "200"], "400 images of 512x512 are drawn for real"),
+    (["grpo", "--train-batch", "1000000000"], "--train-batch: 1..1024"),
+])
+def test_out_of_range_arguments_are_one_line_before_anything_is_built(argv, message, capsys, monkeypatch):
+    from benchmarks.dryrun import __main__ as dryrun
+
+    monkeypatch.setattr(dryrun, "run", lambda args: pytest.fail("the dry run started"))
+    with pytest.raises(SystemExit) as exit_:
+        dryrun.main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and message in err[0], err
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "symlink"])
+def test_json_that_is_not_a_regular_file_is_refused_before_the_run(tmp_path, capsys, monkeypatch, kind):
+    import os
+
+    from benchmarks.dryrun import __main__ as dryrun
+
+    path = tmp_path / "numbers.json"
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        (tmp_path / "mine.json").write_text("mine\n")
+        path.symlink_to(tmp_path / "mine.json")
+    before = sorted((p.name, os.lstat(p).st_mode) for p in tmp_path.iterdir())
+    monkeypatch.setattr(dryrun, "run", lambda args: pytest.fail("the dry run started"))
+    with pytest.raises(SystemExit) as exit_:
+        dryrun.main(["score", "--shape", "tiny", "--json", str(path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and f"--json {path} is a" in err[0], err
+    assert sorted((p.name, os.lstat(p).st_mode) for p in tmp_path.iterdir()) == before  # no numbers.json.tmp
+
+
 def test_fake_parameters_take_no_memory():
     from benchmarks.dryrun.fake import build_qwen, is_fake
 

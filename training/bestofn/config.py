@@ -54,6 +54,9 @@ class BestOfNConfig:
                                 f"--keep {self.keep}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"--limit {self.limit}: expected at least 1")
+        from training.common.device import check_device
+
+        check_device(self.device)  # `--device cuda` on a machine without one: one line, before the models load
         if self.guidance is not None and not math.isfinite(self.guidance):
             # a guidance embedding turns NaN into NaN images; a model without one ignores it, and report.json
             # would record NaN as the setting

@@ -19,6 +19,9 @@ import json
 import sys
 from pathlib import Path
 
+from training.common.atomic import write_text
+from training.common.output_file import check_output_file
+
 from .pruning import Pruner
 from .schedule import ScheduleError, forwards, resolve_schedule
 
@@ -100,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args(argv)
     try:
+        if args.json:  # before the replay (minutes of oracle judging) whose figures it receives
+            check_output_file(args.json, "--json", example="measure.json")
         n = load_run(args.run)[0]["n"]
         configs = [(m, "none") for m in args.n]
         configs += [(m, s) for m in (args.schedule_n or [n]) for s in args.schedule]
@@ -108,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        write_text(args.json, json.dumps(result, indent=1) + "\n")
     print(markdown(result))
     print(f"rank correlation by step: {result['rank_correlation_by_step']}")
     return 0

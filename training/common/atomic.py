@@ -10,6 +10,8 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from .output_file import refuse_to_replace
+
 _TEMP_HEX = 8  # hex digits of a temp name's random part
 
 
@@ -54,8 +56,13 @@ def usual_permissions(path: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; on success it is renamed onto `path`, on error removed."""
+    """Yield a temporary path next to `path`; on success it is renamed onto `path`, on error removed.
+
+    Only a regular file at `path` is replaced: a folder, symbolic link, FIFO or device node there is refused
+    (OutputPathError, a ValueError), before the caller writes and again before the rename.
+    """
     path = Path(path)
+    refuse_to_replace(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = _fresh_name(path, lambda p: p.open("x").close())
     try:
@@ -63,6 +70,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         usual_permissions(tmp_path)
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
+        refuse_to_replace(path)  # something may have appeared there while the caller wrote
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

@@ -21,6 +21,8 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib
 
+MAX_CONFIG_BYTES = 1024**2  # a config is a few kB; a larger file is the wrong file (an image, a checkpoint)
+
 
 def field_types(cls: type) -> dict[str, object]:
     """A dataclass's fields and their (resolved) types, in declaration order."""
@@ -130,10 +132,21 @@ class ConfigSchema:
 
     def read_toml(self, path: str | Path) -> dict:
         path = Path(path)
+        if path.is_dir():
+            raise self.error(f"{path} is a folder; expected a TOML config file")
         if not path.is_file():
             raise self.error(f"config file not found: {path}")
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise self.error(f"{path}: {path.stat().st_size} bytes; a TOML config file is at most "
+                             f"{MAX_CONFIG_BYTES // 1024 ** 2} MB")
+        data = path.read_bytes()
         try:
-            return tomllib.loads(path.read_text(encoding="utf-8"))
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise self.error(f"{path}: byte {data[exc.start]:#04x} at offset {exc.start} is not UTF-8; expected a "
+                             "TOML config file (UTF-8 text)") from None
+        try:
+            return tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise self.error(f"{path}: not valid TOML: {exc}") from exc
 

@@ -105,6 +105,9 @@ def cmd_review(args) -> int:
 
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port must be 0..65535, got {args.port}")
+    from ..common.device import check_device
+
+    check_device(args.device)  # --scorer's device: `cuda` on a machine without one is one line, not a traceback
     app = ReviewApp(args.folder, split=args.split, only=args.only, reviewer=args.reviewer,
                     doubt_margin=args.doubt_margin, scorer=args.scorer, device=args.device)
     from .manifest import report_problems
@@ -118,6 +121,9 @@ def cmd_review(args) -> int:
 
 
 def cmd_build(args) -> int:
+    from ..common.device import check_device
+
+    check_device(args.device)  # the generators' and --verify-scorer's device, before any of them loads
     if args.world == EDIT_WORLD:
         from .edit.cli import cmd_build_edit
 
@@ -197,6 +203,10 @@ def cmd_stats(args) -> int:
     from .stats import dataset_stats
     from .summary import format_summary
 
+    if args.preview:  # before the oracle pass, which may take minutes
+        from ..common.output_file import check_output_file
+
+        check_output_file(args.preview, "--preview", example="preview.png")
     if is_edit_folder(args.folder):
         return cmd_stats_edit(args)
     summary = dataset_stats(args.folder, oracle=args.oracle, progress=not args.no_progress)

@@ -119,9 +119,11 @@ def run(args) -> Path:
     from PIL import Image
     from tqdm import tqdm
 
+    from ..common.device import check_device
     from .assets import resolve_generator, resolve_lora
     from .prompts import load_prompts
 
+    check_device(args.device)  # `--device cuda` on a machine without one: one line, before anything loads
     model = resolve_generator(args.model)
     lora = resolve_lora(args.lora) if args.lora else None
     prompts = load_prompts(args.prompts)

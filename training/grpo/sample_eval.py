@@ -59,12 +59,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grid", type=Path)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    from ..common.output_file import OutputPathError, check_output_file
     from .assets import AssetError
     from .prompts import PromptFileError
 
     try:
+        for name, path, example in (("--json", args.json, "eval.json"), ("--grid", args.grid, "grid.png")):
+            if path is not None:  # before the sampling whose figures or pictures go there
+                check_output_file(path, name, example)
         result = evaluate_generator(args.model, args.lora, args.prompts, seed=args.seed, grid=args.grid)
-    except (AssetError, PromptFileError) as exc:
+    except (AssetError, PromptFileError, OutputPathError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     text = json.dumps(result, indent=1)

@@ -38,6 +38,8 @@ def cmd_check_edit(args, parser) -> int:
         parser.error("check --world shapes-edit needs --instruction TEXT, --source SOURCE_IMAGE and the edited IMAGE "
                      "(or --cases FILE.jsonl)")
     for name, path in (("--source", args.source), ("IMAGE", args.image)):
+        if Path(path).is_dir():
+            raise ValueError(f"{name}: {path} is a folder, not an image file")
         if not Path(path).is_file():
             raise FileNotFoundError(f"{name}: image file not found: {path}")
     verdict = judge_edit(args.prompt, args.source, args.image)

@@ -78,6 +78,19 @@ def _baseline_base(args, first_model) -> str | None:
     return trained_on if trained_on and Path(trained_on).is_dir() else None
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """What can be refused before anything is evaluated (an evaluation takes minutes to hours): the device, and the
+    files the results go to."""
+    from ...common.device import check_device
+    from ...common.output_file import check_output_file
+
+    check_device(args.device)
+    if args.json:
+        check_output_file(args.json, "--json", example="eval.json")
+    if args.markdown:
+        check_output_file(args.markdown, "--markdown", example="eval.md")
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -88,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    check_arguments(args)
     from ..edit.pairs import is_edit_file
 
     if is_edit_file(args.data):  # pairs lines with a `source` key: edit pairs (training/reward/edit)

@@ -11,6 +11,7 @@ import numpy as np
 
 from ...common.atomic import write_text
 from ...common.images import ImageInputError, load_image_file
+from ...common.output_file import check_output_file
 
 
 def add_parser(sub) -> None:
@@ -50,20 +51,6 @@ def read_image(path: str):
     return load_image_file(path)
 
 
-def check_output(path: str) -> None:
-    """--output must be writable before the scoring runs (after it, the scores would be lost)."""
-    out = Path(path)
-    if out.is_dir():
-        raise ValueError(f"--output {out} is a folder; give a file name, e.g. {out / 'scores.json'}")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        probe = out.with_name(f".{out.name}.probe")
-        probe.open("x").close()
-        probe.unlink()
-    except OSError as exc:
-        raise ValueError(f"--output {out}: cannot write there ({exc.strerror or exc})") from exc
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -74,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     check_device(args.device)
-    if args.output:
-        check_output(args.output)
+    if args.output:  # before the scoring runs (after it, the scores would be lost)
+        check_output_file(args.output, "--output", example="scores.json")
     from ..edit.folder import is_edit_scorer
 
     if args.source or is_edit_scorer(args.model):  # edit scoring (training/reward/edit)

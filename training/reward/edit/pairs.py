@@ -80,7 +80,9 @@ def _parse(row, base: Path, check_files: bool) -> tuple[EditPair | None, list[st
             continue
         p = Path(value)
         p = p if p.is_absolute() else base / p
-        if check_files and not p.is_file():
+        if check_files and p.is_dir():
+            problems.append(f"'{key}' is a folder, not an image file: {p}")
+        elif check_files and not p.is_file():
             problems.append(f"'{key}' image not found: {p}")
         paths[key] = p
     if len(paths) == 3 and paths["chosen"] == paths["rejected"]:

@@ -103,7 +103,9 @@ def _parse_line(row, base: Path, check_files: bool) -> tuple[Pair | None, list[s
             continue
         p = Path(value)
         p = p if p.is_absolute() else base / p
-        if check_files and not p.is_file():
+        if check_files and p.is_dir():
+            problems.append(f"'{key}' is a folder, not an image file: {p}")
+        elif check_files and not p.is_file():
             problems.append(f"'{key}' image not found: {p}")
         images[key] = p
     if len(images) == 2 and images["chosen"] == images["rejected"]:
