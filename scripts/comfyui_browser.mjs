@@ -15,8 +15,9 @@
 //       the reward chart; spatialscore_flux_grpo, not run)
 //   node scripts/comfyui_browser.mjs grpo-view-check <url> <out dir>
 //       runs a 3-step GRPO graph and a Score graph on the classic canvas, then in the Vue node renderer ("Nodes
-//       2.0"), and checks the GRPO node's reward chart, the Score node's text and its badges are visible with their
-//       content
+//       2.0"), and checks the GRPO node's reward chart (with its status line saying what the run saved), the Score
+//       node's text and its badges are visible with their content (one prompt outside the scorer's words: the text's
+//       first line and that image's badge say so)
 //   node scripts/comfyui_browser.mjs badge-check <url> <out dir>
 //       runs a Score graph and a Rerank graph on an 8-frame batch (input/candidates.png) and checks that every
 //       preview image got its badge; writes screenshots and a JSON report.
@@ -459,7 +460,10 @@ async function grpoViewCheck(url, outDir) {
     state.errors = session.errors;
     report[mode] = state;
     ok &&= state.vue === vue && state.chart.visible && state.chart.mean_points === 3 && state.chart.band &&
-      state.score_text.visible && state.score_text.lines >= 4 && state.badges.shown >= 1 && !session.errors.length;
+      state.chart.status.startsWith("Saved models/loras/") && state.score_text.visible && state.score_text.lines >= 4 &&
+      state.score_text.first.startsWith("warning (image 0): the prompt has words the shapes scorer does not know") &&
+      state.badges.shown >= 1 && state.badges.flagged === 1 && (!vue || state.badges.first.includes("unknown words")) &&
+      !session.errors.length;
     await session.browser.close();
   }
   writeFileSync(join(outDir, "grpo_view_check.json"), JSON.stringify(report, null, 1));

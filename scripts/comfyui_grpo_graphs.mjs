@@ -173,7 +173,9 @@ export const VIEW_CHECK_GRAPH = ({ loraName }) => {
   const curve = H.add("PreviewImage", [860, 40], {}, { size: [300, 260] });
   H.link(grpo, "reward_curve", curve, "images");
   const image = H.add("LoadImage", [860, 340], { image: "spatialscore_shapes_example.png" }, { size: [300, 360] });
-  const score = H.add("SpatialScoreScore", [1200, 40], { prompt: "a red circle to the left of a blue square" }, { size: [360, 600] });
+  // one prompt a frame; the first is outside the shapes scorer's words, so its badge must say "unknown words"
+  const prompt = ["a cat on a sofa", ...Array(3).fill("a red circle to the left of a blue square")].join("\n");
+  const score = H.add("SpatialScoreScore", [1200, 40], { prompt }, { size: [360, 600] });
   H.link(scorer, "scorer", score, "scorer");
   H.link(image, "IMAGE", score, "images");
   return { grpo: grpo.id, score: score.id };
@@ -195,7 +197,8 @@ export async function viewState(page, ids) {
     const textEl = scoreNode.spatialScoreText;
     const inside = (el, id) => Boolean(document.querySelector(`[data-node-id="${id}"]`)?.contains(el));
     const mean = grpoEl?.querySelector("svg polyline.mean")?.getAttribute("points") ?? "";
-    chart = { ...box(grpoEl), mean_points: mean ? mean.split(" ").length : 0, band: Boolean(grpoEl?.querySelector("polygon.band")) };
+    chart = { ...box(grpoEl), mean_points: mean ? mean.split(" ").length : 0, band: Boolean(grpoEl?.querySelector("polygon.band")),
+      status: grpoEl?.querySelector(".spatialscore-grpo-status")?.textContent ?? "" };
     text = { ...box(textEl), value: textEl?.value ?? "" };
     if (vue) {
       chart.in_vue_node = inside(grpoEl, grpo);
@@ -207,6 +210,7 @@ export async function viewState(page, ids) {
     const badgeEls = [...(document.querySelector(`[data-node-id="${score}"]`)?.querySelectorAll(".spatialscore-badge") ?? [])];
     const badges = vue ? { shown: badgeEls.filter((b) => b.getBoundingClientRect().width > 10).length, first: badgeEls[0]?.textContent ?? "" }
       : { shown: scoreNode.spatialScoreBadgesDrawn ?? 0 };
+    badges.flagged = (scoreNode.spatialScoreRows ?? []).filter((r) => r.flag === "unknown words").length;
     const lines = text.value.split("\n").filter(Boolean);
     return { vue, chart, score_text: { ...text, value: undefined, lines: lines.length, first: lines[0] ?? "" }, badges };
   }, ids);
