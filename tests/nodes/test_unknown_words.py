@@ -35,7 +35,7 @@ def shapes_picture() -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def shapes(tmp_path_factory):
+def shapes():
     return load_handle("shapes", [], batch_size=8)
 
 
