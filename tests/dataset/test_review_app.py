@@ -246,6 +246,19 @@ def test_a_scorer_margin_is_computed_on_demand_with_scorer(copy):
     assert status == 404 and "--scorer" in body["error"]
 
 
+
+def test_a_scorer_whose_rewards_overflow_gives_the_page_one_line(copy, monkeypatch):
+    from training.common.finite import NonFiniteScoreError
+
+    app = ReviewApp(copy, scorer="shapes", device="cpu")
+
+    def overflow(*args, **kwargs):
+        raise NonFiniteScoreError("the scorer gave NaN or infinite scores for 2 of 2 images")
+
+    monkeypatch.setattr(app.margins.scorer, "score", overflow)
+    status, body = get(app, "api/scorer", i=0)
+    assert status == 200 and body["error"].startswith("the scorer gave NaN or infinite scores")
+
 class LiveServer:
     """The CLI's HTTP server (make_server) on a free port in a thread; raw requests over http.client or a socket."""
 

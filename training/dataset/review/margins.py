@@ -37,6 +37,9 @@ class ScorerMargins:
             images = [load_image_file(str(p)) for p in paths]
         except ImageInputError as exc:
             return {"scorer": self.name, "error": str(exc)}
-        result = self.scorer.score(images, [row["prompt"], row["prompt"]])
+        try:
+            result = self.scorer.score(images, [row["prompt"], row["prompt"]])
+        except (ImageInputError, ValueError) as exc:  # e.g. NonFiniteScoreError: the page shows the line, not a 500
+            return {"scorer": self.name, "error": str(exc)}
         mean = [float(v) for v in result.mean.view(-1)]
         return {"scorer": self.name, "margin": mean[0] - mean[1], "chosen": mean[0], "rejected": mean[1]}
