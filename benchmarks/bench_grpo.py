@@ -97,13 +97,19 @@ def build_scorer(shape: str, folder: Path, device, dtype):
     from training.reward import load_scorer
 
     if shape == "flux-dev":
-        from benchmarks.bench_scorer import build_model_folder
+        import torch
 
-        scorer_dir = build_model_folder("7b", folder, 512)  # a rank-32 LoRA scorer on a random Qwen2.5-VL-7B
-    else:
-        from training.reward.models.tiny import save_tiny_scorer
+        from benchmarks.dryrun.score import build_scorer_model
+        from training.reward.scorer import Scorer
 
-        scorer_dir = save_tiny_scorer(folder / "scorer", seed=0)
+        # SpatialScore-7B as load_scorer returns a LoRA scorer (LoRA merged, fp32 head), random bf16 weights built
+        # on the GPU: the dry run's own model, and 15 GB never written to disk and read back
+        with torch.device(device):
+            model = build_scorer_model("7b", fake=False, px=512)
+        return Scorer(model, batch_size=8)
+    from training.reward.models.tiny import save_tiny_scorer
+
+    scorer_dir = save_tiny_scorer(folder / "scorer", seed=0)
     return load_scorer(scorer_dir, device=device, dtype=dtype, batch_size=8)
 
 
@@ -149,7 +155,8 @@ def group_model_flops(unit: dict[str, float], config) -> float:
     return sampling + group * unit["score"] + training
 
 
-def run(shape: str, steps: int, out: Path) -> dict:
+def run(shape: str, steps: int, out: Path, overrides: dict | None = None) -> dict:
+    """`steps` GRPO steps of the shape's preset (with `overrides` on top); the summary of the steps after the first."""
     import torch
 
     from training.grpo.config import load_config
@@ -159,7 +166,7 @@ def run(shape: str, steps: int, out: Path) -> dict:
     if shape == "flux-dev" and not cuda:
         raise SystemExit("--shape flux-dev needs a CUDA GPU (about 60 GB: 24 GB Flux + 17 GB scorer + training)")
     overrides = {"train.steps": steps, "prompts.num_eval": 0, "output.checkpoint_every": 0,
-                 "output.dir": str(out / "run"), **RUN[shape]}  # fmt: skip
+                 "output.dir": str(out / "run"), **RUN[shape], **(overrides or {})}  # fmt: skip
     if shape == "tiny":
         from training.grpo.tiny import materialize_tiny_models
 

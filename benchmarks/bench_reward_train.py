@@ -55,6 +55,44 @@ def build_base(shape: str, folder: Path, px: int) -> Path:
                               text_layers=4, heads=4, kv_heads=2, vision_hidden=128, vision_depth=4)
 
 
+def measure_steps(base: Path, work: Path, px: int, micro_batch: int, accumulation: int = 1, steps: int = 5,
+                  gradient_checkpointing: str = "auto", lora_rank: int = 32) -> dict:
+    """`steps` optimizer steps of the real trainer on the base at `base` (into work/run_mb<N>): pairs/s (median
+    over the steps after the first), seconds a step and peak accelerator memory. Also used by benchmarks.gpu_report."""
+    import torch
+
+    from training.reward.train.train_config import load_config
+    from training.reward.train.trainer import train
+
+    cuda = torch.cuda.is_available()
+    t0 = time.perf_counter()
+    batch = micro_batch * accumulation
+    data = write_pairs(work / f"pairs_{px}_{batch * steps}", batch * steps, px)
+    pairs_s = time.perf_counter() - t0
+    config = load_config(preset="qwen25vl_7b_lora", overrides={
+        "model.base": str(base), "data.train": str(data), "data.val": "none",
+        "output.dir": str(work / f"run_mb{micro_batch}"), "output.checkpoint_every": 0, "output.tensorboard": False,
+        "train.steps": steps, "train.batch_size": batch, "train.micro_batch_size": micro_batch,
+        "train.warmup_steps": 1, "model.gradient_checkpointing": gradient_checkpointing,
+        "model.max_pixels": px * px, "lora.rank": lora_rank, "lora.alpha": 2 * lora_rank,
+    })
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    result = train(config)
+    records = [r for r in result.records if r["kind"] == "train"]
+    timed = records[1:] or records
+    pairs_per_s = statistics.median(r["pairs_per_s"] for r in timed)
+    return {
+        "device": torch.cuda.get_device_name() if cuda else "cpu",
+        "image_px": px, "pairs_per_step": batch, "micro_batch": micro_batch,
+        "gradient_checkpointing": gradient_checkpointing, "lora_rank": lora_rank,
+        "pairs_per_s": round(pairs_per_s, 3), "s_per_step": round(batch / pairs_per_s, 3),
+        "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
+        "loss_first_last": [round(records[0]["loss"], 4), round(records[-1]["loss"], 4)],
+        "torch": torch.__version__, "pairs_s": pairs_s,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shape", choices=["7b", "small"], default="7b")
@@ -71,9 +109,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from training.reward.train.train_config import load_config
-    from training.reward.train.trainer import train
-
     cuda = torch.cuda.is_available()
     if args.shape == "7b" and not cuda:
         raise SystemExit("--shape 7b needs a CUDA GPU (about 17 GB of bf16 weights plus activations)")
@@ -83,31 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         base = work / f"base_{args.shape}_{args.px}"
         if not (base / "config.json").is_file():
             build_base(args.shape, base, args.px)
-        batch = args.micro_batch * args.accumulation
-        data = write_pairs(work / f"pairs_{args.px}", batch * args.steps, args.px)
         setup_s = time.perf_counter() - t0
-        config = load_config(preset="qwen25vl_7b_lora", overrides={
-            "model.base": str(base), "data.train": str(data), "data.val": "none",
-            "output.dir": str(work / "run"), "output.checkpoint_every": 0, "output.tensorboard": False,
-            "train.steps": args.steps, "train.batch_size": batch, "train.micro_batch_size": args.micro_batch,
-            "train.warmup_steps": 1, "model.gradient_checkpointing": args.gradient_checkpointing,
-            "model.max_pixels": args.px * args.px, "lora.rank": args.lora_rank, "lora.alpha": 2 * args.lora_rank,
-        })
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        result = train(config)
-        steps = [r for r in result.records if r["kind"] == "train"]
-        timed = steps[1:] or steps
-        pairs_per_s = statistics.median(r["pairs_per_s"] for r in timed)
-        out = {
-            "shape": args.shape, "device": torch.cuda.get_device_name() if cuda else "cpu",
-            "image_px": args.px, "pairs_per_step": batch, "micro_batch": args.micro_batch,
-            "gradient_checkpointing": args.gradient_checkpointing, "lora_rank": args.lora_rank,
-            "pairs_per_s": round(pairs_per_s, 3), "s_per_step": round(batch / pairs_per_s, 3),
-            "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
-            "loss_first_last": [round(steps[0]["loss"], 4), round(steps[-1]["loss"], 4)],
-            "setup_s": round(setup_s, 1), "torch": torch.__version__,
-        }
+        out = measure_steps(base, work, args.px, args.micro_batch, args.accumulation, args.steps,
+                            args.gradient_checkpointing, args.lora_rank)
+        out = {"shape": args.shape, **out, "setup_s": round(setup_s + out.pop("pairs_s"), 1)}
     print(json.dumps(out, indent=2))
     if args.json:
         write_text(args.json, json.dumps(out, indent=2) + "\n")

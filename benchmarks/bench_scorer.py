@@ -99,6 +99,44 @@ def make_images(n: int, px: int):
     return [Image.fromarray(rng.integers(0, 255, (px, px, 3), dtype=np.uint8)) for _ in range(n)]
 
 
+def naive_loop(model, images, prompt: str):
+    """The baseline: one image at a time, the generic processor call per image (chat template rendered per image)."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for im in images:
+            template = model.config.template
+            messages = [{"role": "system", "content": template.system},
+                        {"role": "user", "content": template.user_content(prompt)}]
+            text = model.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            text += model.config.reward_token if model.mode == "reward" else ""
+            batch = dict(model.processor(text=[text], images=[im], return_tensors="pt"))
+            out.append(model(batch)[0])
+    return torch.cat(out)
+
+
+def measure(go) -> dict:
+    """One warm-up call of `go` (kernels, allocator), then one timed call: its scores, wall and CPU seconds, and
+    the peak memory of both (CUDA allocated, or the process's max RSS on a CPU). Also used by benchmarks.gpu_report."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    go()  # warm-up (kernels, allocator)
+    if cuda:
+        torch.cuda.synchronize()
+    t0, c0 = time.perf_counter(), time.process_time()
+    scores = go()
+    if cuda:
+        torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return {"scores": scores, "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
+            "peak_gib": peak, "peak_kind": "cuda allocated" if cuda else "process max RSS"}
+
+
 def run_variant(variant: str, folder: str, n: int, px: int, batch_size: int, prompt: str) -> dict:
     """Runs inside a subprocess: load, warm up, time one pass over n images."""
     import torch
@@ -118,34 +156,13 @@ def run_variant(variant: str, folder: str, n: int, px: int, batch_size: int, pro
     else:
         model = load_model(folder, device=device, dtype=torch.float32, attn="eager")
 
-        @torch.no_grad()
         def go():
-            out = []
-            for im in images:
-                template = model.config.template
-                messages = [{"role": "system", "content": template.system},
-                            {"role": "user", "content": template.user_content(prompt)}]
-                text = model.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-                text += model.config.reward_token if model.mode == "reward" else ""
-                batch = dict(model.processor(text=[text], images=[im], return_tensors="pt"))
-                out.append(model(batch)[0])
-            return torch.cat(out)
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    scores = go()  # warm-up (kernels, allocator)
-    if cuda:
-        torch.cuda.synchronize()
-    t0, c0 = time.perf_counter(), time.process_time()
-    scores = go()
-    if cuda:
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0
-    cpu_seconds = time.process_time() - c0
-    peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+            return naive_loop(model, images, prompt)
+    m = measure(go)
+    seconds, scores = m["seconds"], m["scores"]
     return {"variant": variant, "images": n, "seconds": seconds, "images_per_s": n / seconds,
-            "images_per_cpu_s": n / cpu_seconds,
-            "peak_gib": peak, "peak_kind": "cuda allocated" if cuda else "process max RSS",
+            "images_per_cpu_s": n / m["cpu_seconds"],
+            "peak_gib": m["peak_gib"], "peak_kind": m["peak_kind"],
             "first_scores": [float(x) for x in scores[:3]], "device": device,
             "dtype": str(next(model.parameters()).dtype)}
 
