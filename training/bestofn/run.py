@@ -25,6 +25,23 @@ def check_out(out: Path) -> None:
         raise ValueError(f"--out {out}: exists and is not an empty folder; choose a new one")
 
 
+def check_memory(model: Path, settings: dict, cfg: BestOfNConfig, prompts: int) -> None:
+    """Before anything loads: sides the model takes, and N candidates that fit in the free memory (ValueError naming
+    the largest N or size that would). The N candidates go through the transformer as one batch; their decoded x0
+    previews and every prompt's kept images stay in RAM."""
+    from training.common.memory_guard import check_fits, checked_folder_sizes, free_memory, sampling_need
+    from training.grpo.sample import VAE_BATCH
+
+    height, width = settings["height"], settings["width"]
+    device, sizes = checked_folder_sizes(model, cfg.device, height, width, settings["max_sequence_length"])
+
+    def need(n: int, h: int, w: int):
+        return sampling_need(sizes, rows=n, height=h, width=w, stored_latents=0, decode_rows=VAE_BATCH,
+                             held_images=n + prompts * cfg.keep)  # fmt: skip
+
+    check_fits("--n ", cfg.n, height, width, need, free_memory(device), sizes.multiple)
+
+
 def load_everything(cfg: BestOfNConfig):
     """(prompts, policy, settings, scorer), or a clear error naming the bad argument."""
     import argparse
@@ -42,6 +59,7 @@ def load_everything(cfg: BestOfNConfig):
     settings = settings_for(model, overrides)
     cfg.settle_steps(settings["num_steps"])
     resolve_schedule(cfg.prune, cfg.n, cfg.keep, settings["num_steps"])  # before the slow loads
+    check_memory(model, settings, cfg, len(prompts))
     scorer = load_scorer(cfg.scorer, device="cpu" if cfg.device == "auto" else cfg.device)
     policy = load_policy(model, lora, cfg.device, settings["max_sequence_length"])
     if lora is None:

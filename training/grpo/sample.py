@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..common.atomic import atomic_dir
 
+VAE_BATCH = 4  # FluxPolicy's default vae_batch_size: images decoded at once
 DEFAULTS = {"num_steps": 28, "guidance": 3.5, "height": 1024, "width": 1024, "max_sequence_length": 512}
 
 
@@ -66,6 +67,21 @@ def settings_for(model: Path, args) -> dict:
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     return settings
+
+
+def check_memory(model: Path, settings: dict, device: str, batch_size: int, prompts: int) -> None:
+    """Before anything loads: sides this model takes, and a run that fits in the free memory (ValueError naming the
+    largest batch or size that would). Each batch keeps every step's latents; all images stay in RAM until written."""
+    from ..common.memory_guard import check_fits, checked_folder_sizes, free_memory, sampling_need
+
+    height, width = settings["height"], settings["width"]
+    device, sizes = checked_folder_sizes(model, device, height, width, settings["max_sequence_length"])
+
+    def need(rows: int, h: int, w: int):
+        return sampling_need(sizes, rows=rows, height=h, width=w, stored_latents=settings["num_steps"] + 1,
+                             decode_rows=VAE_BATCH, held_images=prompts)  # fmt: skip
+
+    check_fits("--batch-size ", min(batch_size, prompts), height, width, need, free_memory(device), sizes.multiple)
 
 
 def load_policy(model: Path, lora: Path | None, device: str, max_sequence_length: int, dtype: str = "auto"):
@@ -130,6 +146,7 @@ def run(args) -> Path:
     if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
         raise ValueError(f"--out {args.out}: exists and is not an empty folder; choose a new one")
     settings = settings_for(model, args)
+    check_memory(model, settings, args.device, args.batch_size, len(prompts))
     policy = load_policy(model, lora, args.device, settings["max_sequence_length"])
     bar = tqdm(total=len(prompts), desc="sampling", dynamic_ncols=True)
     images = generate(policy, prompts, settings, args.seed, args.batch_size, lora is not None, bar.update)

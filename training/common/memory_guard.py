@@ -1,0 +1,304 @@
+"""Will a sampling run fit in memory? Estimated before anything large is allocated, so that a count or a size that
+cannot fit is refused with one line naming the largest setting that would, instead of the kernel killing the
+process (or ComfyUI) tens of gigabytes later.
+
+The estimate counts, from the model's own sizes (FlowSizes), what grows with the settings:
+
+    weights          every parameter at the run's dtype (0 when they are already in memory, as in ComfyUI)
+    per image row    transformer   ACTIVATION_WIDTHS x (image tokens + text tokens) x width x act bytes
+                     conditioning  text tokens x text width x act bytes
+                     latents       (stored steps + LIVE_LATENTS) x latent channels x h x w x 4 (float32)
+    decoding         decode bytes per pixel x H x W, for each image decoded at once
+    held images      H x W x 3 x 4 (float32 IMAGE rows kept until the run writes them)
+
+It is meant to be on the high side: what it refuses would not have fitted; what it accepts may still be close.
+On a GPU the weights, rows and decoding count against the GPU's free memory and the held images against RAM; on
+a CPU everything counts against RAM (MemAvailable).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+GIB = 1024**3
+MAX_SIDE = 8192  # pixels: beyond it a size is a typo, not a picture (FLUX.1 is trained up to 2 megapixels)
+# live [tokens, width] tensors of a single Flux block at its peak without gradients: the input and its normalised
+# copy, q, k, v and their rotated copies, the 4x-wide MLP state and its activation, the 5x-wide concatenation, the
+# output (attention itself is memory-efficient SDPA). Sampling the shapes generator on a CPU (2 steps, all rows in
+# one batch, images kept) took 1.09 GB for 1024 rows at 64x64 (estimated 1.38) and 0.64 GB for 16 at 512x512 (1.07).
+ACTIVATION_WIDTHS = 24
+LIVE_LATENTS = 4  # x, the velocity, the predicted x0 and the step's noise, in float32
+DECODER_COPIES = 3  # a decoder level's input, its normalised copy and its convolution's output live together
+FLOAT32 = 4
+
+
+@dataclass(frozen=True)
+class FlowSizes:
+    """What decides the memory of sampling a FLUX-architecture model, read from its configs or from ComfyUI's
+    objects."""
+
+    latent_channels: int  # the VAE's latent channels (FLUX.1: 16)
+    vae_scale: int  # pixels per latent cell (FLUX.1: 8)
+    hidden: int  # the transformer's width (FLUX.1: 24 heads x 128 = 3072)
+    blocks: int  # transformer blocks, double and single (FLUX.1: 19 + 38)
+    text_tokens: int  # the T5 sequence length (FLUX.1-dev: 512)
+    text_width: int  # the conditioning's width (T5-XXL: 4096)
+    decode_bytes_per_pixel: int  # one image through the VAE decoder, per output pixel
+    weight_bytes: int  # every weight the run holds, at the run's dtype
+    act_bytes: int  # bytes of one activation element (bf16 2, fp32 4)
+    patch: int = 2  # latent cells per token side (Flux packs 2x2)
+
+    @property
+    def multiple(self) -> int:
+        """Image sides must be a multiple of this: whole tokens of whole latent cells."""
+        return self.patch * self.vae_scale
+
+    def tokens(self, height: int, width: int) -> int:
+        return (height // self.multiple) * (width // self.multiple)
+
+    def latent_bytes(self, height: int, width: int) -> int:
+        return self.latent_channels * (height // self.vae_scale) * (width // self.vae_scale) * FLOAT32
+
+    def row_bytes(self, height: int, width: int, stored_latents: int, grad: bool = False) -> int:
+        """One image row through the transformer: activations, its conditioning, its latents. With `grad`
+        (training with gradient checkpointing) every block's input is kept for the backward pass as well."""
+        widths = ACTIVATION_WIDTHS * (3 if grad else 1) + (self.blocks if grad else 0)
+        sequence = self.tokens(height, width) + self.text_tokens
+        return (widths * sequence * self.hidden * self.act_bytes + self.text_tokens * self.text_width * self.act_bytes
+                + (stored_latents + LIVE_LATENTS) * self.latent_bytes(height, width))  # fmt: skip
+
+    def decode_bytes(self, height: int, width: int) -> int:
+        return self.decode_bytes_per_pixel * height * width
+
+
+def image_bytes(height: int, width: int) -> int:
+    """One float32 IMAGE row [H, W, 3]."""
+    return height * width * 3 * FLOAT32
+
+
+@dataclass(frozen=True)
+class Need:
+    device: int  # bytes where the model runs
+    host: int  # bytes of RAM besides (the same pool as `device` on a CPU)
+
+
+@dataclass(frozen=True)
+class Free:
+    device: int
+    host: int
+    where: str  # "RAM" when the model runs on the CPU, else the device, e.g. "cuda:0"
+
+    @property
+    def shared(self) -> bool:
+        return self.where == "RAM"
+
+    def shortfall(self, need: Need) -> tuple[int, int, str] | None:
+        """(bytes needed, bytes free, where) of the first pool that is short, or None when the run fits."""
+        if self.shared:
+            total = need.device + need.host
+            return (total, self.device, "RAM") if total > self.device else None
+        if need.device > self.device:
+            return need.device, self.device, self.where
+        if need.host > self.host:
+            return need.host, self.host, "RAM"
+        return None
+
+    def fits(self, need: Need) -> bool:
+        return self.shortfall(need) is None
+
+
+class MemoryLimitError(ValueError):
+    """A run that cannot fit in the memory that is free; the message names the largest setting that would."""
+
+
+def gib(n: int) -> str:
+    return f"{n / GIB:.1f} GiB"
+
+
+def available_ram() -> int:
+    """Bytes of RAM the kernel can give without swapping (MemAvailable), not the total."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        pass
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def free_memory(device) -> Free:
+    """What is free now on `device` (a torch.device or name) and in RAM."""
+    import torch
+
+    device = torch.device(device)
+    host = available_ram()
+    if device.type != "cuda":
+        return Free(host, host, "RAM")
+    free, _ = torch.cuda.mem_get_info(device)
+    cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)  # torch's own, reusable
+    return Free(int(free + cached), host, str(device))
+
+
+def largest(fits: Callable[[int], bool], upper: int) -> int:
+    """The largest k in 1..upper with fits(k), for a `fits` that turns false as k grows; 0 when even 1 does not."""
+    low, high = 0, upper
+    while low < high:
+        mid = (low + high + 1) // 2
+        if fits(mid):
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def largest_size(fits: Callable[[int, int], bool], height: int, width: int, multiple: int) -> tuple[int, int] | None:
+    """The largest (height, width) of the same shape, sides multiples of `multiple`, with fits(h, w); or None."""
+
+    def scaled(k: int) -> tuple[int, int]:  # k multiples tall, the width in proportion
+        return k * multiple, max(multiple, round(width * k / height) * multiple)
+
+    k = largest(lambda k: fits(*scaled(k)), max(1, height // multiple))
+    return scaled(k) if k else None
+
+
+def check_side(name: str, value: int, multiple: int, limit: int = MAX_SIDE) -> None:
+    """An image side the model takes: a positive multiple of `multiple` up to `limit`; ValueError naming it."""
+    if value > limit:
+        raise ValueError(f"{name} {value}: at most {limit} pixels a side")
+    if value < multiple or value % multiple:
+        lower = max(multiple, value // multiple * multiple)
+        raise ValueError(f"{name} {value}: expected a multiple of {multiple} (this model's VAE scale "
+                         f"{multiple // 2} x Flux's 2x2 patches), e.g. {lower}")  # fmt: skip
+
+
+def advise(count_name: str, count: int, height: int, width: int, need: Callable[[int, int, int], Need], free: Free,
+           multiple: int) -> str:
+    """What fits instead: the largest count at this size, else the largest size of this shape at a count of 1,
+    else that the weights alone do not fit. `need(count, height, width)`."""
+    most = largest(lambda k: free.fits(need(k, height, width)), count)
+    if most:
+        return f"at most {count_name}{most} fits"
+    size = largest_size(lambda h, w: free.fits(need(1, h, w)), height, width, multiple)
+    if size is None:
+        return "the model does not fit even at its smallest size"
+    fits = f"at most {size[1]}x{size[0]} fits"
+    return fits if count == 1 else f"not even {count_name}1 fits at {width}x{height}; {fits} at {count_name}1"
+
+
+def check_fits(count_name: str, count: int, height: int, width: int, need: Callable[[int, int, int], Need],
+               free: Free, multiple: int) -> None:
+    """MemoryLimitError, naming the largest setting that fits, when `count` images at height x width do not fit.
+
+    `count_name` is how the user writes the setting, with its separator: "--n " on a command line, "n=" in a node.
+    """
+    short = free.shortfall(need(count, height, width))
+    if short is not None:
+        needed, available, where = short
+        advice = advise(count_name, count, height, width, need, free, multiple)
+        raise MemoryLimitError(f"{count_name}{count} at {width}x{height} needs about {gib(needed)}, "
+                               f"{gib(available)} free in {where}: {advice}")
+
+
+def run_device(name: str | None):
+    """The torch.device a run named `name` ("auto": the GPU if there is one) uses; ValueError for a bad name."""
+    import torch
+
+    from .device import check_device
+
+    device = check_device(name)
+    if device is not None:
+        return device
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# ----- the sizes of a diffusers FluxPipeline folder, read before it loads -----------------------------------------
+
+def _config(folder: Path, part: str) -> dict:
+    path = folder / part / "config.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable FluxPipeline config ({exc})") from None
+
+
+def parameter_count(folder: Path) -> int:
+    """Elements of every tensor in the folder's .safetensors files (headers only, nothing is loaded)."""
+    import struct
+
+    total = 0
+    for path in sorted(folder.rglob("*.safetensors")):
+        with open(path, "rb") as f:
+            header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+        for name, entry in header.items():
+            if name != "__metadata__":
+                count = 1
+                for dim in entry["shape"]:
+                    count *= dim
+                total += count
+    return total
+
+
+def decoder_bytes_per_pixel(block_out_channels: list[int], act_bytes: int) -> int:
+    """The widest level of a diffusers decoder per output pixel: level i (1/2^i of the size) holds its own
+    channels and, after upsampling, those of the level below it."""
+    widest = 0.0
+    for i, channels in enumerate(block_out_channels):
+        below = block_out_channels[min(i + 1, len(block_out_channels) - 1)]
+        widest = max(widest, max(channels, below) / 4**i)
+    return int(DECODER_COPIES * widest * act_bytes)
+
+
+def flux_folder_sizes(folder: str | os.PathLike, act_bytes: int, text_tokens: int) -> FlowSizes:
+    """FlowSizes of a diffusers FluxPipeline folder (transformer/, vae/ and the text encoders' weights)."""
+    folder = Path(folder)
+    transformer, vae = _config(folder, "transformer"), _config(folder, "vae")
+    try:
+        channels = [int(c) for c in vae["block_out_channels"]]
+        return _flux_sizes(folder, transformer, vae, channels, act_bytes, text_tokens)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{folder}: its transformer or vae config lacks a FLUX size ({exc!r})") from None
+
+
+def _flux_sizes(folder: Path, transformer: dict, vae: dict, channels: list[int], act_bytes: int,
+                text_tokens: int) -> FlowSizes:
+    return FlowSizes(
+        latent_channels=int(vae["latent_channels"]),
+        vae_scale=2 ** (len(channels) - 1),
+        hidden=int(transformer["num_attention_heads"]) * int(transformer["attention_head_dim"]),
+        blocks=int(transformer.get("num_layers", 19)) + int(transformer.get("num_single_layers", 38)),
+        text_tokens=int(text_tokens),
+        text_width=int(transformer.get("joint_attention_dim", 4096)),
+        decode_bytes_per_pixel=decoder_bytes_per_pixel(channels, act_bytes),
+        weight_bytes=parameter_count(folder) * act_bytes,
+        act_bytes=act_bytes,
+    )
+
+
+def checked_folder_sizes(folder: str | os.PathLike, device_name: str | None, height: int, width: int,
+                         text_tokens: int):
+    """(the run's torch.device, the folder's FlowSizes at the run's dtype: bf16 on a GPU, fp32 on a CPU), after
+    checking that the model takes --height and --width."""
+    device = run_device(device_name)
+    sizes = flux_folder_sizes(folder, 2 if device.type == "cuda" else 4, text_tokens)
+    check_side("--height", height, sizes.multiple)
+    check_side("--width", width, sizes.multiple)
+    return device, sizes
+
+
+def sampling_need(sizes: FlowSizes, *, rows: int, height: int, width: int, stored_latents: int, decode_rows: int,
+                  held_images: int) -> Need:
+    """`rows` images through the transformer at once, each keeping `stored_latents` latents, `decode_rows` of them
+    through the decoder at once, and `held_images` decoded images kept in RAM."""
+    device = (sizes.weight_bytes + rows * sizes.row_bytes(height, width, stored_latents)
+              + min(rows, decode_rows) * sizes.decode_bytes(height, width))  # fmt: skip
+    return Need(device, held_images * image_bytes(height, width))
