@@ -45,8 +45,11 @@ def probe_here() -> dict:
                     capability=".".join(map(str, torch.cuda.get_device_capability())))
         driver = nvidia_smi("driver_version")
         if driver is None:  # no nvidia-smi: the driver's CUDA API version is what torch can tell
-            v = torch._C._cuda_getDriverVersion()
-            driver = f"CUDA driver API {v // 1000}.{v % 1000 // 10}"
+            try:
+                v = torch._C._cuda_getDriverVersion()
+                driver = f"unknown (its CUDA API {v // 1000}.{v % 1000 // 10})"
+            except (AttributeError, RuntimeError):
+                driver = "unknown"
         info["driver"] = driver
     else:
         info.update(name=f"CPU ({platform.machine()}, {os.cpu_count()} cores)", total_gib=None,
