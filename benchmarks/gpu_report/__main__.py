@@ -58,7 +58,7 @@ def parse(argv):
     return args
 
 
-def plan_lines(shape: str, budget_s: float, selected: list[str]) -> list[str]:
+def plan_lines(shape: str, budget_s: float, selected: list[str], info: dict) -> list[str]:
     lines, total = [], plan.PROBE_S if shape == "full" else 0.0
     for item in ITEMS:
         if item.name not in selected:
@@ -66,6 +66,9 @@ def plan_lines(shape: str, budget_s: float, selected: list[str]) -> list[str]:
         cost = plan.cost(item, shape)
         if cost is None:
             lines.append(f"  {item.name:<16} nothing to run ({(item.blocked() or 'no runner').split(':')[0]})")
+            continue
+        if item.needs_diffusers and not info.get("diffusers"):
+            lines.append(f"  {item.name:<16} skipped: no diffusers (above)")
             continue
         total += cost.seconds
         lines.append(f"  {item.name:<16} {cost.seconds:4.0f} s, {cost.gib:5.1f} GiB  ({cost.line()})")
@@ -84,7 +87,7 @@ def main(argv=None) -> int:
         print(f"gpu_report: {exc}", file=sys.stderr)
         return 1
     preflight = [f"device: {device.describe(info)}", device.diffusers_line(info)]
-    preflight += plan_lines(args.shape, args.budget_s, selected)
+    preflight += plan_lines(args.shape, args.budget_s, selected, info)
     if args.shape == "full" and not info["cuda"]:
         preflight.append(f"no CUDA GPU here (torch {info['torch']}): --shape full needs one; --shape mini runs the "
                          "same code at toy size on a CPU")

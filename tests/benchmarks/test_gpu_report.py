@@ -180,3 +180,13 @@ def test_the_plan_fits_eight_minutes_on_an_h100_and_reads_the_presets_dry_run():
     assert flux["s_group"].value == pytest.approx(16.3, abs=0.1)  # BENCHMARKS.md's "16.3 s a group"
     assert flux["peak_gib"].value == pytest.approx(59.0, abs=0.05)  # docs/memory_plan.md, train batch 2
     assert costs["grpo-flux-dev"].gib == pytest.approx(60.0, abs=0.05)  # the free-memory check: + CUDA context
+
+
+def test_an_item_over_its_time_is_killed_and_one_that_crashes_is_named(tmp_path):
+    from benchmarks.gpu_report.runner import run_item
+
+    slow = run_item("score-7b", "mini", tmp_path, timeout_s=1.0)  # importing torch alone takes longer
+    assert slow.status == "timed out" and "killed after 1 s" in slow.reason and slow.wall_s < 30
+    crashed = run_item("score-7b", "no-such-shape", tmp_path, timeout_s=60.0)
+    assert crashed.status == "failed" and crashed.reason.startswith("exit 2: ") and "invalid choice" in crashed.reason
+    assert (tmp_path / "items" / "score-7b.log").is_file()
