@@ -35,6 +35,11 @@ FLUX_LORA_TARGETS = [
 class ModelConfig:
     path: str = ""  # a FluxPipeline folder (model_index.json), local_files_only; "shapes" (shipped); "@tiny" (tests)
     dtype: str = "bfloat16"  # transformer, VAE and text encoder weights; LoRA weights always train in float32
+    # How the transformer's frozen block weights are stored: "default" (in `dtype`), "fp8_e4m3fn" or "fp8_e5m2"
+    # (ComfyUI's UNETLoader names), cast to `dtype` layer by layer where used (diffusers' layerwise casting hooks,
+    # chosen because the model's forward, peft LoRA and checkpointing run unchanged; weight_storage.py). Halves a
+    # bf16 FLUX.1-dev (22.2 -> 11.1 GiB); the LoRA, its gradients and AdamW stay fp32; computation stays in `dtype`.
+    weight_dtype: str = "default"
     device: str = "auto"  # "auto": the GPU accelerate assigns to this process (the CPU without GPUs); or "cpu"
     gradient_checkpointing: bool = True
     offload_text_encoders: bool = True  # keep CLIP/T5 on the CPU, on the device only while encoding new prompts

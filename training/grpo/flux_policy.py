@@ -19,6 +19,7 @@ import torch
 
 from .lora import attach_lora, export_state_dict, load_lora_file
 from .policy import PromptEmbeds
+from .weight_storage import store_weights
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 PROMPT_CACHE_SIZE = 256  # distinct prompts kept on the CPU (FLUX.1-dev: ~2 MB each at 512 T5 tokens in bf16)
@@ -29,7 +30,8 @@ class FluxPolicy:
 
     def __init__(self, pipeline, device: torch.device | str, *, lora_rank: int, lora_alpha: float,
                  lora_targets: list[str], seed: int = 0, gradient_checkpointing: bool = True,
-                 offload_text_encoders: bool = True, vae_batch_size: int = 4, max_sequence_length: int = 512):
+                 offload_text_encoders: bool = True, vae_batch_size: int = 4, max_sequence_length: int = 512,
+                 weight_dtype: str = "default"):
         self.pipeline = pipeline
         self.device = torch.device(device)
         self.transformer = pipeline.transformer
@@ -44,6 +46,8 @@ class FluxPolicy:
         pipeline.vae.requires_grad_(False).eval().to(self.device)
         self.transformer.to(self.device)
         self.lora_modules = attach_lora(self.transformer, lora_rank, lora_alpha, lora_targets, seed)
+        # fp8 storage of the frozen block weights, cast to self.dtype layer by layer (weight_storage.py says how)
+        self.fp8_parameters = store_weights(self.transformer, weight_dtype, self.dtype)
         self.transformer.eval()  # no dropout anywhere: sampling and training see the same function
         if gradient_checkpointing:
             self.transformer.enable_gradient_checkpointing()

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 from .oracle_eval import ORACLE_REWARDS, ORACLES
 
 DTYPES = ("float32", "bfloat16", "float16")
+WEIGHT_DTYPES = ("default", "fp8_e4m3fn", "fp8_e5m2")  # model.weight_dtype: weight_storage.py
 
 
 class ConfigError(ValueError):
@@ -35,6 +36,8 @@ def validate(config: GRPOConfig) -> None:
 
     for name, value in (("model.dtype", m.dtype), ("reward.dtype", r.dtype)):
         need(value in DTYPES, f"{name} must be one of {DTYPES}, got {value!r}")
+    need(m.weight_dtype in WEIGHT_DTYPES, f"model.weight_dtype must be one of {list(WEIGHT_DTYPES)}, got "
+                                          f"{m.weight_dtype!r}")
     need(m.device in ("auto", "cpu"), f"model.device must be 'auto' or 'cpu', got {m.device!r} (the GPU of each "
                                       "process is chosen by the launcher: torchrun / accelerate launch)")
     need(m.vae_batch_size >= 1, f"model.vae_batch_size must be >= 1, got {m.vae_batch_size}")
