@@ -9,6 +9,7 @@ from comfy_api.latest import ComfyExtension, io
 
 from .bestofn import SpatialScoreBestOfNSampler
 from .edit import SpatialScoreEditLoader, SpatialScoreEditRerank, SpatialScoreEditScore
+from .evaluate import SpatialScoreEvaluate
 from .grpo import SpatialScoreGRPOTrain
 from .loader import MODEL_FOLDER, SpatialScoreLoader
 from .rerank import SpatialScoreRerank
@@ -37,4 +38,4 @@ class SpatialScoreExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return [SpatialScoreLoader, SpatialScoreScore, SpatialScoreRerank, SpatialScoreEditLoader,
                 SpatialScoreEditScore, SpatialScoreEditRerank, SpatialScoreShapesGeneratorLoader,
-                SpatialScoreGRPOTrain, SpatialScoreBestOfNSampler]
+                SpatialScoreGRPOTrain, SpatialScoreBestOfNSampler, SpatialScoreEvaluate]
