@@ -69,8 +69,14 @@ def _latent_format(channels: int, scale: float, shift: float):
     return ShapesLatentFormat
 
 
-def build_model(folder: Path, load_device, offload_device, dtype: torch.dtype = torch.float32):
-    """ComfyUI's Flux with the folder's transformer weights, in a ModelPatcher."""
+def build_model(folder: Path, load_device, offload_device, dtype: torch.dtype = torch.float32,
+                weight_dtype: torch.dtype | None = None):
+    """ComfyUI's Flux with the folder's transformer weights, in a ModelPatcher.
+
+    `weight_dtype` (torch.float8_e4m3fn / float8_e5m2; None: `dtype`) stores the weights as UNETLoader's weight_dtype
+    does (`model_options["dtype"]`): ComfyUI's manual_cast operations then cast each weight to `dtype` where it is
+    used (comfy/ops.py cast_bias_weight). The compute dtype stays `dtype` (the generator was trained in fp32), where
+    UNETLoader would pick bf16/fp16 on a GPU (`unet_manual_cast`)."""
     import comfy.model_detection
     import comfy.model_patcher
     import comfy.supported_models
@@ -95,7 +101,10 @@ def build_model(folder: Path, load_device, offload_device, dtype: torch.dtype = 
     model_config.latent_format = _latent_format(unet["in_channels"], vae_config["scaling_factor"],
                                                 vae_config["shift_factor"])()  # an instance, as BASE.__init__ makes
     model_config.sampling_settings = {"shift": 0.0}  # flux_time_shift(0, 1, t) = t: the unshifted schedule
-    model_config.set_inference_dtype(dtype, None)
+    if weight_dtype is None or weight_dtype == dtype:
+        model_config.set_inference_dtype(dtype, None)
+    else:
+        model_config.set_inference_dtype(weight_dtype, dtype)
     model = model_config.get_model(sd, "", device=offload_device)
     model.load_model_weights(sd, "")
     return comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload_device)
@@ -224,8 +233,13 @@ def build_vae(folder: Path, dtype: torch.dtype = torch.float32):
 # ------------------------------------------------------------------------------------------------ all three
 
 
-def load_shapes_generator(name_or_path: str = SHAPES_NAME, dtype: torch.dtype = torch.float32):
-    """(MODEL, CLIP, VAE) of a FluxPipeline folder, built with ComfyUI's classes (see the module docstring)."""
+WEIGHT_DTYPES = {"default": None, "fp8_e4m3fn": torch.float8_e4m3fn, "fp8_e5m2": torch.float8_e5m2}  # UNETLoader's
+
+
+def load_shapes_generator(name_or_path: str = SHAPES_NAME, dtype: torch.dtype = torch.float32,
+                          weight_dtype: str = "default"):
+    """(MODEL, CLIP, VAE) of a FluxPipeline folder, built with ComfyUI's classes (see the module docstring);
+    `weight_dtype` one of WEIGHT_DTYPES stores the MODEL's weights in fp8 (the text encoders and VAE stay `dtype`)."""
     import comfy.model_management as mm
 
     from training.grpo.shapes_generator import read_sampling
@@ -233,7 +247,9 @@ def load_shapes_generator(name_or_path: str = SHAPES_NAME, dtype: torch.dtype = 
     folder = resolve_shapes_folder(name_or_path)
     declared = read_sampling(folder)
     length = declared.max_sequence_length if declared and declared.max_sequence_length else 512
-    model = build_model(folder, mm.get_torch_device(), mm.unet_offload_device(), dtype)
+    if weight_dtype not in WEIGHT_DTYPES:
+        raise ValueError(f"weight_dtype must be one of {list(WEIGHT_DTYPES)}, got {weight_dtype!r}")
+    model = build_model(folder, mm.get_torch_device(), mm.unet_offload_device(), dtype, WEIGHT_DTYPES[weight_dtype])
     clip = build_clip(folder, length, dtype)
     vae = build_vae(folder, dtype)
     logging.info("SpatialScore: shapes generator loaded from %s (T5 length %d)", folder, length)
