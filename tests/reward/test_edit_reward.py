@@ -156,7 +156,7 @@ def test_cli_train_score_evaluate_on_edit_pairs(edits, tmp_path, capsys):
 def test_qwen25vl_edit_model_trains_saves_and_reloads(edits, tmp_path):
     from PIL import Image
 
-    from training.reward.edit.cli import validate_edit
+    from training.reward.cli.edit import validate_edit
     from training.reward.edit.scorer import load_edit_scorer
     from training.reward.edit.trainer import train_edit
     from training.reward.train.train_config import load_config

@@ -86,56 +86,40 @@ class LoraSettings:
     targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
 
 
-@dataclass
-class ScorerConfig:
-    base_model: str | None = None  # local folder of the Qwen2.5-VL base (absolute, or relative to the scorer)
-    weights: str = "lora"  # "lora" (adapter on base_model) or "full" (complete VLM stored in model/)
-    reward_token: str = REWARD_TOKEN
-    template: Template = field(default_factory=Template)
-    head: HeadConfig = field(default_factory=HeadConfig)
-    lora: LoraSettings | None = field(default_factory=LoraSettings)
-    min_pixels: int = 56 * 56
-    max_pixels: int = 512 * 512
-    format: str = FORMAT_NAME
-    version: int = FORMAT_VERSION
-    notes: dict = field(default_factory=dict)  # free-form provenance: training data, accuracy, recipe
-    backbone: str = "qwen2_5_vl"  # or "coords" (then `coords` holds its CoordsConfig, and weights is "full")
-    coords: dict | None = None
+class FolderConfig:
+    """What the two scorer folder formats share: this file's spatialscore.json (ScorerConfig) and the edit scorers'
+    spatialreward.json (edit/config.py). The format name and version are checked, the template, head and LoRA
+    sections built, unknown fields refused, every problem a ScorerFolderError naming the file."""
 
-    def __post_init__(self):
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
-        if self.backbone == "coords" and (self.weights != "full" or not isinstance(self.coords, dict)):
-            raise ValueError("backbone 'coords' needs weights='full' and a 'coords' architecture section")
-        if self.weights not in ("lora", "full"):
-            raise ValueError(f"weights must be 'lora' or 'full', got {self.weights!r}")
-        if self.weights == "lora" and self.lora is None:
-            raise ValueError("weights='lora' needs lora settings")
-        if not (0 < self.min_pixels <= self.max_pixels):
-            raise ValueError(f"need 0 < min_pixels <= max_pixels, got {self.min_pixels}, {self.max_pixels}")
+    FILE = CONFIG_FILE
+    FORMAT = FORMAT_NAME
+    VERSION = FORMAT_VERSION
+    FOLDER = "a scorer folder"
+    TEXT_FIELDS = ("base_model", "reward_token", "weights")
+    TEMPLATE = Template
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict, source: str = "config") -> ScorerConfig:
+    def from_dict(cls, data: dict, source: str = "config"):
         if not isinstance(data, dict):
             raise ScorerFolderError(f"{source}: expected a JSON object at the top level, got {type(data).__name__}")
-        if data.get("format") != FORMAT_NAME:
-            raise ScorerFolderError(f"{source}: format is {data.get('format')!r}, expected {FORMAT_NAME!r}")
-        version = data.get("version", FORMAT_VERSION)
+        if data.get("format") != cls.FORMAT:
+            raise ScorerFolderError(f"{source}: format is {data.get('format')!r}, expected {cls.FORMAT!r}")
+        version = data.get("version", cls.VERSION)
         if not isinstance(version, int) or isinstance(version, bool):
             raise ScorerFolderError(f"{source}: version must be a whole number, got {version!r}")
-        if version > FORMAT_VERSION:
+        if version > cls.VERSION:
             raise ScorerFolderError(
-                f"{source}: format version {data.get('version')} is newer than this code reads ({FORMAT_VERSION})"
+                f"{source}: format version {data.get('version')} is newer than this code reads ({cls.VERSION})"
             )
         data = dict(data)
-        for name in ("base_model", "reward_token", "weights", "backbone"):
+        for name in cls.TEXT_FIELDS:
             if name in data and data[name] is not None and not isinstance(data[name], str):
                 raise ScorerFolderError(f"{source}: {name} must be text, got {data[name]!r}")
         try:
-            data["template"] = Template(**data.get("template", {}))
+            data["template"] = cls.TEMPLATE(**data.get("template", {}))
             data["head"] = HeadConfig(**data.get("head", {}))
             data["lora"] = LoraSettings(**data["lora"]) if data.get("lora") else None
             known = {f.name for f in dataclasses.fields(cls)}
@@ -151,21 +135,58 @@ class ScorerConfig:
             raise ScorerFolderError(f"{source}: {exc}") from exc
 
     @classmethod
-    def read(cls, folder: str | os.PathLike) -> ScorerConfig:
-        path = Path(folder) / CONFIG_FILE
+    def read(cls, folder: str | os.PathLike):
+        path = Path(folder) / cls.FILE
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
-            raise ScorerFolderError(f"not a scorer folder: {path} is missing") from exc
+            raise ScorerFolderError(f"not {cls.FOLDER}: {path} is missing") from exc
         except json.JSONDecodeError as exc:
             raise ScorerFolderError(f"{path}: not valid JSON ({exc})") from exc
         return cls.from_dict(data, source=str(path))
 
+    def write(self, folder: str | os.PathLike) -> None:
+        (Path(folder) / self.FILE).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    def missing_base(self) -> str:
+        return "weights='lora' but base_model is empty"
+
     def resolve_base(self, folder: str | os.PathLike) -> Path:
         """The base model folder, relative paths taken from the scorer folder."""
         if not self.base_model:
-            raise ScorerFolderError(f"{Path(folder) / CONFIG_FILE}: weights='lora' but base_model is empty")
+            raise ScorerFolderError(f"{Path(folder) / self.FILE}: {self.missing_base()}")
         base = Path(os.path.expanduser(self.base_model))
         if not base.is_absolute():
             base = (Path(folder) / base).resolve()
         return base
+
+
+@dataclass
+class ScorerConfig(FolderConfig):
+    base_model: str | None = None  # local folder of the Qwen2.5-VL base (absolute, or relative to the scorer)
+    weights: str = "lora"  # "lora" (adapter on base_model) or "full" (complete VLM stored in model/)
+    reward_token: str = REWARD_TOKEN
+    template: Template = field(default_factory=Template)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    lora: LoraSettings | None = field(default_factory=LoraSettings)
+    min_pixels: int = 56 * 56
+    max_pixels: int = 512 * 512
+    format: str = FORMAT_NAME
+    version: int = FORMAT_VERSION
+    notes: dict = field(default_factory=dict)  # free-form provenance: training data, accuracy, recipe
+    backbone: str = "qwen2_5_vl"  # or "coords" (then `coords` holds its CoordsConfig, and weights is "full")
+    coords: dict | None = None
+
+    TEXT_FIELDS = ("base_model", "reward_token", "weights", "backbone")
+
+    def __post_init__(self):
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
+        if self.backbone == "coords" and (self.weights != "full" or not isinstance(self.coords, dict)):
+            raise ValueError("backbone 'coords' needs weights='full' and a 'coords' architecture section")
+        if self.weights not in ("lora", "full"):
+            raise ValueError(f"weights must be 'lora' or 'full', got {self.weights!r}")
+        if self.weights == "lora" and self.lora is None:
+            raise ValueError("weights='lora' needs lora settings")
+        if not (0 < self.min_pixels <= self.max_pixels):
+            raise ValueError(f"need 0 < min_pixels <= max_pixels, got {self.min_pixels}, {self.max_pixels}")

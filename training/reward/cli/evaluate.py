@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from ..edit.pairs import is_edit_file
 
     if is_edit_file(args.data):  # pairs lines with a `source` key: edit pairs (training/reward/edit)
-        from ..edit.cli import run_evaluate_edit
+        from .edit import run_evaluate_edit
 
         return run_evaluate_edit(args)
     pairs, split = select_pairs(args.data, args.split, args.limit, getattr(args, "reviews", "default"))  # fails

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from pathlib import Path
 
-import numpy as np
-
-from ...common.atomic import write_text
-from ...common.images import ImageInputError, load_image_file
 from ...common.output_file import check_output_file
+from .files import print_scores, read_image
 
 
 def add_parser(sub) -> None:
@@ -34,23 +28,6 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def read_image(path: str):
-    if path.endswith(".npy"):
-        if not Path(path).is_file():
-            raise ImageInputError(f"image file not found: {path}")
-        from ...common.images import to_pil_list
-
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except ValueError as exc:
-            raise ImageInputError(f"cannot read image array {path}: {exc}") from exc
-        try:
-            return to_pil_list(arr)[0]
-        except ImageInputError as exc:
-            raise ImageInputError(f"{path}: {exc}") from exc
-    return load_image_file(path)
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -66,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from ..edit.folder import is_edit_scorer
 
     if args.source or is_edit_scorer(args.model):  # edit scoring (training/reward/edit)
-        from ..edit.cli import run_score_edit
+        from .edit import run_score_edit
 
         return run_score_edit(args)
     images = [read_image(p) for p in args.images]
@@ -74,20 +51,5 @@ def run(args: argparse.Namespace) -> int:
     dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
     scorer = load_scorer(args.model, device=args.device, dtype=dtype, batch_size=args.batch_size,
                          base_model=args.base_model)
-    result = scorer.score(images, prompts)
-    rows = [{"image": path, **row, "mode": result.mode} for path, row in zip(args.images, result.rows(), strict=True)]
-    for row in rows:
-        if row.get("warning"):
-            print(f"warning: {row['image']}: {row['warning']}", file=sys.stderr)
-    text = json.dumps(rows, indent=2)
-    if args.output:
-        write_text(args.output, text + "\n")
-    if args.json:
-        print(text)
-    else:
-        width = max(len(p) for p in args.images)
-        print(f"mode: {result.mode}  model: {args.model}")
-        print(f"{'image':<{width}}  {'mean':>9}  {'std':>7}")
-        for r in rows:
-            print(f"{r['image']:<{width}}  {r['mean']:>9.4f}  {r['std']:>7.4f}")
+    print_scores(args, scorer.score(images, prompts))
     return 0

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from ..train.train_config import ConfigError, load_config
 
     try:
-        from ..edit.cli import edit_data, run_train_edit
+        from .edit import edit_data, run_train_edit
 
         config = load_config(args.config, args.preset, overrides_from(args), check=False)
         if edit_data(config):  # pairs lines with a `source` key: edit pairs (training/reward/edit)

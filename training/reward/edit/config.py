@@ -10,13 +10,9 @@ kind "judge"       no weights of its own: `base_model` is a local Qwen2.5-VL / Q
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from ..config import HeadConfig, LoraSettings, ScorerFolderError
+from ..config import FolderConfig, HeadConfig, LoraSettings
 from . import CONFIG_FILE
 
 FORMAT_NAME = "spatialreward"
@@ -62,7 +58,9 @@ class EditTemplate:
 
 
 @dataclass
-class EditScorerConfig:
+class EditScorerConfig(FolderConfig):
+    """spatialreward.json, read and written as the single-image spatialscore.json is (config.FolderConfig)."""
+
     kind: str = "coords"
     base_model: str | None = None
     weights: str = "full"
@@ -79,6 +77,13 @@ class EditScorerConfig:
     version: int = FORMAT_VERSION
     notes: dict = field(default_factory=dict)
 
+    FILE = CONFIG_FILE
+    FORMAT = FORMAT_NAME
+    VERSION = FORMAT_VERSION
+    FOLDER = "an edit scorer folder"
+    TEXT_FIELDS = ("kind", "base_model", "reward_token", "weights")
+    TEMPLATE = EditTemplate
+
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
@@ -89,46 +94,5 @@ class EditScorerConfig:
         if self.weights not in ("lora", "full"):
             raise ValueError(f"weights must be 'lora' or 'full', got {self.weights!r}")
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict, source: str = "config") -> EditScorerConfig:
-        if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
-            got = data.get("format") if isinstance(data, dict) else type(data).__name__
-            raise ScorerFolderError(f"{source}: format is {got!r}, expected {FORMAT_NAME!r}")
-        if int(data.get("version", -1)) > FORMAT_VERSION:
-            raise ScorerFolderError(f"{source}: format version {data.get('version')} is newer than this code reads "
-                                    f"({FORMAT_VERSION})")
-        data = dict(data)
-        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ScorerFolderError(f"{source}: unknown fields {unknown}")
-        try:
-            data["template"] = EditTemplate(**data.get("template", {}))
-            data["head"] = HeadConfig(**data.get("head", {}))
-            data["lora"] = LoraSettings(**data["lora"]) if data.get("lora") else None
-            return cls(**data)
-        except (TypeError, ValueError) as exc:
-            raise ScorerFolderError(f"{source}: {exc}") from exc
-
-    @classmethod
-    def read(cls, folder: str | os.PathLike) -> EditScorerConfig:
-        path = Path(folder) / CONFIG_FILE
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise ScorerFolderError(f"not an edit scorer folder: {path} is missing") from exc
-        except json.JSONDecodeError as exc:
-            raise ScorerFolderError(f"{path}: not valid JSON ({exc})") from exc
-        return cls.from_dict(data, source=str(path))
-
-    def write(self, folder: Path) -> None:
-        (Path(folder) / CONFIG_FILE).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-
-    def resolve_base(self, folder: str | os.PathLike) -> Path:
-        if not self.base_model:
-            raise ScorerFolderError(f"{Path(folder) / CONFIG_FILE}: kind {self.kind!r} needs base_model (a local "
-                                    "model folder)")
-        base = Path(os.path.expanduser(self.base_model))
-        return base if base.is_absolute() else (Path(folder) / base).resolve()
+    def missing_base(self) -> str:
+        return f"kind {self.kind!r} needs base_model (a local model folder)"

@@ -14,12 +14,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
-from ..models.coords_model import PAD, SLOT, UNK, CoordsConfig, coordinate_features, prompt_words
+from ..models.coords_model import (
+    CoordsConfig,
+    coordinate_features,
+    decode,
+    encode_pixels,
+    encode_words,
+    prompt_words,
+)
 from ..models.head import RewardHead
 from .config import EditScorerConfig
 from .regions import boxes_from_map, cell_coverage
@@ -65,14 +71,8 @@ class EditCoordsBackbone(nn.Module):
         tokens = tokens + self.coord_proj(self.coords.to(dtype))
         change = self.change(tokens).squeeze(-1)
         image = tokens + self.change_embed(torch.sigmoid(change).unsqueeze(-1))
-        h = self.embed(input_ids) + self.position(torch.arange(input_ids.shape[1], device=input_ids.device))
-        pad = ~attention_mask.bool()
-        probed = None
-        for i, layer in enumerate(self.decoder.layers, start=1):
-            h = layer(h, image, tgt_key_padding_mask=pad)
-            if i == probe_layer:
-                probed = self.ground_probe(h)
-        return self.norm(h[:, 0]), change, probed
+        hidden, probed = decode(self, image, input_ids, attention_mask, probe_layer)
+        return hidden, change, probed
 
 
 class EditCoordsModel(nn.Module):
@@ -95,22 +95,10 @@ class EditCoordsModel(nn.Module):
         return self.backbone.grid
 
     def encode_words(self, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        seqs = []
-        for i, text in enumerate(instructions):
-            words = prompt_words(text)
-            if len(words) > self.backbone.max_words:
-                raise ValueError(f"instructions[{i}]: {len(words)} words, more than this scorer reads "
-                                 f"({self.backbone.max_words})")
-            seqs.append([SLOT] + [self.word_ids.get(w, UNK) for w in words])
-        ids = torch.full((len(seqs), max(map(len, seqs))), PAD, dtype=torch.long)
-        for i, s in enumerate(seqs):
-            ids[i, :len(s)] = torch.tensor(s)
-        return ids, ids != PAD
+        return encode_words(instructions, self.word_ids, self.backbone.max_words, "instructions", "words")
 
     def encode_images(self, images: list[Image.Image]) -> torch.Tensor:
-        p = self.backbone.pixels
-        arrays = [np.asarray(im.convert("RGB").resize((p, p), Image.BILINEAR)) for im in images]
-        return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+        return encode_pixels(images, self.backbone.pixels)
 
     def encode(self, sources: list[Image.Image], edited: list[Image.Image], instructions: list[str]) -> dict:
         if not len(sources) == len(edited) == len(instructions):

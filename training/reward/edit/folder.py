@@ -7,32 +7,23 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
-from ...common.atomic import atomic_dir, usual_permissions
-from ...common.finite import require_finite_weights
+from ...common.atomic import atomic_dir
 from ...common.os_errors import os_errors_name
 from ..config import HEAD_FILE, HeadConfig, ScorerFolderError
-from ..models.loading import ASSETS
+from ..models.loading import find_folder, load_coords_folder, save_tensors, shipped_folders
 from . import CONFIG_FILE
 from .config import EditScorerConfig
 
 
 def shipped_edit_scorers() -> dict[str, Path]:
     """Edit scorers that ship inside the package, by name (e.g. "shapes-edit")."""
-    if not ASSETS.is_dir():
-        return {}
-    return {p.name: p for p in sorted(ASSETS.iterdir()) if (p / CONFIG_FILE).is_file()}
+    return shipped_folders(CONFIG_FILE)
 
 
 def resolve_edit_path(name_or_path: str | os.PathLike) -> Path:
-    shipped = shipped_edit_scorers()
-    if isinstance(name_or_path, str) and name_or_path in shipped and not Path(name_or_path).exists():
-        return shipped[name_or_path]
-    path = Path(os.path.expanduser(str(name_or_path)))
-    if not path.exists():
-        raise ScorerFolderError(f"edit scorer folder not found: {path} (shipped edit scorers: "
-                                f"{', '.join(shipped) or 'none'})")
+    path = find_folder(name_or_path, shipped_edit_scorers(),
+                       "edit scorer folder not found: {path} (shipped edit scorers: {names})")
     if not (path / CONFIG_FILE).is_file() and _chat_model(path):
         return path  # a plain local Qwen2.5-VL / Qwen3-VL chat model: used as a generative judge (judge.py)
     if not (path / CONFIG_FILE).is_file():
@@ -67,13 +58,6 @@ def create_coords_edit_model(coords, head: HeadConfig, seed: int = 0, device="cp
     return model.to(device)
 
 
-def _save_tensors(module: torch.nn.Module, file: Path) -> None:
-    state = {k: v.detach().float().cpu().contiguous() for k, v in module.state_dict().items()}
-    require_finite_weights(state.items(), f"edit scorer weights ({file.name})")
-    save_file(state, str(file))
-    usual_permissions(file)
-
-
 def save_edit_model(model, folder: str | os.PathLike, notes: dict | None = None) -> Path:
     """Write an edit scorer folder atomically (a reader sees the old folder or the complete new one)."""
     folder = Path(folder)
@@ -83,8 +67,8 @@ def save_edit_model(model, folder: str | os.PathLike, notes: dict | None = None)
         from .coords_edit import BACKBONE_FILE
 
         with os_errors_name(folder), atomic_dir(folder) as tmp:  # a full disk: one line naming the folder
-            _save_tensors(model.backbone, tmp / BACKBONE_FILE)
-            _save_tensors(model.head, tmp / HEAD_FILE)
+            save_tensors(model.backbone, tmp / BACKBONE_FILE, "edit scorer weights")
+            save_tensors(model.head, tmp / HEAD_FILE, "edit scorer weights")
             model.config.write(tmp)
         return folder
     if model.kind == "qwen2_5_vl":
@@ -116,21 +100,9 @@ def load_edit_model(name_or_path, device: str | torch.device | None = None, dtyp
 
 
 def _load_coords_edit(path: Path, config: EditScorerConfig):
-    from .coords_edit import BACKBONE_FILE, EditCoordsModel
+    from .coords_edit import EditCoordsModel
 
-    for needed in (HEAD_FILE, BACKBONE_FILE):
-        if not (path / needed).is_file():
-            raise ScorerFolderError(f"edit scorer folder {path} is missing {needed}")
-    try:
-        model = EditCoordsModel(config)
-    except (TypeError, ValueError) as exc:
-        raise ScorerFolderError(f"{path / CONFIG_FILE}: malformed 'coords' section ({exc})") from exc
-    for module, file in ((model.backbone, BACKBONE_FILE), (model.head, HEAD_FILE)):
-        try:
-            module.load_state_dict(load_file(str(path / file)))
-        except RuntimeError as exc:
-            raise ScorerFolderError(f"{path / file} does not match the config's architecture: {exc}") from exc
-    return model
+    return load_coords_folder(path, lambda: EditCoordsModel(config), "edit scorer", CONFIG_FILE)
 
 
 def read_notes(path) -> dict:

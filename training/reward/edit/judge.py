@@ -24,8 +24,8 @@ from ..config import ScorerFolderError
 from .aggregate import Aggregation, aggregate
 from .config import EditScorerConfig, EditTemplate
 from .judge_parse import parse_judge_output
-from .qwen_edit import interleave, render_edit_chat
-from .scorer import EditScoreResult
+from .result import EditScoreResult
+from .two_images import INSTRUCTION_SLOT, interleave, render_edit_chat
 
 JUDGE_TYPES = ("qwen2_5_vl", "qwen3_vl")
 SEMANTIC_USER = (
@@ -160,13 +160,11 @@ class GenerativeJudge:
                                                   tokenize=False, add_generation_prompt=True)
 
     def judge_edits(self, sources, edited, instructions, progress=None) -> EditScoreResult:
-        from .qwen_edit import _SLOT
-
         s = self.settings
         means, regions, reasons, details = [], [], [], []
         quality_chat = self._quality_chat() if s.quality_template else None
         for i, (src, ed, text) in enumerate(zip(sources, edited, instructions, strict=True)):
-            raw = self._generate(self.chat.replace(_SLOT, text), interleave(self.order, [src], [ed]))
+            raw = self._generate(self.chat.replace(INSTRUCTION_SLOT, text), interleave(self.order, [src], [ed]))
             answer = parse_judge_output(raw, s.aggregation.score_max)
             scores = dict(answer.scores)
             if quality_chat is not None:

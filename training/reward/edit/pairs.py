@@ -17,10 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..train.pairs import MAX_REPORTED, PairsFileError, pairs_file
+from ..train.pairs import PairsFileError, image_paths, pairs_file, read_rows, select_split
 from .regions import region_problem
 
 
@@ -38,6 +38,10 @@ class EditPair:
     id: str = ""
     line: int = 0
     scenes: dict | None = None
+
+    @property
+    def image_files(self) -> tuple[Path, ...]:
+        return self.source, self.chosen, self.rejected
 
 
 def is_edit_file(path: str | os.PathLike) -> bool:
@@ -72,19 +76,7 @@ def _parse(row, base: Path, check_files: bool) -> tuple[EditPair | None, list[st
     if not isinstance(text, str) or not text.strip():
         problems.append("'instruction' must be a non-empty string" if ("instruction" in row or "prompt" in row)
                         else "missing 'instruction'")
-    paths = {}
-    for key in ("source", "chosen", "rejected"):
-        value = row.get(key)
-        if not isinstance(value, str) or not value.strip():
-            problems.append(f"'{key}' must be an image path (string)" if key in row else f"missing '{key}'")
-            continue
-        p = Path(value)
-        p = p if p.is_absolute() else base / p
-        if check_files and p.is_dir():
-            problems.append(f"'{key}' is a folder, not an image file: {p}")
-        elif check_files and not p.is_file():
-            problems.append(f"'{key}' image not found: {p}")
-        paths[key] = p
+    paths = image_paths(row, ("source", "chosen", "rejected"), base, check_files, problems)
     if len(paths) == 3 and paths["chosen"] == paths["rejected"]:
         problems.append("'chosen' and 'rejected' are the same image")
     for key in ("edit_kind", "mistake", "split"):
@@ -103,37 +95,9 @@ def read_edit_pairs(path: str | os.PathLike, split: str | None = None, check_fil
     """Every edit pair of a folder or JSONL (only `split` if given, "all"/None: every row); all bad lines are
     reported at once in a PairsFileError."""
     file = pairs_file(path)
-    pairs, errors = [], []
-    try:
-        text = file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise PairsFileError(f"{file}: not UTF-8 text ({exc}); expected JSON lines") from exc
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            row = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            errors.append(f"line {number}: not valid JSON ({exc.msg} at column {exc.colno})")
-            continue
-        pair, problems = _parse(row, file.parent, check_files)
-        errors.extend(f"line {number}: {p}" for p in problems)
-        if pair is not None:
-            pairs.append(replace(pair, line=number))
-    if errors:
-        shown = errors[:MAX_REPORTED]
-        more = f"\n  ... and {len(errors) - len(shown)} more" if len(errors) > len(shown) else ""
-        raise PairsFileError(f"{file}: {len(errors)} problem(s) in the edit pairs file:\n  " + "\n  ".join(shown)
-                             + more)
-    if not pairs:
-        raise PairsFileError(f"{file}: no pairs (expected JSON lines with instruction, source, chosen, rejected)")
-    if split and split != "all":
-        found = sorted({p.split for p in pairs if p.split})
-        pairs = [p for p in pairs if p.split == split]
-        if not pairs:
-            where = f"splits present: {', '.join(found)}" if found else "its rows have no 'split' field"
-            raise PairsFileError(f"{file}: no pairs in split {split!r} ({where})")
-    return pairs
+    pairs = read_rows(file, lambda row, base: _parse(row, base, check_files), "edit pairs file",
+                      "instruction, source, chosen, rejected")
+    return select_split(pairs, split, file)
 
 
 def fingerprint(pairs: list[EditPair]) -> str:
@@ -146,7 +110,7 @@ def fingerprint(pairs: list[EditPair]) -> str:
 def load_edit_images(pair: EditPair):
     """(source, chosen, rejected) as RGB PIL images; a broken file names itself and its line."""
     from ...common.images import ImageInputError, load_image_file
-    from .scorer import size_mismatch
+    from .two_images import size_mismatch
 
     try:
         source, chosen, rejected = (load_image_file(str(p)) for p in (pair.source, pair.chosen, pair.rejected))

@@ -13,46 +13,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
-from ...common.atomic import atomic_dir, usual_permissions
+from ...common.atomic import atomic_dir
 from ...common.os_errors import os_errors_name
-from ..config import (
-    ADAPTER_DIR,
-    HEAD_FILE,
-    MODEL_DIR,
-    PROCESSOR_DIR,
-    HeadConfig,
-    LoraSettings,
-    ScorerFolderError,
-)
+from ..config import HEAD_FILE, PROCESSOR_DIR, HeadConfig, LoraSettings, ScorerFolderError
 from ..models.head import RewardHead
 from ..models.model import text_decoder_layers
-from .config import EditScorerConfig, EditTemplate
+from . import CONFIG_FILE
+from .config import EditScorerConfig
 from .coords_edit import EditOutput
+from .two_images import INSTRUCTION_SLOT, interleave, render_edit_chat
 
 REGION_FILE = "region.safetensors"
-_SLOT = "\x00SPATIALREWARD_INSTRUCTION\x00"
-
-
-def render_edit_chat(processor, template: EditTemplate, suffix: str = "") -> tuple[str, list[str]]:
-    """The chat with an instruction placeholder, and the order of its images ("source" / "edited")."""
-    parts = template.user_content(_SLOT)
-    order = [p["role"] for p in parts if p["type"] == "image"]
-    content = [{"type": "image"} if p["type"] == "image" else p for p in parts]
-    messages = [{"role": "system", "content": template.system}, {"role": "user", "content": content}]
-    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + suffix
-    if text.count(_SLOT) != 1 or text.count(processor.image_token) != 2:
-        raise ValueError("the chat template must render the instruction once and both images")
-    return text, order
-
-
-def interleave(order: list[str], sources, edited) -> list:
-    images = []
-    for s, e in zip(sources, edited, strict=True):
-        images += [s if role == "source" else e for role in order]
-    return images
 
 
 class QwenEditModel(nn.Module):
@@ -77,7 +50,7 @@ class QwenEditModel(nn.Module):
         if not len(sources) == len(edited) == len(instructions):
             raise ValueError(f"got {len(sources)} sources, {len(edited)} edited images and {len(instructions)} "
                              "instructions; expected one of each per edit")
-        texts = [self.chat.replace(_SLOT, t) for t in instructions]
+        texts = [self.chat.replace(INSTRUCTION_SLOT, t) for t in instructions]
         size = {"shortest_edge": self.config.min_pixels, "longest_edge": self.config.max_pixels}
         return dict(self.processor(text=texts, images=interleave(self.order, sources, edited), return_tensors="pt",
                                    padding=True, padding_side="right", size=size))
@@ -124,7 +97,7 @@ def _base_path(config) -> Path:
 
 def create_qwen_edit_model(train_config, seed: int | None = None) -> QwenEditModel:
     """A fresh, trainable edit model on a local Qwen2.5-VL base (model.base, or @tiny): reward token, heads, LoRA."""
-    from ..models.loading import _load_processor, _load_vlm, add_reward_token, folder_kind, lora_target_regex
+    from ..models.loading import add_reward_token, folder_kind, load_processor, load_vlm, lora_target_regex
 
     m = train_config.model
     base = _base_path(train_config)
@@ -137,8 +110,8 @@ def create_qwen_edit_model(train_config, seed: int | None = None) -> QwenEditMod
                                               init_log_std=train_config.head.init_log_std),
                               lora=LoraSettings(lo.rank, lo.alpha, lo.dropout, list(lo.targets)) if m.weights == "lora"
                               else None, min_pixels=m.min_pixels, max_pixels=m.max_pixels)
-    vlm = _load_vlm(base, torch.float32, m.attn)
-    processor = _load_processor(base, config)
+    vlm = load_vlm(base, torch.float32, m.attn)
+    processor = load_processor(base, config)
     token_id = add_reward_token(vlm, processor, config.reward_token)
     if config.weights == "lora":
         from peft import LoraConfig, get_peft_model
@@ -154,44 +127,27 @@ def create_qwen_edit_model(train_config, seed: int | None = None) -> QwenEditMod
 
 
 def save_qwen_edit(model: QwenEditModel, folder) -> Path:
-    from .folder import _save_tensors
+    from ..models.loading import save_tensors, save_vlm_parts
 
     folder = Path(folder)
     with os_errors_name(folder), atomic_dir(folder) as tmp:  # a full disk: one line naming the folder
-        model.processor.save_pretrained(tmp / PROCESSOR_DIR)
-        if model.config.weights == "lora":
-            model.vlm.save_pretrained(tmp / ADAPTER_DIR, safe_serialization=True)
-        else:
-            vlm = model.vlm.get_base_model() if hasattr(model.vlm, "get_base_model") else model.vlm
-            vlm.save_pretrained(tmp / MODEL_DIR, safe_serialization=True)
-        _save_tensors(model.head, tmp / HEAD_FILE)
-        _save_tensors(model.region, tmp / REGION_FILE)
+        save_vlm_parts(model, tmp)
+        save_tensors(model.head, tmp / HEAD_FILE, "edit scorer weights")
+        save_tensors(model.region, tmp / REGION_FILE, "edit scorer weights")
         model.config.write(tmp)
-        usual_permissions(tmp)
     return folder
 
 
 def load_qwen_edit(path: Path, config: EditScorerConfig, dtype=None, device=None) -> QwenEditModel:
-    from ..models.loading import _fit_embeddings, _load_processor, _load_vlm, default_dtype
+    from ..models.loading import default_dtype, load_processor, load_vlm_weights, read_weights
 
     dtype = dtype or default_dtype(torch.device(device or "cpu"))
     for needed in (HEAD_FILE, REGION_FILE, PROCESSOR_DIR):
         if not (path / needed).exists():
             raise ScorerFolderError(f"edit scorer folder {path} is missing {needed}")
-    processor = _load_processor(path / PROCESSOR_DIR, config)
-    if config.weights == "full":
-        vlm = _load_vlm(path / MODEL_DIR, dtype, "sdpa")
-    else:
-        base = config.resolve_base(path)
-        if not base.is_dir():
-            raise ScorerFolderError(f"base model of edit scorer {path} not found: {base} (base_model in its "
-                                    "spatialreward.json)")
-        vlm = _load_vlm(base, dtype, "sdpa")
-        _fit_embeddings(vlm, len(processor.tokenizer))
-        from peft import PeftModel
-
-        vlm = PeftModel.from_pretrained(vlm, path / ADAPTER_DIR).merge_and_unload()
+    processor = load_processor(path / PROCESSOR_DIR, config)
+    vlm = load_vlm_weights(path, config, processor, dtype, what="edit scorer", config_file=CONFIG_FILE)
     model = QwenEditModel(vlm, processor, config)
-    model.head.load_state_dict(load_file(str(path / HEAD_FILE)))
-    model.region.load_state_dict(load_file(str(path / REGION_FILE)))
+    model.head.load_state_dict(read_weights(path / HEAD_FILE))
+    model.region.load_state_dict(read_weights(path / REGION_FILE))
     return model

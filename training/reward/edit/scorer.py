@@ -10,67 +10,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import torch
 
 from ...common.finite import require_finite_scores
 from ...common.images import to_pil_list
-
-
-@dataclass
-class EditScoreResult:
-    mean: torch.Tensor  # [N] float32
-    std: torch.Tensor  # [N] float32 (0 for a generative judge)
-    regions: list[list[list[float]]]  # per edit: boxes [x0, y0, x1, y1] in 0..1
-    mode: str  # "reward" or "judge"
-    reasoning: list[str] = field(default_factory=list)  # a generative judge's text per edit ([] otherwise)
-    details: list[dict] = field(default_factory=list)  # a generative judge's parsed scores per edit
-
-    def rows(self) -> list[dict]:
-        rows = [{"mean": float(m), "std": float(s), "regions": r}
-                for m, s, r in zip(self.mean, self.std, self.regions, strict=True)]
-        for row, text in zip(rows, self.reasoning, strict=False):
-            row["reasoning"] = text
-        for row, d in zip(rows, self.details, strict=False):
-            row["judge"] = d
-        return rows
-
-
-def match_sources(sources: list, n_edited: int) -> list:
-    if n_edited == 0:
-        raise ValueError("edited images: the batch is empty")
-    if len(sources) == 1:
-        return sources * n_edited
-    if len(sources) != n_edited:
-        raise ValueError(f"source images: a batch of {len(sources)} matches neither 1 nor the {n_edited} edited "
-                         "images; give one source for all, or one per edited image")
-    return sources
-
-
-def size_mismatch(source, edited, source_name: str = "its source", edited_name: str = "the edited image") -> str | None:
-    """Why an edit pair cannot be scored, if its two PIL images differ in size; else None.
-
-    Why refuse rather than resize: the edit scorers compare the two images place by place, and a resized source
-    moves every shape in it, so a correct edit scores like a wrong one (a shapes-edit move padded from 64x64 to
-    64x80 scored -5.83 instead of -2.27).
-    """
-    if source.size == edited.size:
-        return None
-    return (f"{edited_name} is {edited.width}x{edited.height} but {source_name} is {source.width}x{source.height} "
-            "(width x height): an edit keeps the source's size, so the two are not an edit pair; give the source "
-            "the edited image was made from, or resize one of them to the other's size first")
-
-
-def check_same_sizes(sources: list, edited: list, source_names: list[str] | None = None,
-                     edited_names: list[str] | None = None) -> None:
-    """ValueError naming the first edited image whose size differs from its source's (sources already matched
-    one per edited image)."""
-    for i, (src, img) in enumerate(zip(sources, edited, strict=True)):
-        problem = size_mismatch(src, img, f"the source {source_names[i]}" if source_names else "its source",
-                                edited_names[i] if edited_names else f"edited image {i}")
-        if problem is not None:
-            raise ValueError(problem)
+from .result import EditScoreResult
+from .two_images import check_same_sizes, match_sources, size_mismatch
 
 
 def normalise_instructions(instructions: str | Sequence[str], n: int, form: str | None = None) -> list[str]:
@@ -141,3 +87,7 @@ def load_edit_scorer(name_or_path: str | os.PathLike, device=None, dtype=None, b
     from .folder import load_edit_model
 
     return EditScorer(load_edit_model(name_or_path, device=device, dtype=dtype), batch_size=batch_size)
+
+
+__all__ = ["EditScoreResult", "EditScorer", "check_same_sizes", "load_edit_scorer", "match_sources",
+           "normalise_instructions", "size_mismatch"]

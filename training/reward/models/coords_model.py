@@ -82,6 +82,44 @@ def coordinate_features(grid: int, fourier: int) -> torch.Tensor:
     return torch.cat(feats, 1)
 
 
+def encode_words(texts: list[str], word_ids: dict[str, int], max_words: int, what: str = "prompts",
+                 unit: str = "words and marks") -> tuple[torch.Tensor, torch.Tensor]:
+    """Word ids [B, T] of each text, the reward slot first and unknown words as <unk>, padded; and the mask of real
+    tokens. A text longer than `max_words` is refused, naming `what`[i]."""
+    seqs = []
+    for i, text in enumerate(texts):
+        words = prompt_words(text)
+        if len(words) > max_words:
+            raise ValueError(f"{what}[{i}]: {len(words)} {unit}, more than this scorer reads ({max_words})")
+        seqs.append([SLOT] + [word_ids.get(w, UNK) for w in words])
+    ids = torch.full((len(seqs), max(map(len, seqs))), PAD, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = torch.tensor(s)
+    return ids, ids != PAD
+
+
+def encode_pixels(images: list[Image.Image], pixels: int) -> torch.Tensor:
+    """uint8 [B, 3, pixels, pixels]: each image as RGB, resized (bilinear)."""
+    arrays = [np.asarray(im.convert("RGB").resize((pixels, pixels), Image.BILINEAR)) for im in images]
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def decode(backbone: nn.Module, image: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+           probe_layer: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The text half of a coords backbone (this file's, or the edit one): words plus positions, decoder layers that
+    self-attend and cross-attend to the image tokens -> (the reward slot's final state, each word's probe output
+    after layer `probe_layer`, or None)."""
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+    h = backbone.embed(input_ids) + backbone.position(positions)
+    pad = ~attention_mask.bool()
+    probed = None
+    for i, layer in enumerate(backbone.decoder.layers, start=1):
+        h = layer(h, image, tgt_key_padding_mask=pad)
+        if i == probe_layer:
+            probed = backbone.ground_probe(h)
+    return backbone.norm(h[:, 0]), probed
+
+
 class CoordsBackbone(nn.Module):
     """(uint8 images [B, 3, P, P], word ids [B, T], mask [B, T]) -> the reward slot's final state [B, hidden]."""
 
@@ -108,15 +146,7 @@ class CoordsBackbone(nn.Module):
         """(the reward slot's final state [B, d], each word's probed (x, y) after layer `probe_layer` or None)."""
         x = pixels.to(self.coord_proj.weight.dtype) / 127.5 - 1
         image = self.stem(x).flatten(2).transpose(1, 2) + self.coord_proj(self.coords.to(x.dtype))
-        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-        h = self.embed(input_ids) + self.position(positions)
-        pad = ~attention_mask.bool()
-        probed = None
-        for i, layer in enumerate(self.decoder.layers, start=1):
-            h = layer(h, image, tgt_key_padding_mask=pad)
-            if i == probe_layer:
-                probed = self.ground_probe(h)
-        return self.norm(h[:, 0]), probed
+        return decode(self, image, input_ids, attention_mask, probe_layer)
 
 
 class CoordsScorerModel(nn.Module):
@@ -141,22 +171,10 @@ class CoordsScorerModel(nn.Module):
 
     # ----- inputs -----
     def encode_prompts(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        seqs = []
-        for i, prompt in enumerate(prompts):
-            words = prompt_words(prompt)
-            if len(words) > self.backbone.max_words:
-                raise ValueError(f"prompts[{i}]: {len(words)} words and marks, more than this scorer reads "
-                                 f"({self.backbone.max_words})")
-            seqs.append([SLOT] + [self.word_ids.get(w, UNK) for w in words])
-        ids = torch.full((len(seqs), max(map(len, seqs))), PAD, dtype=torch.long)
-        for i, s in enumerate(seqs):
-            ids[i, :len(s)] = torch.tensor(s)
-        return ids, ids != PAD
+        return encode_words(prompts, self.word_ids, self.backbone.max_words)
 
     def encode_images(self, images: list[Image.Image]) -> torch.Tensor:
-        p = self.backbone.pixels
-        arrays = [np.asarray(im.convert("RGB").resize((p, p), Image.BILINEAR)) for im in images]
-        return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+        return encode_pixels(images, self.backbone.pixels)
 
     def encode(self, images: list[Image.Image], prompts: list[str]) -> dict[str, torch.Tensor]:
         if len(images) != len(prompts):

@@ -37,21 +37,32 @@ ASSETS = Path(__file__).parents[1] / "assets"
 QWEN_VL_TYPES = ("qwen2_5_vl",)
 
 
-def shipped_scorers() -> dict[str, Path]:
-    """Scorers that ship inside the package, by name (e.g. "shapes")."""
+def shipped_folders(config_file: str = CONFIG_FILE) -> dict[str, Path]:
+    """Folders that ship inside the package (../assets/<name>/) holding `config_file`, by name."""
     if not ASSETS.is_dir():
         return {}
-    return {p.name: p for p in sorted(ASSETS.iterdir()) if (p / CONFIG_FILE).is_file()}
+    return {p.name: p for p in sorted(ASSETS.iterdir()) if (p / config_file).is_file()}
 
 
-def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
-    shipped = shipped_scorers()
+def shipped_scorers() -> dict[str, Path]:
+    """Scorers that ship inside the package, by name (e.g. "shapes")."""
+    return shipped_folders(CONFIG_FILE)
+
+
+def find_folder(name_or_path: str | os.PathLike, shipped: dict[str, Path], not_found: str) -> Path:
+    """A shipped name (unless a path of that name exists) -> its folder; anything else is a path that must exist.
+    `not_found` is the error, formatted with {path} and {names} (the shipped names)."""
     if isinstance(name_or_path, str) and name_or_path in shipped and not Path(name_or_path).exists():
         return shipped[name_or_path]
     path = Path(os.path.expanduser(str(name_or_path)))
     if not path.exists():
-        names = ", ".join(shipped) or "none"
-        raise ScorerFolderError(f"model folder not found: {path} (shipped scorer names: {names})")
+        raise ScorerFolderError(not_found.format(path=path, names=", ".join(shipped) or "none"))
+    return path
+
+
+def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
+    path = find_folder(name_or_path, shipped_scorers(),
+                       "model folder not found: {path} (shipped scorer names: {names})")
     if not path.is_dir():
         raise ScorerFolderError(f"model path is not a folder: {path}")
     return path
@@ -147,7 +158,7 @@ def check_scorer_folder(path: Path) -> str:
     return kind
 
 
-def _load_vlm(path: Path, dtype: torch.dtype, attn: str):
+def load_vlm(path: Path, dtype: torch.dtype, attn: str):
     from safetensors import SafetensorError
     from transformers import Qwen2_5_VLForConditionalGeneration
 
@@ -164,7 +175,7 @@ def _load_vlm(path: Path, dtype: torch.dtype, attn: str):
                                 f".safetensors: {exc})") from exc
 
 
-def _load_processor(path: Path, config: ScorerConfig):
+def load_processor(path: Path, config: ScorerConfig):
     from .processor import SpatialProcessor
 
     if not (path / "tokenizer_config.json").is_file() and not (path / "tokenizer.json").is_file():
@@ -190,8 +201,8 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device | Non
     if kind == "base":
         config = zero_shot_config or ScorerConfig(weights="full", lora=None,
                                                   template=Template(user=DEFAULT_ZERO_SHOT_USER))
-        vlm = _load_vlm(path, dtype, attn)
-        model = SpatialScoreModel(vlm, _load_processor(path, config), config, mode="zero-shot")
+        vlm = load_vlm(path, dtype, attn)
+        model = SpatialScoreModel(vlm, load_processor(path, config), config, mode="zero-shot")
     else:
         config = ScorerConfig.read(path)
         model = _load_coords(path, config) if config.backbone == "coords" else _load_vlm_scorer(
@@ -207,50 +218,65 @@ def _load_vlm_scorer(path: Path, config: ScorerConfig, dtype: torch.dtype, attn:
             raise ScorerFolderError(f"scorer folder {path} is missing {needed}")
     if config.weights == "lora":
         _refuse_pickles(path / ADAPTER_DIR, "adapter_model.safetensors")  # before anything is loaded
-    processor = _load_processor(path / PROCESSOR_DIR, config)
-    if config.weights == "full":
-        if not (path / MODEL_DIR).is_dir():
-            raise ScorerFolderError(f"scorer folder {path} is missing {MODEL_DIR}/ (weights='full')")
-        vlm = _load_vlm(path / MODEL_DIR, dtype, attn)
-    else:
-        base = Path(base_model) if base_model else config.resolve_base(path)
-        if not base.is_dir():
-            raise ScorerFolderError(
-                f"base model of scorer {path} not found: {base} (from base_model in {path / CONFIG_FILE}; "
-                f"pass base_model= / --base-model to point elsewhere)"
-            )
-        if not (path / ADAPTER_DIR / "adapter_config.json").is_file():
-            raise ScorerFolderError(f"scorer folder {path} is missing {ADAPTER_DIR}/adapter_config.json")
-        _refuse_pickles(path / ADAPTER_DIR, "adapter_model.safetensors")
-        if not (path / ADAPTER_DIR / "adapter_model.safetensors").is_file():
-            raise ScorerFolderError(f"scorer folder {path} is missing {ADAPTER_DIR}/adapter_model.safetensors")
-        read_weights(path / ADAPTER_DIR / "adapter_model.safetensors")
-        vlm = _load_vlm(base, dtype, attn)
-        _fit_embeddings(vlm, len(processor.tokenizer))
-        from peft import PeftModel
-
-        vlm = PeftModel.from_pretrained(vlm, path / ADAPTER_DIR, is_trainable=not merge_lora)
-        if merge_lora:
-            vlm = vlm.merge_and_unload()
-        else:
-            from .token_row import use_one_row_override
-
-            use_one_row_override(vlm)
+    processor = load_processor(path / PROCESSOR_DIR, config)
+    vlm = load_vlm_weights(path, config, processor, dtype, attn, merge_lora=merge_lora, base_model=base_model)
     head = RewardHead(_text_hidden(vlm), config.head)
     head.load_state_dict(read_weights(path / HEAD_FILE))
     return SpatialScoreModel(vlm, processor, config, mode="reward", head=head)
 
 
+def load_vlm_weights(path: Path, config, processor, dtype: torch.dtype, attn: str = "sdpa", merge_lora: bool = True,
+                     base_model: str | os.PathLike | None = None, what: str = "scorer",
+                     config_file: str = CONFIG_FILE):
+    """The Qwen2.5-VL of a trained folder (a scorer, or an edit scorer): model/ (weights "full"), or base_model with
+    the LoRA of adapter/ (merged, or kept trainable with merge_lora=False). Each file is checked, and named when
+    missing, before anything loads."""
+    if config.weights == "full":
+        if not (path / MODEL_DIR).is_dir():
+            raise ScorerFolderError(f"{what} folder {path} is missing {MODEL_DIR}/ (weights='full')")
+        return load_vlm(path / MODEL_DIR, dtype, attn)
+    base = Path(base_model) if base_model else config.resolve_base(path)
+    if not base.is_dir():
+        hint = "; pass base_model= / --base-model to point elsewhere" if what == "scorer" else ""
+        raise ScorerFolderError(f"base model of {what} {path} not found: {base} (from base_model in "
+                                f"{path / config_file}{hint})")
+    if not (path / ADAPTER_DIR / "adapter_config.json").is_file():
+        raise ScorerFolderError(f"{what} folder {path} is missing {ADAPTER_DIR}/adapter_config.json")
+    _refuse_pickles(path / ADAPTER_DIR, "adapter_model.safetensors")
+    if not (path / ADAPTER_DIR / "adapter_model.safetensors").is_file():
+        raise ScorerFolderError(f"{what} folder {path} is missing {ADAPTER_DIR}/adapter_model.safetensors")
+    read_weights(path / ADAPTER_DIR / "adapter_model.safetensors")
+    vlm = load_vlm(base, dtype, attn)
+    fit_embeddings(vlm, len(processor.tokenizer))
+    from peft import PeftModel
+
+    vlm = PeftModel.from_pretrained(vlm, path / ADAPTER_DIR, is_trainable=not merge_lora)
+    if merge_lora:
+        return vlm.merge_and_unload()
+    from .token_row import use_one_row_override
+
+    use_one_row_override(vlm)
+    return vlm
+
+
 def _load_coords(path: Path, config: ScorerConfig):
-    from .coords_model import BACKBONE_FILE, CoordsScorerModel
+    from .coords_model import CoordsScorerModel
+
+    return load_coords_folder(path, lambda: CoordsScorerModel(config), "scorer")
+
+
+def load_coords_folder(path: Path, make_model, what: str, config_file: str = CONFIG_FILE):
+    """A coords-backbone model (`make_model()`, from the folder's config) with the folder's backbone and head
+    weights; a missing file, a malformed 'coords' section or mis-shaped weights is a ScorerFolderError naming it."""
+    from .coords_model import BACKBONE_FILE
 
     for needed in (HEAD_FILE, BACKBONE_FILE):
         if not (path / needed).is_file():
-            raise ScorerFolderError(f"scorer folder {path} is missing {needed}")
+            raise ScorerFolderError(f"{what} folder {path} is missing {needed}")
     try:
-        model = CoordsScorerModel(config)
+        model = make_model()
     except (TypeError, ValueError) as exc:
-        raise ScorerFolderError(f"{path / CONFIG_FILE}: malformed 'coords' section ({exc})") from exc
+        raise ScorerFolderError(f"{path / config_file}: malformed 'coords' section ({exc})") from exc
     for module, file in ((model.backbone, BACKBONE_FILE), (model.head, HEAD_FILE)):
         try:
             module.load_state_dict(read_weights(path / file))
@@ -276,7 +302,7 @@ def _text_hidden(vlm) -> int:
     return cfg.text_config.hidden_size
 
 
-def _fit_embeddings(vlm, n_tokens: int) -> None:
+def fit_embeddings(vlm, n_tokens: int) -> None:
     """Grow the embeddings when the tokenizer outgrew them; never shrink (Qwen pads its vocab to 152064)."""
     rows = vlm.get_input_embeddings().weight.shape[0]
     if n_tokens > rows:
@@ -297,7 +323,7 @@ def add_reward_token(vlm, processor, token: str) -> int:
     if token not in tokenizer.get_vocab():
         tokenizer.add_tokens([AddedToken(token, special=True, normalized=False)], special_tokens=True)
     token_id = tokenizer.convert_tokens_to_ids(token)
-    _fit_embeddings(vlm, len(tokenizer))
+    fit_embeddings(vlm, len(tokenizer))
     emb = vlm.get_input_embeddings().weight
     with torch.no_grad():
         emb[token_id] = emb[: min(token_id, emb.shape[0])].float().mean(0).to(emb.dtype)
@@ -320,8 +346,8 @@ def create_model(base: str | os.PathLike, config: ScorerConfig, device: str | to
     if folder_kind(base) != "base":
         raise ScorerFolderError(f"{base}: a base model must be a plain Qwen2.5-VL folder, not a scorer")
     config.base_model = str(base.resolve())
-    vlm = _load_vlm(base, dtype, attn)
-    processor = _load_processor(base, config)
+    vlm = load_vlm(base, dtype, attn)
+    processor = load_processor(base, config)
     model = make_trainable(vlm, processor, config, seed=seed)
     model.source = str(base)
     return model.to(device)
@@ -353,6 +379,25 @@ def make_trainable(vlm, processor, config: ScorerConfig, seed: int = 0) -> Spati
     return SpatialScoreModel(vlm, processor, config, mode="reward", head=head)
 
 
+def save_tensors(module: torch.nn.Module, file: Path, what: str = "scorer weights") -> None:
+    """A module's state as fp32 CPU tensors in one .safetensors file; never non-finite ones."""
+    from ...common.finite import require_finite_weights
+
+    state = {k: v.detach().float().cpu().contiguous() for k, v in module.state_dict().items()}
+    require_finite_weights(state.items(), f"{what} ({file.name})")
+    save_file(state, str(file))
+
+
+def save_vlm_parts(model, folder: Path) -> None:
+    """A Qwen2.5-VL model's processor and weights into a folder being written: adapter/ (LoRA) or model/ (full)."""
+    model.processor.save_pretrained(folder / PROCESSOR_DIR)
+    if model.config.weights == "lora":
+        model.vlm.save_pretrained(folder / ADAPTER_DIR, safe_serialization=True)
+    else:
+        vlm = model.vlm.get_base_model() if hasattr(model.vlm, "get_base_model") else model.vlm
+        vlm.save_pretrained(folder / MODEL_DIR, safe_serialization=True)
+
+
 def save_model(model: SpatialScoreModel, folder: str | os.PathLike) -> Path:
     """Write a scorer folder atomically: a reader sees the old folder or the complete new one."""
     if model.mode != "reward":
@@ -361,29 +406,21 @@ def save_model(model: SpatialScoreModel, folder: str | os.PathLike) -> Path:
     from ...common.finite import require_finite_weights
 
     require_finite_weights(model.named_parameters(), f"scorer {folder.name}")  # a NaN scorer is never written
-    if model.config.backbone == "coords":
-        from .coords_model import BACKBONE_FILE
+    with os_errors_name(folder), atomic_dir(folder) as tmp:  # a full disk: one line naming the folder
+        if model.config.backbone == "coords":
+            from .coords_model import BACKBONE_FILE
 
-        with os_errors_name(folder), atomic_dir(folder) as tmp:  # a full disk: one line naming the folder
-            for module, file in ((model.backbone, BACKBONE_FILE), (model.head, HEAD_FILE)):
-                save_file({k: v.detach().float().cpu().contiguous() for k, v in module.state_dict().items()},
-                          tmp / file)
-            (tmp / CONFIG_FILE).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n", encoding="utf-8")
-        return folder
-    with os_errors_name(folder), atomic_dir(folder) as tmp:
-        model.processor.save_pretrained(tmp / PROCESSOR_DIR)
-        if model.config.weights == "lora":
-            model.vlm.save_pretrained(tmp / ADAPTER_DIR, safe_serialization=True)
+            save_tensors(model.backbone, tmp / BACKBONE_FILE)
         else:
-            vlm = model.vlm.get_base_model() if hasattr(model.vlm, "get_base_model") else model.vlm
-            vlm.save_pretrained(tmp / MODEL_DIR, safe_serialization=True)
-        head_state = {k: v.detach().float().cpu().contiguous() for k, v in model.head.state_dict().items()}
-        save_file(head_state, tmp / HEAD_FILE)
-        (tmp / CONFIG_FILE).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n", encoding="utf-8")
+            save_vlm_parts(model, tmp)
+        save_tensors(model.head, tmp / HEAD_FILE)
+        model.config.write(tmp)
     return folder
 
 
 __all__ = [
-    "check_scorer_folder", "create_coords_model", "create_model", "folder_kind", "read_weights", "load_model", "resolve_model_path", "save_model", "shipped_scorers",
+    "check_scorer_folder", "create_coords_model", "create_model", "find_folder", "fit_embeddings", "folder_kind",
+    "load_coords_folder", "load_model", "load_processor", "load_vlm", "load_vlm_weights", "read_weights",
+    "resolve_model_path", "save_model", "save_tensors", "save_vlm_parts", "shipped_folders", "shipped_scorers",
     "text_decoder_layers",
 ]

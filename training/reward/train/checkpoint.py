@@ -26,8 +26,9 @@ from ...common.checkpointing import CheckpointError, list_checkpoints, rng_state
 FORMAT_VERSION = 1
 TRAINABLE_FILE, OPTIMIZER_FILE, RNG_FILE = "trainable.safetensors", "optimizer.safetensors", "rng.safetensors"
 # A resumed run must agree with its checkpoint on these, or the saved state means something else.
-MUST_MATCH = ("model.base", "model.init_from", "model.weights", "lora.rank", "lora.alpha", "lora.targets",
-              "head.hidden_size", "train.loss", "train.batch_size", "train.seed", "data.train", "data.train_split")
+MUST_MATCH = ("model.base", "model.backbone", "model.init_from", "model.weights", "lora.rank", "lora.alpha",
+              "lora.targets", "head.hidden_size", "train.loss", "train.batch_size", "train.seed", "data.train",
+              "data.train_split")
 
 __all__ = ["CheckpointError", "check_resumable", "list_checkpoints", "load_checkpoint", "read_state",
            "remove_stale_temporaries", "rng_state", "save_checkpoint", "set_rng_state"]

@@ -52,6 +52,10 @@ class Pair:
     layouts: tuple[tuple[tuple[str, float, float], ...], tuple[tuple[str, float, float], ...]] | None = None
 
     @property
+    def image_files(self) -> tuple[Path, ...]:
+        return self.chosen, self.rejected
+
+    @property
     def perturbation_bucket(self) -> str | None:
         """The paper's columns: "1" or "2-3" (more than 3 goes with "2-3"'s neighbour "4+")."""
         if self.perturbations is None:
@@ -95,19 +99,7 @@ def _parse_line(row, base: Path, check_files: bool) -> tuple[Pair | None, list[s
     prompt = row.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         problems.append("'prompt' must be a non-empty string" if "prompt" in row else "missing 'prompt'")
-    images = {}
-    for key in ("chosen", "rejected"):
-        value = row.get(key)
-        if not isinstance(value, str) or not value.strip():
-            problems.append(f"'{key}' must be an image path (string)" if key in row else f"missing '{key}'")
-            continue
-        p = Path(value)
-        p = p if p.is_absolute() else base / p
-        if check_files and p.is_dir():
-            problems.append(f"'{key}' is a folder, not an image file: {p}")
-        elif check_files and not p.is_file():
-            problems.append(f"'{key}' image not found: {p}")
-        images[key] = p
+    images = image_paths(row, ("chosen", "rejected"), base, check_files, problems)
     if len(images) == 2 and images["chosen"] == images["rejected"]:
         problems.append("'chosen' and 'rejected' are the same image")
     count = row.get("perturbations")
@@ -132,6 +124,25 @@ def _parse_line(row, base: Path, check_files: bool) -> tuple[Pair | None, list[s
     return Pair(prompt=prompt, chosen=images["chosen"], rejected=images["rejected"], perturbations=count,
                 relations=tuple(relations), split=split, id=str(row.get("id", "")), line=0,
                 layouts=layouts if has_scenes and any(layouts) else None), []
+
+
+def image_paths(row: dict, keys: tuple[str, ...], base: Path, check_files: bool, problems: list[str]) -> dict[str, Path]:
+    """The image paths of a pairs line under `keys` (relative ones taken from the file's folder); what is wrong with
+    each (not a string, a folder, not found when `check_files`) goes to `problems`."""
+    paths = {}
+    for key in keys:
+        value = row.get(key)
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"'{key}' must be an image path (string)" if key in row else f"missing '{key}'")
+            continue
+        p = Path(value)
+        p = p if p.is_absolute() else base / p
+        if check_files and p.is_dir():
+            problems.append(f"'{key}' is a folder, not an image file: {p}")
+        elif check_files and not p.is_file():
+            problems.append(f"'{key}' image not found: {p}")
+        paths[key] = p
+    return paths
 
 
 def _has_objects(scene) -> bool:
@@ -163,9 +174,15 @@ def read_pairs(path: str | os.PathLike, split: str | None = None, check_files: b
     how human verdicts apply (see the module docstring).
     """
     file = pairs_file(path)
-    base = file.parent
-    pairs: list[Pair] = []
-    errors: list[str] = []
+    pairs = read_rows(file, lambda row, base: _parse_line(row, base, check_files), "pairs file",
+                      "prompt, chosen, rejected")
+    return select_split(apply_reviews(pairs, file, reviews), split, file)
+
+
+def read_rows(file: Path, parse, what: str, fields: str) -> list:
+    """Every pair of a JSON-lines file: `parse(row, folder)` -> (pair or None, problems), the pair given its line
+    number. Blank lines are ignored; every bad line of the `what` is reported at once, in one PairsFileError."""
+    pairs, errors = [], []
     try:
         text = file.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -178,17 +195,21 @@ def read_pairs(path: str | os.PathLike, split: str | None = None, check_files: b
         except json.JSONDecodeError as exc:
             errors.append(f"line {number}: not valid JSON ({exc.msg} at column {exc.colno})")
             continue
-        pair, problems = _parse_line(row, base, check_files)
+        pair, problems = parse(row, file.parent)
         errors.extend(f"line {number}: {p}" for p in problems)
         if pair is not None:
-            pairs.append(Pair(**{**pair.__dict__, "line": number}))
+            pairs.append(replace(pair, line=number))
     if errors:
         shown = errors[:MAX_REPORTED]
         more = f"\n  ... and {len(errors) - len(shown)} more" if len(errors) > len(shown) else ""
-        raise PairsFileError(f"{file}: {len(errors)} problem(s) in the pairs file:\n  " + "\n  ".join(shown) + more)
+        raise PairsFileError(f"{file}: {len(errors)} problem(s) in the {what}:\n  " + "\n  ".join(shown) + more)
     if not pairs:
-        raise PairsFileError(f"{file}: no pairs (expected JSON lines with prompt, chosen, rejected)")
-    pairs = apply_reviews(pairs, file, reviews)
+        raise PairsFileError(f"{file}: no pairs (expected JSON lines with {fields})")
+    return pairs
+
+
+def select_split(pairs: list, split: str | None, file: Path) -> list:
+    """The pairs of `split` ("all" or None: every pair); none there is a PairsFileError naming the splits present."""
     if split and split != "all":
         found = sorted({p.split for p in pairs if p.split})
         pairs = [p for p in pairs if p.split == split]
@@ -258,7 +279,7 @@ def check_images(pairs: list[Pair], progress: bool = True) -> int:
 
     first_line: dict[str, int] = {}
     for pair in pairs:
-        for path in (str(pair.chosen), str(pair.rejected)):
+        for path in map(str, pair.image_files):  # chosen and rejected (and an edit pair's source)
             first_line.setdefault(path, pair.line)
     bad = []
     for path, line in tqdm(sorted(first_line.items(), key=lambda item: item[1]), desc="checking images", unit="image", leave=False,

@@ -1,4 +1,5 @@
-"""The edit-pair branches of `python -m training.reward score | train | evaluate` (wired in the cli/ modules)."""
+"""The edit-pair branches of `python -m training.reward score | train | evaluate` (wired in score.py, train.py and
+evaluate.py): the edit stack (../edit/) behind the same commands."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import sys
 
 def edit_data(config) -> bool:
     """Whether data.train holds edit pairs (a missing or unreadable file is left to the usual checks)."""
+    from ..edit.pairs import is_edit_file
     from ..train.pairs import PairsFileError
-    from .pairs import is_edit_file
 
     try:
         return bool(config.data.train) and is_edit_file(config.data.train)
@@ -35,7 +36,7 @@ def validate_edit(config) -> None:
 
 
 def run_train_edit(config, args) -> int:
-    from .trainer import load_edit_data, train_edit
+    from ..edit.trainer import load_edit_data, train_edit
 
     validate_edit(config)
     if args.dry_run:
@@ -53,10 +54,9 @@ def run_train_edit(config, args) -> int:
 
 
 def run_score_edit(args) -> int:
-    from ...common.atomic import write_text
-    from ..cli.score import read_image
-    from .folder import resolve_edit_path
-    from .scorer import check_same_sizes, load_edit_scorer, match_sources, normalise_instructions
+    from ..edit.folder import resolve_edit_path
+    from ..edit.scorer import check_same_sizes, load_edit_scorer, match_sources, normalise_instructions
+    from .files import print_scores, read_image
 
     resolve_edit_path(args.model)  # a single-image scorer with --source: say so before reading anything
     if not args.source:
@@ -66,32 +66,21 @@ def run_score_edit(args) -> int:
     check_same_sizes(sources, images, match_sources(list(args.source), len(images)), list(args.images))
     normalise_instructions(args.prompt, len(images))
     scorer = load_edit_scorer(args.model, device=args.device, batch_size=args.batch_size)
-    result = scorer.score(sources, images, args.prompt)
-    rows = [{"image": path, **row, "mode": result.mode} for path, row in zip(args.images, result.rows(), strict=True)]
-    text = json.dumps(rows, indent=2)
-    if args.output:
-        write_text(args.output, text + "\n")
-    if args.json:
-        print(text)
-    else:
-        width = max(len(p) for p in args.images)
-        print(f"mode: {result.mode}  model: {args.model}")
-        print(f"{'image':<{width}}  {'mean':>9}  {'std':>7}  edit regions (0..1)")
-        for r in rows:
-            boxes = " ".join("[" + ",".join(f"{v:.2f}" for v in b) + "]" for b in r["regions"]) or "none"
-            print(f"{r['image']:<{width}}  {r['mean']:>9.4f}  {r['std']:>7.4f}  {boxes}")
-            if r.get("reasoning"):
-                print(f"  reasoning: {r['reasoning']}")
+    print_scores(args, scorer.score(sources, images, args.prompt), ("edit regions (0..1)", _boxes))
     return 0
+
+
+def _boxes(row: dict) -> str:
+    return " ".join("[" + ",".join(f"{v:.2f}" for v in b) + "]" for b in row["regions"]) or "none"
 
 
 def run_evaluate_edit(args) -> int:
     from tqdm import tqdm
 
     from ...common.atomic import write_json, write_text
-    from .evaluate import edit_report, format_report
-    from .pairs import read_edit_pairs
-    from .scorer import load_edit_scorer
+    from ..edit.evaluate import edit_report, format_report
+    from ..edit.pairs import load_edit_images, read_edit_pairs
+    from ..edit.scorer import load_edit_scorer
 
     pairs = read_edit_pairs(args.data)
     split = args.split
@@ -110,8 +99,6 @@ def run_evaluate_edit(args) -> int:
         with tqdm(total=len(pairs), desc=str(name), unit="pair", file=sys.stderr, dynamic_ncols=True) as bar:
             for start in range(0, len(pairs), 32):
                 chunk = pairs[start:start + 32]
-                from .pairs import load_edit_images
-
                 imgs = [load_edit_images(p) for p in chunk]
                 res = scorer.score([s for s, _, _ in imgs] * 2, [c for _, c, _ in imgs] + [r for _, _, r in imgs],
                                    [p.instruction for p in chunk] * 2)
