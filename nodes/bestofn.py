@@ -11,10 +11,13 @@ import comfy.samplers
 import comfy.utils
 from comfy_api.latest import io
 
-from .common import scorer_input, ui_payload
+from .comfy_models import free_for_sampling
+from .common import scorer_input, ui_payload, widget_errors
 from .logic.bestofn_node import BestOfNSettings, check_settings, pruned_best_of_n
 from .logic.comfy_segments import ComfySegments, decode_images, vae_downscale
+from .logic.memory_check import check_best_of_n
 from .logic.scoring import score_images, warning_lines
+from .logic.widget_limits import accept
 from .socket_types import CATEGORY
 
 
@@ -91,13 +94,19 @@ class SpatialScoreBestOfNSampler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, n, keep, schedule, steps, sampler_name, scheduler, **_) -> bool | str:
-        errors = check_settings(BestOfNSettings(n, keep, schedule, steps))
-        if sampler_name not in comfy.samplers.KSampler.SAMPLERS:
-            errors.append(f"sampler_name: unknown sampler {sampler_name!r}")
-        if scheduler not in comfy.samplers.KSampler.SCHEDULERS:
+    def validate_inputs(cls, **inputs) -> bool:
+        # **inputs: every widget is checked here against its schema limits (ComfyUI then checks none of them)
+        # (a missing input is ComfyUI's own error, so only the values given are checked)
+        errors = widget_errors(cls, inputs)
+        counts = [inputs.get(name) for name in ("n", "keep", "schedule", "steps")]
+        if not errors and None not in counts:  # the schedule's checks take counts inside the widgets' limits
+            errors = check_settings(BestOfNSettings(*counts))
+        sampler, scheduler = inputs.get("sampler_name"), inputs.get("scheduler")
+        if sampler is not None and sampler not in comfy.samplers.KSampler.SAMPLERS:
+            errors.append(f"sampler_name: unknown sampler {sampler!r}")
+        if scheduler is not None and scheduler not in comfy.samplers.KSampler.SCHEDULERS:
             errors.append(f"scheduler: unknown scheduler {scheduler!r}")
-        return "; ".join(errors) if errors else True
+        return accept(errors)
 
     @classmethod
     def execute(cls, model, positive, vae, scorer, prompt, n, keep, schedule, sampler_name, scheduler, steps, cfg,
@@ -110,6 +119,7 @@ class SpatialScoreBestOfNSampler(io.ComfyNode):
             raise ValueError("prompt: empty; give the text of the positive conditioning, which the scorer checks")
         downscale = vae_downscale(vae)
         _check_size(width, height, downscale)
+        check_best_of_n(model, vae, positive, n, width, height, cfg, free_for_sampling())  # before any sampling
         stages = settings.stages()
         bar = comfy.utils.ProgressBar(steps + len(stages) + 1)
         scored = [0]

@@ -14,6 +14,8 @@ import comfy.model_management as mm
 import comfy.model_patcher
 import torch
 
+from .logic.memory_check import Free, available_ram
+
 
 class SpatialScoreWeights(torch.nn.Module):
     """A container ModelPatcher can annotate (it sets .device and bookkeeping attributes) without touching the
@@ -59,6 +61,17 @@ class ComfyPlacement:
 
     def is_registered(self) -> bool:
         return self.patcher is not None and any(m.model is self.patcher for m in mm.current_loaded_models)
+
+
+def free_for_sampling() -> Free:
+    """What sampling on ComfyUI's compute device may use: on a GPU what is free plus what ComfyUI's loaded models
+    hold there (it evicts them to make room); on the CPU the RAM the kernel can still give (MemAvailable)."""
+    device = mm.get_torch_device()
+    ram = available_ram()
+    if device.type == "cpu":
+        return Free(ram, ram, "RAM")
+    evictable = sum(loaded.model_loaded_memory() for loaded in mm.current_loaded_models if loaded.device == device)
+    return Free(int(mm.get_free_memory(device)) + int(evictable), ram, str(device))
 
 
 def compute_devices(device_choice: str) -> tuple[torch.device, torch.device]:

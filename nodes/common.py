@@ -10,6 +10,7 @@ from comfy_api.latest import io
 
 from .logic.annotate import badge_payload, save_preview_pngs
 from .logic.prompts import PROMPT_MODES
+from .logic.widget_limits import limit_errors
 from .socket_types import SpatialScoreModel
 
 
@@ -32,6 +33,12 @@ def prompt_inputs() -> list[io.Input]:
                                "is one prompt (for long prompts over several lines). one per line: always one line "
                                "per image."),
     ]
+
+
+def widget_errors(cls, values: dict) -> list[str]:
+    """The node's number widgets outside the limits its schema declares (the server does not check them for inputs
+    that validate_inputs takes, see logic/widget_limits.py)."""
+    return limit_errors(cls.define_schema().inputs, values)
 
 
 def progress_callback(n_images: int):

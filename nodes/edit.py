@@ -6,7 +6,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from .comfy_models import ComfyPlacement, compute_devices, resolve_dtype
-from .common import progress_callback, ui_payload
+from .common import progress_callback, ui_payload, widget_errors
 from .loader import model_roots
 from .logic.annotate import format_score, score_lines
 from .logic.discovery import ScorerChoiceError
@@ -23,6 +23,7 @@ from .logic.prompts import PROMPT_MODES
 from .logic.ranking import RANK_BY
 from .logic.rerank import rerank
 from .logic.scoring import check_image_batch
+from .logic.widget_limits import accept
 from .socket_types import CATEGORY
 
 SpatialScoreEditModel = io.Custom("SPATIALSCORE_EDIT_MODEL")
@@ -163,6 +164,11 @@ class SpatialScoreEditRerank(io.ComfyNode):
                               tooltip="Their positions in the edited batch (0-based)."),
             ],
         )
+
+    @classmethod
+    def validate_inputs(cls, risk_lambda) -> bool:
+        # ComfyUI checks top_k's limits itself (validate_inputs does not take it), but a NaN passes any float limit
+        return accept(widget_errors(cls, {"risk_lambda": risk_lambda}))
 
     @classmethod
     def execute(cls, edit_scorer, source, edited, instruction, instruction_mode, top_k, rank_by,

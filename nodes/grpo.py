@@ -16,7 +16,8 @@ import folder_paths
 import torch
 from comfy_api.latest import io
 
-from .common import scorer_input
+from .comfy_models import free_for_sampling
+from .common import scorer_input, widget_errors
 from .logic.grpo_node import (
     BAR_PER_STEP,
     HandleScorer,
@@ -36,7 +37,10 @@ from .logic.grpo_node import (
     prompt_lines,
     publish_lora,
     run_folder,
+    sample_batch_size,
 )
+from .logic.memory_check import check_grpo
+from .logic.widget_limits import accept
 from .socket_types import CATEGORY
 
 WIDGETS = ("prompts", "steps", "group_size", "top_k", "learning_rate", "lora_rank", "lora_alpha", "sampling_steps",
@@ -140,12 +144,13 @@ class SpatialScoreGRPOTrain(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, prompts, steps, group_size, top_k, learning_rate, lora_rank, lora_alpha, sampling_steps,
-                        noise_level, width, height, seed, kl_beta, lora_name, resume) -> bool | str:
-        errors = check_settings(NodeSettings(prompts, steps, group_size, top_k, learning_rate, lora_rank, lora_alpha,
-                                             sampling_steps, noise_level, width, height, seed, kl_beta, lora_name,
-                                             resume))  # fmt: skip
-        return "; ".join(errors) if errors else True
+    def validate_inputs(cls, **inputs) -> bool:
+        # **inputs: every widget is checked here against its schema limits (ComfyUI then checks none of them); a
+        # missing input is ComfyUI's own error
+        errors = widget_errors(cls, inputs)
+        if not errors and all(inputs.get(name) is not None for name in WIDGETS):
+            errors = check_settings(NodeSettings(**{name: inputs[name] for name in WIDGETS}))
+        return accept(errors)
 
     @classmethod
     def execute(cls, model, clip, vae, scorer, **widgets) -> io.NodeOutput:
@@ -159,6 +164,8 @@ class SpatialScoreGRPOTrain(io.ComfyNode):
         if errors:
             raise ValueError("; ".join(errors))
         check_size_for_vae(settings.width, settings.height, vae.downscale_ratio)
+        check_grpo(model, vae, settings.group_size, sample_batch_size, settings.width, settings.height,
+                   settings.sampling_steps, free_for_sampling())  # fmt: skip
         node_id = cls.hidden.unique_id if cls.hidden is not None else None
         run_dir = run_folder(folder_paths.get_output_directory(), settings.lora_name)
         problem = existing_run_problem(run_dir, settings.lora_name, settings.resume)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from comfy_api.latest import io
 from comfy_execution.graph_utils import ExecutionBlocker
 
-from .common import images_input, progress_callback, prompt_inputs, scorer_input, ui_payload
+from .common import images_input, progress_callback, prompt_inputs, scorer_input, ui_payload, widget_errors
 from .logic.ranking import RANK_BY
 from .logic.rerank import check_carried, rerank
 from .logic.scoring import check_image_batch, score_images, warning_lines
+from .logic.widget_limits import accept
 from .socket_types import CATEGORY
 
 
@@ -52,6 +53,11 @@ class SpatialScoreRerank(io.ComfyNode):
                               tooltip="Their positions in the input batch (0-based)."),
             ],
         )
+
+    @classmethod
+    def validate_inputs(cls, risk_lambda) -> bool:
+        # ComfyUI checks top_k's limits itself (validate_inputs does not take it), but a NaN passes any float limit
+        return accept(widget_errors(cls, {"risk_lambda": risk_lambda}))
 
     @classmethod
     def execute(cls, scorer, images, prompt, prompt_mode, top_k, rank_by, risk_lambda, latent=None,

@@ -152,6 +152,11 @@ def finished_text(file_name: str, steps: int, final_reward: float | None) -> str
     return f"Saved models/loras/{file_name} after {steps} steps{reward}"
 
 
+def sample_batch_size(group_size: int) -> int:
+    """Samples drawn at once: the whole group up to 8, else the largest divisor of the group up to 8."""
+    return group_size if group_size <= 8 else next(b for b in range(8, 0, -1) if group_size % b == 0)
+
+
 def build_config(s: NodeSettings, run_dir: Path) -> GRPOConfig:
     """The headless config for the node's settings; prompts go to a file beside the run folder (the run folder
     itself must be empty or a GRPO run)."""
@@ -164,8 +169,7 @@ def build_config(s: NodeSettings, run_dir: Path) -> GRPOConfig:
     config.prompts.train_file = str(prompts_file)
     config.prompts.num_eval = min(4, len(prompts))
     config.sample.group_size = s.group_size
-    config.sample.batch_size = s.group_size if s.group_size <= 8 else next(
-        b for b in range(8, 0, -1) if s.group_size % b == 0)
+    config.sample.batch_size = sample_batch_size(s.group_size)
     config.sample.num_steps = s.sampling_steps
     config.sample.noise_level = s.noise_level
     config.sample.width, config.sample.height = s.width, s.height

@@ -31,8 +31,14 @@ MAX_SIDE = 8192  # pixels: beyond it a size is a typo, not a picture (FLUX.1 is 
 # output (attention itself is memory-efficient SDPA). Sampling the shapes generator on a CPU (2 steps, all rows in
 # one batch, images kept) took 1.09 GB for 1024 rows at 64x64 (estimated 1.38) and 0.64 GB for 16 at 512x512 (1.07).
 ACTIVATION_WIDTHS = 24
+# training through the transformer keeps about this many [tokens, width] tensors a block for the backward pass: the
+# project's full-size dry run (docs/memory_plan.md) puts a 512x512 FLUX.1-dev sample (1152 tokens, 57 blocks, width
+# 3072, bf16) at 9.5 GiB of training activations with gradient checkpointing, 25 widths a block
+GRAD_WIDTHS_PER_BLOCK = 26
 LIVE_LATENTS = 4  # x, the velocity, the predicted x0 and the step's noise, in float32
-DECODER_COPIES = 3  # a decoder level's input, its normalised copy and its convolution's output live together
+# widest-level tensors live at once in a VAE decoder: measured 260-300 bytes a pixel for the shapes VAE on a CPU at
+# 1024-2048 px, where 6 copies of its 16 full-resolution channels estimate 384
+DECODER_COPIES = 6
 FLOAT32 = 4
 
 
@@ -64,9 +70,9 @@ class FlowSizes:
         return self.latent_channels * (height // self.vae_scale) * (width // self.vae_scale) * FLOAT32
 
     def row_bytes(self, height: int, width: int, stored_latents: int, grad: bool = False) -> int:
-        """One image row through the transformer: activations, its conditioning, its latents. With `grad`
-        (training with gradient checkpointing) every block's input is kept for the backward pass as well."""
-        widths = ACTIVATION_WIDTHS * (3 if grad else 1) + (self.blocks if grad else 0)
+        """One image row through the transformer: activations, its conditioning, its latents; with `grad`, what
+        training keeps for the backward pass."""
+        widths = GRAD_WIDTHS_PER_BLOCK * self.blocks if grad else ACTIVATION_WIDTHS
         sequence = self.tokens(height, width) + self.text_tokens
         return (widths * sequence * self.hidden * self.act_bytes + self.text_tokens * self.text_width * self.act_bytes
                 + (stored_latents + LIVE_LATENTS) * self.latent_bytes(height, width))  # fmt: skip
@@ -182,29 +188,30 @@ def check_side(name: str, value: int, multiple: int, limit: int = MAX_SIDE) -> N
 
 
 def advise(count_name: str, count: int, height: int, width: int, need: Callable[[int, int, int], Need], free: Free,
-           multiple: int) -> str:
-    """What fits instead: the largest count at this size, else the largest size of this shape at a count of 1,
-    else that the weights alone do not fit. `need(count, height, width)`."""
+           multiple: int, least: int = 1) -> str:
+    """What fits instead: the largest count (at least `least`) at this size, else the largest size of this shape at
+    a count of `least`, else that the weights alone do not fit. `need(count, height, width)`."""
     most = largest(lambda k: free.fits(need(k, height, width)), count)
-    if most:
+    if most >= least:
         return f"at most {count_name}{most} fits"
-    size = largest_size(lambda h, w: free.fits(need(1, h, w)), height, width, multiple)
+    size = largest_size(lambda h, w: free.fits(need(least, h, w)), height, width, multiple)
     if size is None:
         return "the model does not fit even at its smallest size"
     fits = f"at most {size[1]}x{size[0]} fits"
-    return fits if count == 1 else f"not even {count_name}1 fits at {width}x{height}; {fits} at {count_name}1"
+    return fits if count == least else f"not even {count_name}{least} fits at {width}x{height}; {fits} at {count_name}{least}"
 
 
 def check_fits(count_name: str, count: int, height: int, width: int, need: Callable[[int, int, int], Need],
-               free: Free, multiple: int) -> None:
+               free: Free, multiple: int, least: int = 1) -> None:
     """MemoryLimitError, naming the largest setting that fits, when `count` images at height x width do not fit.
 
-    `count_name` is how the user writes the setting, with its separator: "--n " on a command line, "n=" in a node.
+    `count_name` is how the user writes the setting, with its separator: "--n " on a command line, "n=" in a node;
+    `least` the smallest count the setting allows.
     """
     short = free.shortfall(need(count, height, width))
     if short is not None:
         needed, available, where = short
-        advice = advise(count_name, count, height, width, need, free, multiple)
+        advice = advise(count_name, count, height, width, need, free, multiple, least)
         raise MemoryLimitError(f"{count_name}{count} at {width}x{height} needs about {gib(needed)}, "
                                f"{gib(available)} free in {where}: {advice}")
 
@@ -248,14 +255,17 @@ def parameter_count(folder: Path) -> int:
     return total
 
 
-def decoder_bytes_per_pixel(block_out_channels: list[int], act_bytes: int) -> int:
-    """The widest level of a diffusers decoder per output pixel: level i (1/2^i of the size) holds its own
-    channels and, after upsampling, those of the level below it."""
-    widest = 0.0
-    for i, channels in enumerate(block_out_channels):
-        below = block_out_channels[min(i + 1, len(block_out_channels) - 1)]
-        widest = max(widest, max(channels, below) / 4**i)
-    return int(DECODER_COPIES * widest * act_bytes)
+def decoder_bytes_per_pixel(level_widths: list[int], act_bytes: int) -> int:
+    """One image through a VAE decoder, per output pixel: level i works at 1/2^i of the size on at most
+    level_widths[i] channels."""
+    return int(DECODER_COPIES * max(width / 4**i for i, width in enumerate(level_widths)) * act_bytes)
+
+
+def diffusers_decoder_widths(block_out_channels: list[int]) -> list[int]:
+    """A diffusers decoder's widest channels per level, full resolution first: each level also holds the upsampled
+    channels of the level below it."""
+    last = len(block_out_channels) - 1
+    return [max(c, block_out_channels[min(i + 1, last)]) for i, c in enumerate(block_out_channels)]
 
 
 def flux_folder_sizes(folder: str | os.PathLike, act_bytes: int, text_tokens: int) -> FlowSizes:
@@ -278,7 +288,7 @@ def _flux_sizes(folder: Path, transformer: dict, vae: dict, channels: list[int],
         blocks=int(transformer.get("num_layers", 19)) + int(transformer.get("num_single_layers", 38)),
         text_tokens=int(text_tokens),
         text_width=int(transformer.get("joint_attention_dim", 4096)),
-        decode_bytes_per_pixel=decoder_bytes_per_pixel(channels, act_bytes),
+        decode_bytes_per_pixel=decoder_bytes_per_pixel(diffusers_decoder_widths(channels), act_bytes),
         weight_bytes=parameter_count(folder) * act_bytes,
         act_bytes=act_bytes,
     )
@@ -302,3 +312,13 @@ def sampling_need(sizes: FlowSizes, *, rows: int, height: int, width: int, store
     device = (sizes.weight_bytes + rows * sizes.row_bytes(height, width, stored_latents)
               + min(rows, decode_rows) * sizes.decode_bytes(height, width))  # fmt: skip
     return Need(device, held_images * image_bytes(height, width))
+
+
+def grpo_need(sizes: FlowSizes, *, group: int, sample_rows: int, train_rows: int, height: int, width: int,
+              steps: int) -> Need:
+    """One GRPO step: the group sampled `sample_rows` at a time (every step's latent kept), then `train_rows` at a
+    time through the transformer with gradients; the group's latents and images are kept in RAM meanwhile."""
+    sampling = sample_rows * sizes.row_bytes(height, width, steps + 1) + sizes.decode_bytes(height, width)
+    training = train_rows * sizes.row_bytes(height, width, 2, grad=True)
+    held = group * ((steps + 1) * sizes.latent_bytes(height, width) + image_bytes(height, width))
+    return Need(sizes.weight_bytes + max(sampling, training), held)

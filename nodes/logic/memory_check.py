@@ -1,0 +1,105 @@
+"""The memory guard (training.common.memory_guard) for the models ComfyUI loaded: the Best-of-N Sampler and GRPO Train
+refuse, before sampling, a count or a size that cannot fit, naming the largest that would.
+
+No ComfyUI import here: the MODEL (a ModelPatcher), the VAE and the conditioning are read by attribute, so the tests
+can give the real objects (in ComfyUI's venv) or small stand-ins. The weights are already in RAM on a CPU (where
+MemAvailable no longer includes them), so they count as 0 there; on a GPU, where the free memory includes what
+ComfyUI's loaded models hold, sampling streams them as needed (0) and GRPO training loads the transformer whole.
+"""
+
+from __future__ import annotations
+
+from .training_import import import_training
+
+import_training("common.memory_guard")
+from training.common.memory_guard import (  # noqa: E402, F401 - Free and available_ram for nodes/comfy_models.py
+    FLOAT32,
+    LIVE_LATENTS,
+    FlowSizes,
+    Free,
+    Need,
+    available_ram,
+    check_fits,
+    decoder_bytes_per_pixel,
+    diffusers_decoder_widths,
+    grpo_need,
+    image_bytes,
+)
+
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
+FLUX_TEXT_TOKENS = 512  # T5's longest sequence in ComfyUI's Flux text encoder; the conditioning's own length if known
+
+
+def _dtype_bytes(dtype) -> int:
+    return DTYPE_BYTES.get(str(dtype).removeprefix("torch."), 2)
+
+
+def vae_decode_bytes_per_pixel(vae, act_bytes: int) -> int:
+    """One image through the VAE's decoder, per output pixel, from the decoder's own channels: ComfyUI's decoder
+    (FLUX.1's VAE from Load VAE) or a diffusers AutoencoderKL behind ComfyUI's VAE (the shapes generator); else
+    ComfyUI's own decode estimate."""
+    first = getattr(vae, "first_stage_model", None)
+    config = getattr(getattr(first, "vae", None), "config", None)
+    if config is not None and "block_out_channels" in config:
+        return decoder_bytes_per_pixel(diffusers_decoder_widths(list(config.block_out_channels)), act_bytes)
+    levels = getattr(getattr(first, "decoder", None), "up", None)
+    if levels is not None:  # level i: its blocks' input (upsampled from below) and output channels
+        widths = [max(max(block.in_channels, block.out_channels) for block in level.block) for level in levels]
+        return decoder_bytes_per_pixel(widths, act_bytes)
+    scale, channels = int(vae.downscale_ratio), int(vae.latent_channels)
+    return int(vae.memory_used_decode([1, channels, 8, 8], vae.vae_dtype)) // (64 * scale * scale)
+
+
+def comfy_sizes(model, vae, conditioning=None, weight_bytes: int = 0) -> FlowSizes | None:
+    """FlowSizes of a Flux-like MODEL (a transformer with hidden_size and double and single blocks), or None for
+    other architectures (UNets). `weight_bytes`: what the weights add to the need (see the module's docstring)."""
+    net = model.model.diffusion_model
+    hidden = getattr(net, "hidden_size", None)
+    blocks = len(getattr(net, "double_blocks", ())) + len(getattr(net, "single_blocks", ()))
+    if not hidden or not blocks:
+        return None
+    act_bytes = _dtype_bytes(getattr(model.model, "manual_cast_dtype", None) or model.model.get_dtype())
+    text_tokens, text_width = FLUX_TEXT_TOKENS, int(getattr(getattr(net, "params", None), "context_in_dim", hidden))
+    if conditioning:
+        _, text_tokens, text_width = conditioning[0][0].shape
+    return FlowSizes(latent_channels=int(vae.latent_channels), vae_scale=int(vae.downscale_ratio),
+                     hidden=int(hidden), blocks=blocks, text_tokens=int(text_tokens), text_width=int(text_width),
+                     decode_bytes_per_pixel=vae_decode_bytes_per_pixel(vae, _dtype_bytes(vae.vae_dtype)),
+                     weight_bytes=weight_bytes, act_bytes=act_bytes, patch=int(getattr(net, "patch_size", 2)))  # fmt: skip
+
+
+def _unet_row_bytes(model, latent_channels: int, scale: int, height: int, width: int) -> int:
+    """ComfyUI's own estimate of one row through a model that is not Flux-like, with the row's latents."""
+    latents = (LIVE_LATENTS + 1) * latent_channels * (height // scale) * (width // scale) * FLOAT32
+    return int(model.model.memory_required([1, latent_channels, height // scale, width // scale])) + latents
+
+
+def check_best_of_n(model, vae, positive, n: int, width: int, height: int, cfg: float, free: Free) -> None:
+    """The N candidates go through the model as one batch (cond and uncond together when cfg != 1), each keeping its
+    x0; their decoded previews are kept in RAM with a copy for the scorer; ComfyUI decodes as many at once as its
+    memory allows, at least one."""
+    sizes = comfy_sizes(model, vae, positive)
+    rows_per_candidate = 1 if cfg == 1.0 else 2
+    scale, channels = int(vae.downscale_ratio), int(vae.latent_channels)
+    decode_per_pixel = vae_decode_bytes_per_pixel(vae, _dtype_bytes(vae.vae_dtype))
+
+    def need(count: int, h: int, w: int) -> Need:
+        row = sizes.row_bytes(h, w, 1) if sizes is not None else _unet_row_bytes(model, channels, scale, h, w)
+        return Need(count * rows_per_candidate * row + decode_per_pixel * h * w, 2 * count * image_bytes(h, w))
+
+    check_fits("n=", n, height, width, need, free, 2 * scale)
+
+
+def check_grpo(model, vae, group_size: int, sample_rows, width: int, height: int, sampling_steps: int,
+               free: Free) -> None:
+    """One GRPO step of the group: sampled `sample_rows(group)` at a time, trained two at a time with gradients. On a
+    GPU the transformer is loaded whole for training, so its weights count there."""
+    sizes = comfy_sizes(model, vae, weight_bytes=0 if free.shared else int(model.model_size()))
+    if sizes is None:
+        return  # GRPO's policy is Flux only; the policy itself refuses another model with its own message
+
+    def need(group: int, h: int, w: int) -> Need:
+        return grpo_need(sizes, group=group, sample_rows=sample_rows(group), train_rows=2, height=h, width=w,
+                         steps=sampling_steps)  # fmt: skip
+
+    check_fits("group_size=", group_size, height, width, need, free, sizes.multiple, least=2)
