@@ -17,9 +17,9 @@ def shapes_config(out: Path, **kw) -> BuildConfig:
     return BuildConfig(out=out, world="shapes", **kw)
 
 
-def quiet_build(cfg: BuildConfig) -> dict:
+def quiet_build(cfg: BuildConfig, load_scorer=None) -> dict:
     logs: list[str] = []
-    summary = build(cfg, log=logs.append)
+    summary = build(cfg, log=logs.append, load_scorer=load_scorer)
     summary["logs"] = logs
     return summary
 

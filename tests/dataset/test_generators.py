@@ -76,10 +76,8 @@ def test_resume_reuses_images_already_generated(tmp_path, fluxes, monkeypatch):
     assert snapshot(out) == first and calls == []  # every image was on disk already
 
 
-def test_scorer_verification_keeps_only_pairs_scored_the_right_way(tmp_path, fluxes, monkeypatch):
+def test_scorer_verification_keeps_only_pairs_scored_the_right_way(tmp_path, fluxes):
     import torch
-
-    import training.reward as reward
 
     class FakeScorer:  # prefers the perfect image, except for the pairs numbered 1
         def score(self, images, prompts):
@@ -91,9 +89,9 @@ def test_scorer_verification_keeps_only_pairs_scored_the_right_way(tmp_path, flu
         def release(self):
             pass
 
-    monkeypatch.setattr(reward, "load_scorer", lambda *a, **k: FakeScorer())
     out = tmp_path / "ds"
-    summary = quiet_build(_gen_config(out, fluxes[:1], pairs=3, verify_scorer="fake", verify_margin=0.5))
+    summary = quiet_build(_gen_config(out, fluxes[:1], pairs=3, verify_scorer="fake", verify_margin=0.5),
+                          load_scorer=lambda *a, **k: FakeScorer())
     rows = load_manifest(out)
     assert [r["id"] for r in rows] == ["s0000000-p0", "s0000001-p0", "s0000002-p0"]
     assert all(r["verification"]["scorer"]["margin"] == 1.0 for r in rows)
@@ -101,11 +99,13 @@ def test_scorer_verification_keeps_only_pairs_scored_the_right_way(tmp_path, flu
 
 
 def test_real_tiny_scorer_verifies_and_shapes_oracle_drops_noise(tmp_path, fluxes):
+    from training.reward import load_scorer
     from training.reward.models.tiny import save_tiny_scorer
 
     scorer = save_tiny_scorer(tmp_path / "scorer", seed=0)
     out = tmp_path / "ds"
-    summary = quiet_build(_gen_config(out, fluxes[:1], pairs=2, verify_scorer=str(scorer), verify_margin=-1e9))
+    summary = quiet_build(_gen_config(out, fluxes[:1], pairs=2, verify_scorer=str(scorer), verify_margin=-1e9),
+                          load_scorer=load_scorer)
     rows = load_manifest(out)
     assert len(rows) == 2 and summary["scorer"]["checked"] == 2
     m = rows[0]["verification"]["scorer"]

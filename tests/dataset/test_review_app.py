@@ -19,6 +19,7 @@ import pytest
 from training.dataset.review.app import ReviewApp, ReviewRouter
 from training.dataset.review.highlight import diff_segments
 from training.dataset.review.server import PortInUseError, make_server
+from training.reward import load_scorer
 
 from .helpers import quiet_build, shapes_config
 
@@ -234,7 +235,7 @@ def test_cli_serves_on_127_0_0_1_prints_its_address_and_refuses_other_hosts(copy
 
 
 def test_a_scorer_margin_is_computed_on_demand_with_scorer(copy):
-    app = ReviewApp(copy, scorer="shapes", device="cpu")  # the shipped shapes scorer (1.4 MB)
+    app = ReviewApp(copy, scorer="shapes", device="cpu", load_scorer=load_scorer)  # the shipped shapes scorer (1.4 MB)
     assert app.index()["scorer"] == "shapes"
     status, first = get(app, "api/scorer", i=0)
     assert status == 200 and first["scorer"] == "shapes"
@@ -250,7 +251,7 @@ def test_a_scorer_margin_is_computed_on_demand_with_scorer(copy):
 def test_a_scorer_whose_rewards_overflow_gives_the_page_one_line(copy, monkeypatch):
     from training.common.finite import NonFiniteScoreError
 
-    app = ReviewApp(copy, scorer="shapes", device="cpu")
+    app = ReviewApp(copy, scorer="shapes", device="cpu", load_scorer=load_scorer)
 
     def overflow(*args, **kwargs):
         raise NonFiniteScoreError("the scorer gave NaN or infinite scores for 2 of 2 images")

@@ -99,6 +99,14 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _scorer_loader():
+    """training.reward.load_scorer, for --verify-scorer and review --scorer: this command line is where the dataset
+    stage is handed the reward's scorer (torch and transformers load only then)."""
+    from ..reward import load_scorer
+
+    return load_scorer
+
+
 def cmd_review(args) -> int:
     from .review.app import ReviewApp
     from .review.server import serve
@@ -109,7 +117,8 @@ def cmd_review(args) -> int:
 
     check_device(args.device)  # --scorer's device: `cuda` on a machine without one is one line, not a traceback
     app = ReviewApp(args.folder, split=args.split, only=args.only, reviewer=args.reviewer,
-                    doubt_margin=args.doubt_margin, scorer=args.scorer, device=args.device)
+                    doubt_margin=args.doubt_margin, scorer=args.scorer, device=args.device,
+                    load_scorer=_scorer_loader() if args.scorer else None)
     from .manifest import report_problems
 
     report_problems(app.folder / "manifest.jsonl", app.rows.problems)
@@ -141,7 +150,8 @@ def cmd_build(args) -> int:
         paraphrase_model=args.paraphrase_model, paraphrase_url=args.paraphrase_url,
         paraphrase_api_model=args.paraphrase_api_model, pipeline_kwargs=args.pipeline_kwargs,
         chunk_pairs=args.chunk, max_candidates=args.max_candidates, keep_loaded=args.keep_loaded, progress=not args.no_progress)
-    summary = build(cfg, log=lambda m: print(m, file=sys.stderr))
+    summary = build(cfg, log=lambda m: print(m, file=sys.stderr),
+                    load_scorer=_scorer_loader() if args.verify_scorer else None)
     print(json.dumps(summary, indent=2) if args.json else f"dataset: {summary['out']}\n" + format_summary(summary))
     return 0 if summary["complete"] else 1
 
@@ -172,30 +182,12 @@ def cmd_check(args, parser) -> int:
 
 
 def _check_cases(path: Path, as_json: bool) -> int:
+    from .cases import check_cases
     from .oracle import judge
 
-    if not path.is_file():
-        raise FileNotFoundError(f"cases file not found: {path}")
-    failures = 0
-    for line_no, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not raw.strip():
-            continue
-        try:
-            case = json.loads(raw)
-            if not isinstance(case, dict) or not isinstance(case.get("image"), str) or not isinstance(
-                    case.get("prompt"), str):
-                raise ValueError('expected an object {"image": path, "prompt": text}')
-            verdict = judge(path.parent / case["image"], case["prompt"])
-            result = verdict.to_json()
-        except (ValueError, OSError) as exc:  # bad line: report, keep the output aligned with the input
-            failures += 1
-            print(f"error: {path}:{line_no}: {exc}", file=sys.stderr)
-            result = {"relations": [], "all": False, "error": str(exc)}
-        if as_json:
-            print(json.dumps(result), flush=True)
-        else:
-            print(f"[{line_no}] " + (result.get("error") or _verdict_lines(verdict)), flush=True)
-    return 1 if failures else 0
+    return check_cases(path, as_json, ("image", "prompt"), '{"image": path, "prompt": text}',
+                       lambda case, folder: judge(folder / case["image"], case["prompt"]),
+                       {"relations": [], "all": False}, _verdict_lines)
 
 
 def cmd_stats(args) -> int:

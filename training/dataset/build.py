@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from training.common.atomic import atomic_path, is_temp_name, write_json, write_text
-
+from ..common import run_folder
+from ..common.atomic import atomic_path, is_temp_name, write_json, write_text
 from .config import BuildConfig
 from .manifest import (
     BUILD_JSON,
@@ -69,25 +69,9 @@ def prepare_out(out: Path) -> None:
                          f"{', '.join(sorted(foreign)[:5])}); choose a new or empty folder")
 
 
-@contextlib.contextmanager
 def exclusive_lock(out: Path):
     """One build per folder at a time: a second one fails at once instead of interleaving rows."""
-    f = open(out / ".lock", "a+")  # noqa: SIM115 - held for the whole build
-    try:
-        try:
-            try:
-                import fcntl
-            except ImportError:  # Windows
-                import msvcrt
-
-                msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
-            else:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            raise BuildError(f"another build is writing {out} right now (its .lock is held)") from exc
-        yield
-    finally:
-        f.close()
+    return run_folder.exclusive_lock(out, "build", BuildError)
 
 
 def check_identity(out: Path, cfg: BuildConfig) -> None:
@@ -235,13 +219,17 @@ def finalize(out: Path, done: Done, dropped_rows: list[dict]) -> None:
                 d.rmdir()  # only succeeds when empty
 
 
-def build(cfg: BuildConfig, log=print) -> dict:
+def build(cfg: BuildConfig, log=print, load_scorer=None) -> dict:
     """Build (or resume) the dataset described by `cfg`; returns the summary of the finished folder.
 
     summary["complete"] is False when fewer than `cfg.pairs` candidates passed verification within
-    `cfg.max_candidates` (rerun with a larger budget to go on)."""
+    `cfg.max_candidates` (rerun with a larger budget to go on). `load_scorer(name, device=...)` loads
+    cfg.verify_scorer (the dataset stage is below the reward's: its caller hands it training.reward.load_scorer)."""
     start = time.time()
     out = cfg.out
+    if cfg.verify_scorer and load_scorer is None:
+        raise BuildError(f"verify_scorer {cfg.verify_scorer!r} needs load_scorer= (e.g. training.reward.load_scorer, "
+                         "which `python -m training.dataset build --verify-scorer` passes)")
     if cfg.generators:
         from .generators import check_generator_folder
 
@@ -258,7 +246,7 @@ def build(cfg: BuildConfig, log=print) -> dict:
                              "can take fewer pairs with data.val_pairs / a pairs file)")
         dropped = {r["id"] for r in dropped_rows}
         resumed = len(done)
-        worker = ChunkWorker(cfg, out, log)
+        worker = ChunkWorker(cfg, out, log, load_scorer)
         try:
             with JsonlAppender(out / MANIFEST, good) as rows_file, JsonlAppender(out / DROPPED, dropped_good) as drops:
                 worker.open_progress(total=cfg.pairs, initial=min(len(done), cfg.pairs))

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
+from .relations import Extent
+
 COLORS = ("red", "green", "blue", "yellow")
 SHAPES = ("circle", "square", "triangle")
 # Hue ranges in degrees; the gaps (orange, lime-yellow, cyan, purple) are deliberately nobody's.
@@ -87,28 +89,12 @@ def parse_prompt(prompt: str) -> list[ParsedRelation]:
 
 
 @dataclass(frozen=True)
-class Blob:
+class Blob(Extent):
     area: int
     x0: float
     y0: float
     x1: float
     y1: float
-
-    @property
-    def cx(self) -> float:
-        return (self.x0 + self.x1) / 2
-
-    @property
-    def cy(self) -> float:
-        return (self.y0 + self.y1) / 2
-
-    @property
-    def w(self) -> float:
-        return self.x1 - self.x0
-
-    @property
-    def h(self) -> float:
-        return self.y1 - self.y0
 
 
 def _label_runs(mask: np.ndarray) -> tuple[np.ndarray, int]:

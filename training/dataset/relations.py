@@ -30,13 +30,13 @@ TOUCH = 0.01  # "on top of": the bottom of one box lies on the top of the other
 SAME_DEPTH = 0.1
 
 
-@dataclass(frozen=True)
-class Box:
+class Extent:
+    """Width, height and centre of anything with x0, y0, x1, y1 (a scene's Box, the pixel oracle's Blob)."""
+
     x0: float
     y0: float
     x1: float
     y1: float
-    z: float = 0.5
 
     @property
     def w(self) -> float:
@@ -53,6 +53,15 @@ class Box:
     @property
     def cy(self) -> float:
         return (self.y0 + self.y1) / 2
+
+
+@dataclass(frozen=True)
+class Box(Extent):
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    z: float = 0.5
 
     @property
     def area(self) -> float:

@@ -56,10 +56,12 @@ def make_row(cfg: BuildConfig, sp: ScenePlan, pp: PairPlan, chosen: str, rejecte
 
 
 class ChunkWorker:
-    def __init__(self, cfg: BuildConfig, out: Path, log=print):
+    def __init__(self, cfg: BuildConfig, out: Path, log=print, load_scorer=None):
+        """`load_scorer(name, device=...)`: what loads cfg.verify_scorer (training.reward.load_scorer, handed down
+        by the caller: the dataset stage does not import the reward's)."""
         from .generators import ModelSlot
 
-        self.cfg, self.out, self.log = cfg, out, log
+        self.cfg, self.out, self.log, self.load_scorer = cfg, out, log, load_scorer
         self.slot = ModelSlot(cfg.keep_loaded)
         self.bar = None
         self._paraphrases: dict[str, str] = {}
@@ -190,10 +192,8 @@ class ChunkWorker:
                 v["oracle"] = {"chosen": oracle_check_chosen(find_objects(cpath), sp),
                                "rejected": oracle_check_rejected(find_objects(rpath), sp, pp)}
         if cfg.verify_scorer:
-            from training.reward import load_scorer
-
-            scorer = self.slot.get("scorer", lambda: load_scorer(cfg.verify_scorer,
-                                                                 device=None if cfg.device == "auto" else cfg.device))
+            scorer = self.slot.get("scorer", lambda: self.load_scorer(
+                cfg.verify_scorer, device=None if cfg.device == "auto" else cfg.device))
             margins = scorer_margins(scorer, [str(c) for c, _ in paths], [str(r) for _, r in paths],
                                      [p for p, _, _ in prompts])
             for v, m in zip(verdicts, margins, strict=True):

@@ -48,28 +48,14 @@ def cmd_check_edit(args, parser) -> int:
 
 
 def _check_cases(path: Path, as_json: bool) -> int:
+    from ..cases import check_cases
     from .oracle import judge_edit
 
-    if not path.is_file():
-        raise FileNotFoundError(f"cases file not found: {path}")
-    failures = 0
-    for line_no, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not raw.strip():
-            continue
-        try:
-            case = json.loads(raw)
-            if not isinstance(case, dict) or not all(isinstance(case.get(k), str) for k in
-                                                     ("instruction", "source", "image")):
-                raise ValueError('expected an object {"instruction": text, "source": path, "image": path}')
-            verdict = judge_edit(case["instruction"], path.parent / case["source"], path.parent / case["image"])
-            result = verdict.to_json()
-        except (ValueError, OSError) as exc:
-            failures += 1
-            print(f"error: {path}:{line_no}: {exc}", file=sys.stderr)
-            result = {"followed": False, "error": str(exc)}
-        print(json.dumps(result) if as_json else f"[{line_no}] " + (result.get("error") or _lines(verdict)),
-              flush=True)
-    return 1 if failures else 0
+    return check_cases(path, as_json, ("instruction", "source", "image"),
+                       '{"instruction": text, "source": path, "image": path}',
+                       lambda case, folder: judge_edit(case["instruction"], folder / case["source"],
+                                                       folder / case["image"]),
+                       {"followed": False}, _lines)
 
 
 def is_edit_folder(folder: Path) -> bool:

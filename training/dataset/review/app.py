@@ -116,7 +116,8 @@ class ReviewApp:
     """One dataset folder under review: its pairs (read once) and its verdict store (re-read as others append)."""
 
     def __init__(self, folder, split: str | None = None, only: str = "unreviewed", reviewer: str | None = None,
-                 doubt_margin: float = 0.5, scorer: str | None = None, device: str | None = None):
+                 doubt_margin: float = 0.5, scorer: str | None = None, device: str | None = None,
+                 load_scorer=None):
         if only not in ONLY:
             raise ValueError(f"--only must be one of {', '.join(ONLY)}, got {only!r}")
         if not isinstance(doubt_margin, (int, float)) or not math.isfinite(doubt_margin):
@@ -125,10 +126,13 @@ class ReviewApp:
         self.store = VerdictStore(self.rows.folder)
         self.only, self.reviewer = only, reviewer
         self.margins = None
-        if scorer:
+        if scorer:  # load_scorer: training.reward.load_scorer, from the caller (this stage is below the reward's)
+            if load_scorer is None:
+                raise ValueError(f"scorer {scorer!r} needs load_scorer= (e.g. training.reward.load_scorer, which "
+                                 "`python -m training.dataset review --scorer` passes)")
             from .margins import ScorerMargins
 
-            self.margins = ScorerMargins(scorer, self.rows, device=device)
+            self.margins = ScorerMargins(scorer, self.rows, load_scorer, device=device)
 
     @property
     def folder(self) -> Path:

@@ -11,9 +11,9 @@ import threading
 
 
 class ScorerMargins:
-    def __init__(self, name: str, rows, device: str | None = None):
-        from ...reward.scorer import load_scorer  # torch and transformers only when asked for
-
+    def __init__(self, name: str, rows, load_scorer, device: str | None = None):
+        """`load_scorer(name, device=..., batch_size=...)`: training.reward.load_scorer, handed down by the caller
+        (the dataset stage does not import the reward's)."""
         self.name = name
         self.rows = rows
         self.scorer = load_scorer(name, device=device, batch_size=2)
