@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import shutil
 import sys
 import time
@@ -82,25 +81,10 @@ def continue_training(model: str, data: Path, out: Path, steps: int) -> tuple[Pa
     return (curves[0] if curves else None), summary
 
 
-def candidates_for(row: dict, n: int, seed: int):
-    """The perfect image of a held-out scene plus n-1 random re-layouts of the same objects."""
-    from .dataset.scene import Scene, random_relayout
-    from .dataset.shapes_render import render_shapes
-
-    scene = Scene.from_dict(row["scene"])
-    rng = random.Random(seed)
-    scenes = [scene]
-    while len(scenes) < n:
-        moved = random_relayout(scene, rng)
-        if moved is not None:
-            scenes.append(moved)
-    size = Image.open(Path(row["_dir"]) / row["chosen"]).width
-    return [render_shapes(s, size=size) for s in scenes]
-
-
 def contact_sheet(scorer_name: str, data: Path, out: Path, n: int = 8, seed: int = 0) -> tuple[Path, dict]:
     from .dataset.oracle import judge
     from .reward import load_scorer
+    from .reward.recipes.shapes_relayout import candidates_for
 
     rows = [json.loads(line) for line in (data / "manifest.jsonl").read_text().splitlines() if line.strip()]
     test = [r for r in rows if r["split"] == "test"] or rows

@@ -26,7 +26,8 @@ from pathlib import Path
 
 from training.common.atomic import atomic_dir
 from training.reward.models.loading import ASSETS
-from training.reward.recipes.shapes import _run, build_data
+from training.reward.recipes.shapes import build_data
+from training.reward.recipes.shapes import run_command as _run
 from training.reward.recipes.shapes import ship as ship_scorer
 
 from .shapes_pretrain import PretrainConfig, pretrain

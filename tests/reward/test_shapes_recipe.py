@@ -22,7 +22,7 @@ def test_combine_pairs_keeps_every_row_once_and_mixes_the_sources(tmp_path):
 def test_recipe_refuses_stages_without_what_they_need_before_doing_anything(tmp_path, capsys):
     import pytest
 
-    from training.reward.recipes.shapes import main
+    from training.recipes.shapes_scorer import main
 
     for argv, needs in ((["--clean-first-steps", "10"], "--object-faults"),
                         (["--object-faults", "1", "--onpolicy-steps", "5"], "--clean-first-steps"),

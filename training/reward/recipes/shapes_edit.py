@@ -17,59 +17,41 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from ...common.atomic import atomic_dir
 from ..models.loading import ASSETS
+from . import shapes
+from .shapes import run_command
 
 PRESET = "shapes_edit_coords"
 NAME = "shapes-edit"
-
-
-def _run(args: list[str]) -> None:
-    print("$", " ".join(args), flush=True)
-    subprocess.run([sys.executable, *args], check=True)
 
 
 def build_data(out: Path, train_pairs: int, heldout_pairs: int) -> tuple[Path, Path]:
     train, heldout = out / "train", out / "heldout"
     for folder, n, seed, splits in ((train, train_pairs, 1, "0.8,0.1,0.1"), (heldout, heldout_pairs, 777, "0,0,1")):
         if not (folder / "manifest.jsonl").is_file() or len((folder / "manifest.jsonl").read_text().splitlines()) < n:
-            _run(["-m", "training.dataset", "build", "--world", "shapes-edit", "--pairs", str(n), "--seed", str(seed),
-                  "--splits", splits, "--out", str(folder), "--no-progress"])
+            run_command(["-m", "training.dataset", "build", "--world", "shapes-edit", "--pairs", str(n), "--seed",
+                         str(seed), "--splits", splits, "--out", str(folder), "--no-progress"])
     return train, heldout
 
 
 def train_scorer(train: Path, run: Path, steps: int = 0) -> Path:
-    if not (run / "summary.json").is_file():
-        cmd = ["-m", "training.reward", "train", "--preset", PRESET, "--data", str(train), "--out", str(run)]
-        if steps:
-            cmd += ["--steps", str(steps)]
-        if (run / "checkpoints").is_dir():
-            cmd.append("--resume")
-        _run(cmd)
-    return run / "scorer"
+    return shapes.train_scorer(train, run, steps, preset=PRESET)
 
 
 def evaluate(scorer: Path, heldout: Path, out: Path) -> dict:
-    _run(["-m", "training.reward", "evaluate", "--model", str(scorer), "--data", str(heldout), "--split", "all",
-          "--json", str(out / "heldout_eval.json")])
+    run_command(["-m", "training.reward", "evaluate", "--model", str(scorer), "--data", str(heldout), "--split",
+                 "all", "--json", str(out / "heldout_eval.json")])
     return json.loads((out / "heldout_eval.json").read_text(encoding="utf-8"))
 
 
 def ship(scorer: Path, notes: dict, assets: Path = ASSETS, name: str = NAME) -> Path:
-    """Copy an edit scorer folder into the package as `name` (atomically), adding `notes` to its config."""
-    with atomic_dir(assets / name) as tmp:
-        shutil.copytree(scorer, tmp, dirs_exist_ok=True)
-        cfg = json.loads((tmp / "spatialreward.json").read_text(encoding="utf-8"))
-        cfg["notes"] = {**cfg.get("notes", {}), **notes}
-        cfg["instructions"] = "shapes-edit"  # it reads the shapes-edit forms only: refuse other wordings
-        (tmp / "spatialreward.json").write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
-    return assets / name
+    """Copy an edit scorer folder into the package as `name` (atomically), adding `notes` to its config; it reads
+    the shapes-edit forms only, and refuses other wordings."""
+    return shapes.ship(scorer, notes, assets, name, config_file="spatialreward.json",
+                       fields={"instructions": "shapes-edit"})
 
 
 def main(argv=None) -> int:

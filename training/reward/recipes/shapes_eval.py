@@ -83,7 +83,7 @@ def rerank_accuracy(model: str, data: Path, n: int = 8, limit: int = 0) -> dict:
     import numpy as np
 
     from ...dataset.oracle import judge
-    from ...demo import candidates_for
+    from .shapes_relayout import candidates_for
 
     rows = [json.loads(x) for x in (data / "manifest.jsonl").read_text().splitlines() if x.strip()]
     if limit:

@@ -61,3 +61,17 @@ def build_mix(data: Path, out: Path, per_row: int = 1, seed: int = 0, tries: int
             made += 1
     write_text(mix, "".join(json.dumps(r) + "\n" for r in lines))
     return mix
+
+
+def candidates_for(row: dict, n: int, seed: int) -> list[Image.Image]:
+    """The perfect image of a held-out scene (a manifest row, its folder under "_dir") plus n-1 random re-layouts of
+    the same objects: the pictures a reranker chooses among (the demo's contact sheet, shapes_eval's rerank)."""
+    scene = Scene.from_dict(row["scene"])
+    rng = random.Random(seed)
+    scenes = [scene]
+    while len(scenes) < n:
+        moved = random_relayout(scene, rng)
+        if moved is not None:
+            scenes.append(moved)
+    size = Image.open(Path(row["_dir"]) / row["chosen"]).width
+    return [render_shapes(s, size=size) for s in scenes]

@@ -1,7 +1,7 @@
 """Clean first: pairs that rank a clean picture with a relation wrong above a cluttered one.
 
-The object faults (shapes_objects.py) and the generated pairs (verified > unclean) teach the scorer that clutter is
-worse than the perfect picture, but say nothing about clutter against a wrong layout. Left to itself the scorer
+The object faults (training/reward/recipes/shapes_objects.py) and the generated pairs (verified > unclean) teach
+the scorer that clutter is worse than the perfect picture, but say nothing about clutter against a wrong layout. Left to itself the scorer
 judges such a pair by the relations it can read, and a cluttered picture where every relation holds among the extra
 objects outscores a clean one with a relation wrong: GRPO against it then raises the oracle's all-relations rate
 while clean pictures become rarer (research/shapes_grpo/journal.md, 2026-12-02, commit 85a0e6f). In the shapes
@@ -11,10 +11,11 @@ prompt, so these pairs put every clean picture above it:
   synthetic   the dataset row's perturbed picture (clean, 1-3 relations wrong) > its perfect scene with a clutter
               fault (a named object doubled, bars in the prompt's colours, objects in other colours), both rendered
               already by the earlier stages
-  generated   within a group of the generator's own samples (shapes_generated_pairs.py): a clean picture with a
-              relation wrong > a picture that is not clean (any relations)
+  generated   within a group of the generator's own samples (training/grpo/recipes/shapes_generated_pairs.py):
+              a clean picture with a relation wrong > a picture that is not clean (any relations)
 
-Writes out/pairs.jsonl (atomically; skipped when it exists). No new pictures are drawn.
+Writes out/pairs.jsonl (atomically; skipped when it exists). No new pictures are drawn. It reads GRPO's generated
+pairs and oracle, so it sits above both stages, in training/recipes/ (the shapes-gen scorer recipe, shapes_scorer.py).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from ...common.atomic import write_text
+from ..common.atomic import write_text
 
 CLUTTER_KINDS = ("duplicate", "clutter", "extra")
 PAIRS_FILE = "pairs.jsonl"
@@ -57,8 +58,8 @@ def generated_clean_first(generated_pairs: Path, per_image: int = 2) -> list[dic
     with a relation wrong) and pairs each clean one with a relation wrong against up to `per_image` unclean ones."""
     from PIL import Image
 
-    from ...grpo.oracle_eval import oracle_verdicts
-    from ...grpo.recipes.shapes_generated_pairs import DRAWN, UNCLEAN, VERIFIED, split_of
+    from ..grpo.oracle_eval import oracle_verdicts
+    from ..grpo.recipes.shapes_generated_pairs import DRAWN, UNCLEAN, VERIFIED, split_of
 
     groups: dict[int, dict[str, tuple[int, dict, str]]] = defaultdict(dict)
     for r in _rows(generated_pairs):
