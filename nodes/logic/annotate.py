@@ -91,12 +91,12 @@ def draw_badges(images: torch.Tensor, labels: list[str], warned: list[bool] | No
     for img, label, warn in zip(images, labels, warned, strict=True):
         arr = (img[..., :3].detach().float().cpu().clamp(0, 1).numpy() * 255.0 + 0.5).astype(np.uint8)
         pil = Image.fromarray(arr, mode="RGB")
-        _draw_one(pil, label, WARNED_FILL if warn else BADGE_FILL)
+        draw_badge(pil, label, WARNED_FILL if warn else BADGE_FILL)
         out.append(torch.from_numpy(np.asarray(pil).astype(np.float32) / 255.0))
     return torch.stack(out)
 
 
-def _draw_one(pil: Image.Image, label: str, fill: tuple[int, int, int, int] = BADGE_FILL) -> None:
+def draw_badge(pil: Image.Image, label: str, fill: tuple[int, int, int, int] = BADGE_FILL) -> None:
     w, h = pil.size
     size = max(8, min(w, h) // 14)
     font = _font(size)

@@ -210,7 +210,7 @@ def check_regions(regions: list, what: str) -> None:
 
 def draw_regions(images: torch.Tensor, regions: list, labels: list[str]) -> torch.Tensor:
     """A copy of an IMAGE batch with each image's edit-region boxes outlined and its label at the top left."""
-    from .annotate import _draw_one
+    from .annotate import draw_badge
 
     if len(regions) != images.shape[0] or len(labels) != images.shape[0]:
         raise ValueError(f"{len(regions)} regions and {len(labels)} labels for {images.shape[0]} images")
@@ -225,6 +225,6 @@ def draw_regions(images: torch.Tensor, regions: list, labels: list[str]) -> torc
         for x0, y0, x1, y1 in boxes:
             draw.rectangle((x0 * w, y0 * h, max(x0 * w, x1 * w - 1), max(y0 * h, y1 * h - 1)),
                            outline=(255, 0, 200), width=width)
-        _draw_one(pil, label)
+        draw_badge(pil, label)
         out.append(torch.from_numpy(np.asarray(pil).astype(np.float32) / 255.0))
     return torch.stack(out)

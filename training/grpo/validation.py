@@ -1,4 +1,7 @@
-"""Validation of a GRPO config: every check that can fail before a model is loaded, all problems reported at once."""
+"""Validation of a GRPO config: every check that can fail before a model is loaded, all problems reported at once.
+
+Every `config` here is a config.GRPOConfig; config.py imports this module, not the other way round.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +9,6 @@ import dataclasses
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .config import GRPOConfig
 
 from .oracle_eval import ORACLE_REWARDS, ORACLES
 
@@ -24,7 +23,7 @@ class ConfigError(ValueError):
 ORACLE_REWARD = "oracle:"  # reward.path prefix: a pixel oracle as the reward (ablations' upper bound)
 
 
-def validate(config: GRPOConfig) -> None:
+def validate(config) -> None:
     """Checks that need no files and no models; raises one ConfigError listing every problem."""
     m, r, p, s, t, lo, o = (config.model, config.reward, config.prompts, config.sample, config.train, config.lora,
                             config.output)  # fmt: skip
@@ -114,11 +113,11 @@ def validate(config: GRPOConfig) -> None:
         raise ConfigError("invalid GRPO config:\n  - " + "\n  - ".join(problems))
 
 
-def _section_name(config: GRPOConfig, section) -> str:
+def _section_name(config, section) -> str:
     return next(f.name for f in dataclasses.fields(config) if getattr(config, f.name) is section)
 
 
-def check_paths(config: GRPOConfig, model: bool = True, reward: bool = True) -> None:
+def check_paths(config, model: bool = True, reward: bool = True) -> None:
     """Checks the model folders and prompt files exist (after "@tiny" models were built); no model is loaded.
 
     model / reward False: that model is supplied by the caller (e.g. the ComfyUI node), not loaded from a folder.
@@ -175,7 +174,7 @@ def _pipeline_class(model_index: Path) -> str:
         return f"unreadable model_index.json ({exc})"
 
 
-def check_world(config: GRPOConfig, num_processes: int) -> None:
+def check_world(config, num_processes: int) -> None:
     """The step's P*G samples must split into whole micro-batches, equally over the processes."""
     total = config.prompts.per_step * config.sample.group_size
     per_batch = config.sample.batch_size * num_processes

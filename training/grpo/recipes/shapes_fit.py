@@ -41,7 +41,8 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
-def _world() -> tuple[int, int]:
+def process_world() -> tuple[int, int]:
+    """(this process's rank, the number of processes); joins the process group when launched on several."""
     import os
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -72,7 +73,7 @@ def fit(out: Path, params: dict[str, torch.nn.Parameter], loss_at: Callable[[int
     The EMA starts as a copy of the weights after step `ema_start` (not of the random initialisation, which a slow
     average would otherwise carry to the end of a short run) and then follows them with `ema_decay` per step.
     """
-    rank, world = _world()
+    rank, world = process_world()
     main = rank == 0
     out.mkdir(parents=True, exist_ok=True)
     optimizer = torch.optim.AdamW(params.values(), lr=lr, betas=(0.9, 0.99), weight_decay=weight_decay)

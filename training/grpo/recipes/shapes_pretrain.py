@@ -51,9 +51,9 @@ def pretrain(out: Path, vae, shape: GeneratorShape, heldout: list[str], *, steps
 
     `sigma_mean` is the logit-normal's location (SD3's m): above 0 trains more at high noise, where the layout and
     which object goes where are decided."""
-    from .shapes_fit import _world
+    from .shapes_fit import process_world
 
-    rank, world = _world()
+    rank, world = process_world()
     pipeline = build_pipeline(shape, seed=seed, vae=vae)
     if init is not None:
         from diffusers import FluxPipeline
