@@ -51,3 +51,22 @@ def os_errors_name(path: str | os.PathLike) -> Iterator[None]:
         if found is None:
             raise
         raise OSError(found.errno, found.strerror, str(path)) from exc
+
+
+def one_line_errors(call, debug: bool, expected: tuple[type[BaseException], ...]) -> tuple[object, int]:
+    """(call(), 0); or, when it raises one of `expected` or an OSError (a full disk, an unwritable folder mid-run),
+    (None, 2) after printing `error: ...` on one line to stderr. With `debug` (a CLI's --debug) the error is raised
+    instead, traceback and all."""
+    import sys
+
+    try:
+        return call(), 0
+    except expected as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+    except OSError as exc:
+        if debug:
+            raise
+        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
+    return None, 2

@@ -86,22 +86,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from training.reward import ScorerFolderError
 
+    from ..common.os_errors import one_line_errors
     from .trainer import train
 
-    try:
-        result = train(config, resume=args.resume)
-    except (ConfigError, PromptFileError, CheckpointError, RunFolderError, ScorerFolderError, NonFiniteError) as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # a full disk or an unwritable folder mid-run
-        if args.debug:
-            raise
-        from ..common.os_errors import describe_os_error
-
-        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
-        return 2
+    result, failed = one_line_errors(lambda: train(config, resume=args.resume), args.debug, (
+        ConfigError, PromptFileError, CheckpointError, RunFolderError, ScorerFolderError, NonFiniteError))
+    if failed:
+        return failed
     if result.lora_path is not None:
         print(f"LoRA: {result.lora_path}")
         print(f"metrics: {config.output.dir}/metrics.jsonl, curve: {config.output.dir}/reward_curve.png")

@@ -30,24 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from ..common.finite import NonFiniteError
     from ..common.images import ImageInputError
+    from ..common.os_errors import one_line_errors
     from .config import ScorerFolderError
 
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (ScorerFolderError, ImageInputError, ValueError, FileNotFoundError, NonFiniteError,
-            FloatingPointError) as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # a full disk or an unwritable folder mid-run
-        if args.debug:
-            raise
-        from ..common.os_errors import describe_os_error
-
-        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
-        return 2
+    code, failed = one_line_errors(lambda: args.func(args), args.debug, (
+        ScorerFolderError, ImageInputError, ValueError, FileNotFoundError, NonFiniteError, FloatingPointError))
+    return failed or code
 
 
 if __name__ == "__main__":

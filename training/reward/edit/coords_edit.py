@@ -20,13 +20,13 @@ from torch import nn
 
 from ..models.coords_model import (
     CoordsConfig,
-    coordinate_features,
+    CoordsModel,
+    add_coordinates,
+    add_text_decoder,
     decode,
-    encode_pixels,
     encode_words,
     prompt_words,
 )
-from ..models.head import RewardHead
 from .config import EditScorerConfig
 from .regions import boxes_from_map, cell_coverage
 
@@ -52,16 +52,10 @@ class EditCoordsBackbone(nn.Module):
         self.stem = nn.Sequential(nn.Conv2d(9, 32, 4, stride=2, padding=1), nn.GELU(),
                                   nn.Conv2d(32, d, stride // 2, stride=stride // 2), nn.GELU(),
                                   nn.Conv2d(d, d, 3, padding=1), nn.GELU(), nn.Conv2d(d, d, 1))
-        self.register_buffer("coords", coordinate_features(cfg.grid, cfg.fourier), persistent=False)
-        self.coord_proj = nn.Linear(self.coords.shape[1], d)
+        add_coordinates(self, cfg)
         self.change = nn.Linear(d, 1)  # the change map
         self.change_embed = nn.Linear(1, d)  # ... fed back into the tokens
-        self.embed = nn.Embedding(len(cfg.vocab) + 3, d)
-        self.position = nn.Embedding(cfg.max_words + 1, d)
-        layer = nn.TransformerDecoderLayer(d, cfg.heads, 4 * d, dropout=0.0, activation="gelu", batch_first=True,
-                                           norm_first=True)
-        self.decoder = nn.TransformerDecoder(layer, cfg.layers)
-        self.norm = nn.LayerNorm(d)
+        add_text_decoder(self, cfg)
         self.ground_probe = nn.Linear(d, 4)
 
     def forward(self, source, edited, input_ids, attention_mask, probe_layer: int = 0):
@@ -75,20 +69,13 @@ class EditCoordsBackbone(nn.Module):
         return hidden, change, probed
 
 
-class EditCoordsModel(nn.Module):
+class EditCoordsModel(CoordsModel):
     """(instruction, source, edited) -> (mean, log_std) and a change map; every weight trainable."""
 
     kind = "coords"
-    mode = "reward"
 
     def __init__(self, config: EditScorerConfig):
-        super().__init__()
-        self.config = config
-        coords = CoordsConfig(**config.coords)
-        self.backbone = EditCoordsBackbone(coords)
-        self.head = RewardHead(coords.hidden, config.head)
-        self.word_ids = {w: i + 3 for i, w in enumerate(coords.vocab)}
-        self.source = ""
+        super().__init__(config, EditCoordsBackbone)
 
     @property
     def grid(self) -> int:
@@ -96,9 +83,6 @@ class EditCoordsModel(nn.Module):
 
     def encode_words(self, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         return encode_words(instructions, self.word_ids, self.backbone.max_words, "instructions", "words")
-
-    def encode_images(self, images: list[Image.Image]) -> torch.Tensor:
-        return encode_pixels(images, self.backbone.pixels)
 
     def encode(self, sources: list[Image.Image], edited: list[Image.Image], instructions: list[str]) -> dict:
         if not len(sources) == len(edited) == len(instructions):

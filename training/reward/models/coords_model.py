@@ -104,6 +104,25 @@ def encode_pixels(images: list[Image.Image], pixels: int) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
+def add_coordinates(backbone: nn.Module, cfg: CoordsConfig) -> None:
+    """The image half's coordinates: each cell's centre and Fourier features (`coords`, not saved) and their
+    projection to the hidden size (`coord_proj`)."""
+    backbone.register_buffer("coords", coordinate_features(cfg.grid, cfg.fourier), persistent=False)
+    backbone.coord_proj = nn.Linear(backbone.coords.shape[1], cfg.hidden)
+
+
+def add_text_decoder(backbone: nn.Module, cfg: CoordsConfig) -> None:
+    """The text half's modules, in this order (their initial weights are drawn in it): word and position
+    embeddings, the decoder layers, the final norm."""
+    d = cfg.hidden
+    backbone.embed = nn.Embedding(len(cfg.vocab) + 3, d)
+    backbone.position = nn.Embedding(cfg.max_words + 1, d)
+    layer = nn.TransformerDecoderLayer(d, cfg.heads, 4 * d, dropout=0.0, activation="gelu", batch_first=True,
+                                       norm_first=True)
+    backbone.decoder = nn.TransformerDecoder(layer, cfg.layers)
+    backbone.norm = nn.LayerNorm(d)
+
+
 def decode(backbone: nn.Module, image: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
            probe_layer: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The text half of a coords backbone (this file's, or the edit one): words plus positions, decoder layers that
@@ -130,14 +149,8 @@ class CoordsBackbone(nn.Module):
         self.stem = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.GELU(),
                                   nn.Conv2d(32, d, stride, stride=stride), nn.GELU(),
                                   nn.Conv2d(d, d, 3, padding=1), nn.GELU(), nn.Conv2d(d, d, 1))
-        self.register_buffer("coords", coordinate_features(cfg.grid, cfg.fourier), persistent=False)
-        self.coord_proj = nn.Linear(self.coords.shape[1], d)
-        self.embed = nn.Embedding(len(cfg.vocab) + 3, d)
-        self.position = nn.Embedding(cfg.max_words + 1, d)
-        layer = nn.TransformerDecoderLayer(d, cfg.heads, 4 * d, dropout=0.0, activation="gelu", batch_first=True,
-                                           norm_first=True)
-        self.decoder = nn.TransformerDecoder(layer, cfg.layers)
-        self.norm = nn.LayerNorm(d)
+        add_coordinates(self, cfg)
+        add_text_decoder(self, cfg)
         # Training only (train.grounding_weight): reads each word's (x, y) off its state after a decoder layer.
         self.ground_probe = nn.Linear(d, 2)
 
@@ -149,18 +162,18 @@ class CoordsBackbone(nn.Module):
         return decode(self, image, input_ids, attention_mask, probe_layer)
 
 
-class CoordsScorerModel(nn.Module):
-    """SpatialScore's interface on the coords backbone (always reward mode, every weight trainable)."""
+class CoordsModel(nn.Module):
+    """What the coords scorers share (this file's, and the edit scorer's in ../edit/coords_edit.py): a backbone of
+    `backbone_class`, the reward head on its slot, the ids of the vocabulary's words, the image encoder. Always
+    reward mode, every weight trainable; config.coords is the one record of the architecture and vocabulary."""
 
     mode = "reward"
 
-    def __init__(self, config: ScorerConfig):
+    def __init__(self, config, backbone_class: type[nn.Module]):
         super().__init__()
-        if config.backbone != "coords":
-            raise ValueError(f"CoordsScorerModel needs backbone 'coords', got {config.backbone!r}")
         self.config = config
-        coords = self.coords_config  # config.coords is the one record of the architecture and vocabulary
-        self.backbone = CoordsBackbone(coords)
+        coords = self.coords_config
+        self.backbone = backbone_class(coords)
         self.head = RewardHead(coords.hidden, config.head)
         self.word_ids = {w: i + 3 for i, w in enumerate(coords.vocab)}
         self.source = ""
@@ -169,12 +182,21 @@ class CoordsScorerModel(nn.Module):
     def coords_config(self) -> CoordsConfig:
         return CoordsConfig(**self.config.coords)
 
+    def encode_images(self, images: list[Image.Image]) -> torch.Tensor:
+        return encode_pixels(images, self.backbone.pixels)
+
+
+class CoordsScorerModel(CoordsModel):
+    """SpatialScore's interface on the coords backbone."""
+
+    def __init__(self, config: ScorerConfig):
+        if config.backbone != "coords":
+            raise ValueError(f"CoordsScorerModel needs backbone 'coords', got {config.backbone!r}")
+        super().__init__(config, CoordsBackbone)
+
     # ----- inputs -----
     def encode_prompts(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         return encode_words(prompts, self.word_ids, self.backbone.max_words)
-
-    def encode_images(self, images: list[Image.Image]) -> torch.Tensor:
-        return encode_pixels(images, self.backbone.pixels)
 
     def encode(self, images: list[Image.Image], prompts: list[str]) -> dict[str, torch.Tensor]:
         if len(images) != len(prompts):
