@@ -3,6 +3,7 @@ free memory, and the sides a model takes."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -37,23 +38,43 @@ def test_the_shipped_generators_sizes_are_read_from_its_configs_and_weights():
 
     from training.grpo.assets import GENERATORS
 
+    def loaded(*parts):
+        return sum(t.numel() for part in parts for path in (folder / part).glob("*.safetensors")
+                   for t in load_file(str(path)).values())  # fmt: skip
+
     folder = GENERATORS["shapes"]
     sizes = flux_folder_sizes(folder, act_bytes=4, text_tokens=40)
     assert (sizes.latent_channels, sizes.vae_scale, sizes.multiple) == (8, 4, 8)
     assert (sizes.hidden, sizes.blocks, sizes.text_width) == (4 * 32, 2 + 3, 128)
-    loaded = sum(t.numel() for path in folder.rglob("*.safetensors") for t in load_file(str(path)).values())
-    assert parameter_count(folder) == loaded and sizes.weight_bytes == 4 * loaded
+    everything = loaded("transformer", "vae", "text_encoder", "text_encoder_2")
+    assert parameter_count(folder) == everything and sizes.weight_bytes == 4 * everything
+    assert sizes.visiting_bytes == 0
+    on_gpu = flux_folder_sizes(folder, act_bytes=2, text_tokens=40, encoders_visit=True)
+    assert on_gpu.weight_bytes == 2 * loaded("transformer", "vae")
+    assert on_gpu.visiting_bytes == 2 * loaded("text_encoder", "text_encoder_2") > 0
 
 
-def test_flux_dev_at_1024_needs_its_weights_plus_a_plausible_gigabyte_or_so_a_row():
-    """FLUX.1-dev's published sizes: 1024x1024 is 4096 image tokens; one bf16 row costs well under the weights."""
+def test_flux_dev_at_1024_rows_and_decodes_are_of_a_plausible_size():
+    """FLUX.1-dev's published sizes, bf16: 1024x1024 is 4096 image tokens; a sampling row costs well under a GiB,
+    decoding one image about 3 GiB (the full-size dry run, docs/memory_plan.md: 0.19 GiB a 512x512 row with 128
+    text tokens, 2.65 GiB for four 512x512 decodes)."""
     sizes = _sizes()
     assert sizes.tokens(1024, 1024) == 4096
-    one = sampling_need(sizes, rows=1, height=1024, width=1024, stored_latents=0, decode_rows=1, held_images=1)
-    eight = sampling_need(sizes, rows=8, height=1024, width=1024, stored_latents=0, decode_rows=1, held_images=8)
-    assert 0.3 * GIB < (eight.device - one.device) / 7 < 1.5 * GIB  # a row: its activations, conditioning, latents
-    assert 1 * GIB < one.device - 24 * GIB < 6 * GIB  # one row and one decode besides the weights
-    assert eight.host == 8 * 1024 * 1024 * 3 * 4
+    assert 0.19 * GIB <= dataclasses.replace(sizes, text_tokens=128).row_bytes(512, 512, 0) < 0.3 * GIB
+    assert 2.65 * GIB <= 4 * sizes.decode_bytes(512, 512) < 3.5 * GIB
+    assert 0.5 * GIB < sizes.row_bytes(1024, 1024, 0) < 1.5 * GIB
+
+
+def test_phases_are_not_added_and_visiting_encoders_count_in_ram():
+    """The device holds the weights and the largest phase: sampling the rows, decoding, or the text encoders'
+    visit; between visits the encoders are in RAM with the decoded images."""
+    sizes = _sizes(weight_bytes=22 * GIB, visiting_bytes=9 * GIB)
+    row, decode = sizes.row_bytes(1024, 1024, 29), sizes.decode_bytes(1024, 1024)
+    need = sampling_need(sizes, rows=8, height=1024, width=1024, stored_latents=29, decode_rows=4, held_images=8)
+    assert need.device == 22 * GIB + max(8 * row, 4 * decode + 8 * 29 * sizes.latent_bytes(1024, 1024), 9 * GIB)
+    assert need.host == 8 * 1024 * 1024 * 3 * 4 + 9 * GIB
+    one = sampling_need(sizes, rows=1, height=64, width=64, stored_latents=0, decode_rows=4, held_images=1)
+    assert one.device == 31 * GIB  # tiny rows: the encoders' visit is the largest phase
 
 
 def test_largest_finds_the_boundary_and_zero_when_nothing_fits():

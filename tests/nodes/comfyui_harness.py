@@ -159,6 +159,18 @@ def execution_error(entry: dict) -> dict | None:
     return None
 
 
+def refused_once(comfy, body: dict, node: str, message: str) -> None:
+    """One error on one node, one line in the summary (the dialog shows the summary and the node's list, as for
+    any of ComfyUI's own validation errors), nothing queued, and the server still answers."""
+    assert list(body.get("node_errors", {})) == [node], body
+    errors = body["node_errors"][node]["errors"]
+    assert len(errors) == 1 and message in errors[0]["details"], errors
+    assert body["error"]["details"] == f"{errors[0]['message']}: {errors[0]['details']}", body["error"]
+    queue = comfy.get("/queue")
+    assert comfy.proc.poll() is None and not queue["queue_running"] and not queue["queue_pending"]
+    assert comfy.get("/system_stats")["system"]["comfyui_version"]
+
+
 # ----- UI-format workflow -> API-format prompt -----
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 FRONTEND_ONLY = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}

@@ -19,7 +19,7 @@ import time
 import numpy as np
 import pytest
 
-from .comfyui_harness import ComfyServer, execution_error, find_comfyui
+from .comfyui_harness import ComfyServer, execution_error, find_comfyui, refused_once
 
 CHECKOUT, PYTHON, REASON = find_comfyui()
 pytestmark = [pytest.mark.skipif(CHECKOUT is None, reason=REASON), pytest.mark.slow, pytest.mark.real_parts]
@@ -166,3 +166,37 @@ def test_example_workflow_runs_as_it_is(comfy):
     rows = entry["outputs"][node]["spatialscore"]
     assert len(rows) == 2 and rows[0]["mean"] >= rows[1]["mean"]
     assert "46 model forwards (96 without pruning)" in entry["outputs"][node]["text"][0]
+
+
+def _example_prompt(comfy):
+    from pathlib import Path
+
+    from .comfyui_harness import ui_to_api
+
+    workflow = json.loads((Path(__file__).resolve().parents[2] / "workflows" /
+                           "spatialscore_best_of_n_pruned.json").read_text())  # fmt: skip
+    prompt = ui_to_api(workflow, comfy.object_info)
+    return prompt, next(k for k, v in prompt.items() if v["class_type"] == NODE)
+
+
+def test_a_saved_workflow_with_n_beyond_the_widget_is_refused_with_one_message(comfy):
+    """The shipped example with n = 100000 (the widget's max is 256; ComfyUI does not check it for an input that
+    validate_inputs takes): refused at /prompt before anything runs."""
+    prompt, node = _example_prompt(comfy)
+    prompt[node]["inputs"]["n"] = 100000
+    code, body = comfy.queue(prompt)
+    assert code == 400, body
+    refused_once(comfy, body, node, "n: 100000 is above its maximum 256")
+
+
+def test_a_run_that_cannot_fit_in_memory_is_refused_before_sampling(comfy):
+    """Inside the widgets' limits, 256 candidates at 8192x8192 cannot fit: one execution error with the estimate
+    and what would fit, before any sampling, and the server stays up."""
+    started = time.monotonic()
+    entry = run(comfy, graph(n=256, keep=1, schedule="none", width=8192, height=8192))
+    err = execution_error(entry)
+    assert err is not None and err["exception_type"].endswith("MemoryLimitError"), err
+    assert err["exception_message"].startswith("n=256 at 8192x8192 needs about "), err["exception_message"]
+    assert " free in RAM: " in err["exception_message"] and "fits" in err["exception_message"]
+    assert time.monotonic() - started < 60 and comfy.proc.poll() is None
+    assert comfy.get("/system_stats")["system"]["comfyui_version"]

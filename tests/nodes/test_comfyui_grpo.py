@@ -199,3 +199,20 @@ def test_the_shapes_example_workflow_runs_as_shipped_with_fewer_steps(comfy):
     saved = [img for out in entry["outputs"].values() for img in out.get("images", []) if img["type"] == "output"]
     assert any("grpo_before_after" in img["filename"] for img in saved), saved
     assert (comfy.base / "models" / "loras" / "example_workflow_small.safetensors").is_file()
+
+
+def test_a_saved_workflow_with_width_beyond_the_widget_is_refused_with_one_message(comfy):
+    """The shipped shapes example with width = 100000 (the widget's max is 2048; ComfyUI does not check it for an
+    input that validate_inputs takes): refused at /prompt with one message, and the server stays up."""
+    from pathlib import Path
+
+    from .comfyui_harness import refused_once, ui_to_api
+
+    workflow = json.loads((Path(__file__).resolve().parents[2] / "workflows/spatialscore_shapes_grpo.json").read_text())
+    prompt = ui_to_api(workflow, comfy.object_info)
+    node = next(k for k, v in prompt.items() if v["class_type"] == "SpatialScoreGRPOTrain")
+    prompt[node]["inputs"].update(width=100000, lora_name="too_wide")
+    code, body = comfy.queue(prompt)
+    assert code == 400, body
+    refused_once(comfy, body, node, "width: 100000 is above its maximum 2048")
+    assert not (comfy.base / "output" / "spatialscore_grpo" / "too_wide").exists()

@@ -2,22 +2,24 @@
 cannot fit is refused with one line naming the largest setting that would, instead of the kernel killing the
 process (or ComfyUI) tens of gigabytes later.
 
-The estimate counts, from the model's own sizes (FlowSizes), what grows with the settings:
+The estimate uses the model's own sizes (FlowSizes: latent channels, VAE scale, transformer width, tokens,
+parameter bytes). The device holds the weights plus the largest of the run's phases:
 
-    weights          every parameter at the run's dtype (0 when they are already in memory, as in ComfyUI)
-    per image row    transformer   ACTIVATION_WIDTHS x (image tokens + text tokens) x width x act bytes
-                     conditioning  text tokens x text width x act bytes
-                     latents       (stored steps + LIVE_LATENTS) x latent channels x h x w x 4 (float32)
-    decoding         decode bytes per pixel x H x W, for each image decoded at once
-    held images      H x W x 3 x 4 (float32 IMAGE rows kept until the run writes them)
+    sampling   per image row: ACTIVATION_WIDTHS x (image tokens + text tokens) x width x act bytes (transformer)
+                            + text tokens x text width x act bytes (conditioning)
+                            + (stored steps + LIVE_LATENTS) x latent channels x h x w x 4 (float32 latents)
+    decoding   decode bytes per pixel x H x W for each image decoded at once, with the rows' stored latents
+    training   per row: GRAD_WIDTHS_PER_BLOCK x blocks x tokens x width x act bytes (GRPO)
+    encoding   text encoders that live in RAM and visit the GPU only to encode
 
-It is meant to be on the high side: what it refuses would not have fitted; what it accepts may still be close.
-On a GPU the weights, rows and decoding count against the GPU's free memory and the held images against RAM; on
-a CPU everything counts against RAM (MemAvailable).
+and RAM holds the decoded images (H x W x 3 x 4 each, kept until the run writes them) and the visiting encoders.
+On a CPU both are the same pool (MemAvailable). The estimate is meant to be on the high side: what it refuses would
+not have fitted; what it accepts may still be close.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable
@@ -28,9 +30,11 @@ GIB = 1024**3
 MAX_SIDE = 8192  # pixels: beyond it a size is a typo, not a picture (FLUX.1 is trained up to 2 megapixels)
 # live [tokens, width] tensors of a single Flux block at its peak without gradients: the input and its normalised
 # copy, q, k, v and their rotated copies, the 4x-wide MLP state and its activation, the 5x-wide concatenation, the
-# output (attention itself is memory-efficient SDPA). Sampling the shapes generator on a CPU (2 steps, all rows in
-# one batch, images kept) took 1.09 GB for 1024 rows at 64x64 (estimated 1.38) and 0.64 GB for 16 at 512x512 (1.07).
-ACTIVATION_WIDTHS = 24
+# output (attention itself is memory-efficient SDPA). Measured: sampling the shapes generator on a CPU (2 steps, all
+# rows in one batch, images kept) took 1.09 GB for 1024 rows at 64x64 (30 widths estimate 1.6) and 0.64 GB for 16 at
+# 512x512 (1.3); the full-size dry run (docs/memory_plan.md) puts FLUX.1-dev's sampling at 0.19 GiB a 512x512 row
+# with 128 text tokens, 28 widths.
+ACTIVATION_WIDTHS = 30
 # training through the transformer keeps about this many [tokens, width] tensors a block for the backward pass: the
 # project's full-size dry run (docs/memory_plan.md) puts a 512x512 FLUX.1-dev sample (1152 tokens, 57 blocks, width
 # 3072, bf16) at 9.5 GiB of training activations with gradient checkpointing, 25 widths a block
@@ -54,9 +58,10 @@ class FlowSizes:
     text_tokens: int  # the T5 sequence length (FLUX.1-dev: 512)
     text_width: int  # the conditioning's width (T5-XXL: 4096)
     decode_bytes_per_pixel: int  # one image through the VAE decoder, per output pixel
-    weight_bytes: int  # every weight the run holds, at the run's dtype
+    weight_bytes: int  # weights on the device throughout, at the run's dtype (on a CPU: every weight)
     act_bytes: int  # bytes of one activation element (bf16 2, fp32 4)
     patch: int = 2  # latent cells per token side (Flux packs 2x2)
+    visiting_bytes: int = 0  # weights kept in RAM that visit the GPU only to encode prompts (the text encoders)
 
     @property
     def multiple(self) -> int:
@@ -239,7 +244,8 @@ def _config(folder: Path, part: str) -> dict:
 
 
 def parameter_count(folder: Path) -> int:
-    """Elements of every tensor in the folder's .safetensors files (headers only, nothing is loaded)."""
+    """Elements of every tensor in the folder's .safetensors files (headers only, nothing is loaded); 0 when the
+    folder is absent."""
     import struct
 
     total = 0
@@ -268,19 +274,25 @@ def diffusers_decoder_widths(block_out_channels: list[int]) -> list[int]:
     return [max(c, block_out_channels[min(i + 1, last)]) for i, c in enumerate(block_out_channels)]
 
 
-def flux_folder_sizes(folder: str | os.PathLike, act_bytes: int, text_tokens: int) -> FlowSizes:
-    """FlowSizes of a diffusers FluxPipeline folder (transformer/, vae/ and the text encoders' weights)."""
+def flux_folder_sizes(folder: str | os.PathLike, act_bytes: int, text_tokens: int,
+                      encoders_visit: bool = False) -> FlowSizes:
+    """FlowSizes of a diffusers FluxPipeline folder. `encoders_visit`: the text encoders stay in RAM and visit the
+    GPU only to encode (FluxPolicy's offload_text_encoders); else every weight is on the device."""
     folder = Path(folder)
     transformer, vae = _config(folder, "transformer"), _config(folder, "vae")
     try:
         channels = [int(c) for c in vae["block_out_channels"]]
-        return _flux_sizes(folder, transformer, vae, channels, act_bytes, text_tokens)
+        sizes = _flux_sizes(transformer, vae, channels, act_bytes, text_tokens)
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{folder}: its transformer or vae config lacks a FLUX size ({exc!r})") from None
+    resident = (parameter_count(folder / "transformer") + parameter_count(folder / "vae")) * act_bytes
+    encoders = (parameter_count(folder / "text_encoder") + parameter_count(folder / "text_encoder_2")) * act_bytes
+    if encoders_visit:
+        return dataclasses.replace(sizes, weight_bytes=resident, visiting_bytes=encoders)
+    return dataclasses.replace(sizes, weight_bytes=resident + encoders)
 
 
-def _flux_sizes(folder: Path, transformer: dict, vae: dict, channels: list[int], act_bytes: int,
-                text_tokens: int) -> FlowSizes:
+def _flux_sizes(transformer: dict, vae: dict, channels: list[int], act_bytes: int, text_tokens: int) -> FlowSizes:
     return FlowSizes(
         latent_channels=int(vae["latent_channels"]),
         vae_scale=2 ** (len(channels) - 1),
@@ -289,36 +301,45 @@ def _flux_sizes(folder: Path, transformer: dict, vae: dict, channels: list[int],
         text_tokens=int(text_tokens),
         text_width=int(transformer.get("joint_attention_dim", 4096)),
         decode_bytes_per_pixel=decoder_bytes_per_pixel(diffusers_decoder_widths(channels), act_bytes),
-        weight_bytes=parameter_count(folder) * act_bytes,
+        weight_bytes=0,
         act_bytes=act_bytes,
     )
 
 
 def checked_folder_sizes(folder: str | os.PathLike, device_name: str | None, height: int, width: int,
                          text_tokens: int):
-    """(the run's torch.device, the folder's FlowSizes at the run's dtype: bf16 on a GPU, fp32 on a CPU), after
-    checking that the model takes --height and --width."""
+    """(the run's torch.device, the folder's FlowSizes at the run's dtype: bf16 on a GPU, where the text encoders
+    only visit, fp32 on a CPU), after checking that the model takes --height and --width."""
     device = run_device(device_name)
-    sizes = flux_folder_sizes(folder, 2 if device.type == "cuda" else 4, text_tokens)
+    gpu = device.type == "cuda"
+    sizes = flux_folder_sizes(folder, 2 if gpu else 4, text_tokens, encoders_visit=gpu)
     check_side("--height", height, sizes.multiple)
     check_side("--width", width, sizes.multiple)
     return device, sizes
 
 
+def _with_weights(sizes: FlowSizes, phases: list[int], held: int) -> Need:
+    """The device holds the weights and the largest phase (or the visiting encoders); RAM the held bytes and the
+    visiting encoders between their visits."""
+    return Need(sizes.weight_bytes + max(*phases, sizes.visiting_bytes), held + sizes.visiting_bytes)
+
+
 def sampling_need(sizes: FlowSizes, *, rows: int, height: int, width: int, stored_latents: int, decode_rows: int,
                   held_images: int) -> Need:
-    """`rows` images through the transformer at once, each keeping `stored_latents` latents, `decode_rows` of them
-    through the decoder at once, and `held_images` decoded images kept in RAM."""
-    device = (sizes.weight_bytes + rows * sizes.row_bytes(height, width, stored_latents)
-              + min(rows, decode_rows) * sizes.decode_bytes(height, width))  # fmt: skip
-    return Need(device, held_images * image_bytes(height, width))
+    """`rows` images through the transformer at once, each keeping `stored_latents` latents; then `decode_rows` of
+    them through the decoder at once; `held_images` decoded images kept in RAM."""
+    sampling = rows * sizes.row_bytes(height, width, stored_latents)
+    decoding = (min(rows, decode_rows) * sizes.decode_bytes(height, width)
+                + rows * stored_latents * sizes.latent_bytes(height, width))  # fmt: skip
+    return _with_weights(sizes, [sampling, decoding], held_images * image_bytes(height, width))
 
 
 def grpo_need(sizes: FlowSizes, *, group: int, sample_rows: int, train_rows: int, height: int, width: int,
               steps: int) -> Need:
-    """One GRPO step: the group sampled `sample_rows` at a time (every step's latent kept), then `train_rows` at a
-    time through the transformer with gradients; the group's latents and images are kept in RAM meanwhile."""
-    sampling = sample_rows * sizes.row_bytes(height, width, steps + 1) + sizes.decode_bytes(height, width)
+    """One GRPO step: the group sampled `sample_rows` at a time (every step's latent kept) and decoded, then
+    `train_rows` at a time through the transformer with gradients; the group's latents and images stay in RAM."""
+    sampling = sample_rows * sizes.row_bytes(height, width, steps + 1)
+    decoding = sizes.decode_bytes(height, width) + sample_rows * (steps + 1) * sizes.latent_bytes(height, width)
     training = train_rows * sizes.row_bytes(height, width, 2, grad=True)
     held = group * ((steps + 1) * sizes.latent_bytes(height, width) + image_bytes(height, width))
-    return Need(sizes.weight_bytes + max(sampling, training), held)
+    return _with_weights(sizes, [sampling, decoding, training], held)
