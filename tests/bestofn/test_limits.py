@@ -29,8 +29,9 @@ def _error(capsys, argv) -> str:
     (["--height", "7"], "--height 7: expected a multiple of 8 (this model's VAE scale 4 x Flux's 2x2 patches)"),
     (["--width", "100"], "--width 100: expected a multiple of 8"),
     (["--height", "100000", "--width", "100000"], "--height 100000: at most 8192 pixels a side"),
+    (["--num-steps", "100000000"], "--num-steps 100000000: at most 1000 sampling steps"),
 ])  # fmt: skip
-def test_sizes_the_model_does_not_take(tmp_path, prompts, capsys, shapes_generator_dir, extra, words):
+def test_sizes_and_steps_the_model_does_not_take(tmp_path, prompts, capsys, shapes_generator_dir, extra, words):
     line = _error(capsys, ["--model", str(shapes_generator_dir), "--scorer", "shapes", "--prompts", str(prompts),
                            "--n", "2", "--prune", "none", "--out", str(tmp_path / "out"), *extra])
     assert words in line

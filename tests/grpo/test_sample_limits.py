@@ -32,8 +32,9 @@ def _error(capsys, argv) -> str:
                         "e.g. 56"),
     (["--height", "100000", "--width", "100000"], "--height 100000: at most 8192 pixels a side"),
     (["--height", "64", "--width", "100000"], "--width 100000: at most 8192 pixels a side"),
+    (["--num-steps", "100000000"], "--num-steps 100000000: at most 1000 sampling steps"),
 ])  # fmt: skip
-def test_sizes_the_model_does_not_take(tmp_path, prompts, capsys, extra, words):
+def test_sizes_and_steps_the_model_does_not_take(tmp_path, prompts, capsys, extra, words):
     line = _error(capsys, ["--model", "shapes", "--prompts", str(prompts), "--out", str(tmp_path / "out"), *extra])
     assert line == f"error: {words}"
     assert not (tmp_path / "out").exists()

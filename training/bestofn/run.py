@@ -33,7 +33,7 @@ def check_memory(model: Path, settings: dict, cfg: BestOfNConfig, prompts: int) 
     from training.grpo.sample import VAE_BATCH
 
     height, width = settings["height"], settings["width"]
-    device, sizes = checked_folder_sizes(model, cfg.device, height, width, settings["max_sequence_length"])
+    device, sizes = checked_folder_sizes(model, cfg.device, settings)
 
     def need(n: int, h: int, w: int):
         return sampling_need(sizes, rows=n, height=h, width=w, stored_latents=0, decode_rows=VAE_BATCH,

@@ -28,6 +28,7 @@ from pathlib import Path
 
 GIB = 1024**3
 MAX_SIDE = 8192  # pixels: beyond it a size is a typo, not a picture (FLUX.1 is trained up to 2 megapixels)
+MAX_STEPS = 1000  # sampling steps, as the Best-of-N node's widget (FLUX.1-dev samples in 28 to 50)
 # live [tokens, width] tensors of a single Flux block at its peak without gradients: the input and its normalised
 # copy, q, k, v and their rotated copies, the 4x-wide MLP state and its activation, the 5x-wide concatenation, the
 # output (attention itself is memory-efficient SDPA). Measured: sampling the shapes generator on a CPU (2 steps, all
@@ -306,15 +307,17 @@ def _flux_sizes(transformer: dict, vae: dict, channels: list[int], act_bytes: in
     )
 
 
-def checked_folder_sizes(folder: str | os.PathLike, device_name: str | None, height: int, width: int,
-                         text_tokens: int):
+def checked_folder_sizes(folder: str | os.PathLike, device_name: str | None, settings: dict):
     """(the run's torch.device, the folder's FlowSizes at the run's dtype: bf16 on a GPU, where the text encoders
-    only visit, fp32 on a CPU), after checking that the model takes --height and --width."""
+    only visit, fp32 on a CPU), after checking the sampling settings ("height", "width", "num_steps",
+    "max_sequence_length", as training.grpo.sample.settings_for gives them) against what the model takes."""
     device = run_device(device_name)
     gpu = device.type == "cuda"
-    sizes = flux_folder_sizes(folder, 2 if gpu else 4, text_tokens, encoders_visit=gpu)
-    check_side("--height", height, sizes.multiple)
-    check_side("--width", width, sizes.multiple)
+    sizes = flux_folder_sizes(folder, 2 if gpu else 4, settings["max_sequence_length"], encoders_visit=gpu)
+    check_side("--height", settings["height"], sizes.multiple)
+    check_side("--width", settings["width"], sizes.multiple)
+    if settings["num_steps"] > MAX_STEPS:  # the schedule alone would be an array of that many sigmas
+        raise ValueError(f"--num-steps {settings['num_steps']}: at most {MAX_STEPS} sampling steps")
     return device, sizes
 
 

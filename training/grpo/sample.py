@@ -75,7 +75,7 @@ def check_memory(model: Path, settings: dict, device: str, batch_size: int, prom
     from ..common.memory_guard import check_fits, checked_folder_sizes, free_memory, sampling_need
 
     height, width = settings["height"], settings["width"]
-    device, sizes = checked_folder_sizes(model, device, height, width, settings["max_sequence_length"])
+    device, sizes = checked_folder_sizes(model, device, settings)
 
     def need(rows: int, h: int, w: int):
         return sampling_need(sizes, rows=rows, height=h, width=w, stored_latents=settings["num_steps"] + 1,
