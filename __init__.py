@@ -3,9 +3,19 @@
 Importing this module is cheap and cannot fail: the nodes (and through them comfy_api, torch, the scorer) are
 imported only when ComfyUI calls `comfy_entrypoint`, and transformers only when a scorer is loaded. This module
 must not define NODE_CLASS_MAPPINGS: ComfyUI ignores `comfy_entrypoint` in a module that does.
+
+The installed versions of the dependencies are checked here from package metadata alone (nothing is imported):
+with one missing or older than the floor it is tested with, the pack registers no nodes and logs one line per
+such dependency with the pip command that fixes it, instead of an IMPORT FAILED and a traceback.
 """
 
-WEB_DIRECTORY = "./web"
+import logging
+
+from .training.common.versions import unmet_requirements
+
+UNMET_REQUIREMENTS = unmet_requirements()
+# The web extension talks to the nodes and routes; with neither registered it stays out of the page too.
+WEB_DIRECTORY = None if UNMET_REQUIREMENTS else "./web"
 
 
 async def comfy_entrypoint():
@@ -14,6 +24,10 @@ async def comfy_entrypoint():
     except ImportError as exc:
         raise RuntimeError("SpatialScore needs a ComfyUI with the V3 node API (comfy_api.latest; tested with "
                            f"0.3.64): {exc}") from exc
+    if UNMET_REQUIREMENTS:
+        for line in UNMET_REQUIREMENTS:
+            logging.error("SpatialScore registers no nodes: %s, then restart ComfyUI", line)
+        return _no_nodes()
     from .nodes.extension import SpatialScoreExtension, register_example_inputs, register_model_folder
 
     register_model_folder()
@@ -23,10 +37,19 @@ async def comfy_entrypoint():
 
         register_review_routes()
     except Exception as exc:  # noqa: BLE001 - a broken page must not take the nodes down with it
-        import logging
-
         logging.warning("SpatialScore: the dataset review page is not available: %s", exc)
     return SpatialScoreExtension()
+
+
+def _no_nodes():
+    """An extension with no nodes: ComfyUI loads the pack without IMPORT FAILED, and nothing of it runs."""
+    from comfy_api.latest import ComfyExtension
+
+    class SpatialScoreDisabled(ComfyExtension):
+        async def get_node_list(self) -> list:
+            return []
+
+    return SpatialScoreDisabled()
 
 
 __all__ = ["WEB_DIRECTORY", "comfy_entrypoint"]

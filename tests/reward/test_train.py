@@ -174,3 +174,17 @@ def test_init_from_a_lora_scorer_continues_its_weights(tiny_base, tmp_path):
     match = [n for n in params if n.endswith(lora_b.split("base_model.model.")[-1].replace(".weight", ".default.weight"))]
     assert match and adapter[lora_b].abs().sum() > 0
     assert torch.equal(params[match[0]].detach(), adapter[lora_b])
+
+
+def test_gradient_checkpointing_turns_on(tiny_base):
+    """On by default on CUDA only, so the CPU runs never reach it; transformers renamed its call in 5.23."""
+    from training.reward import ScorerConfig, create_model
+    from training.reward.config import HeadConfig, LoraSettings
+    from training.reward.train.trainable import prepare_for_training
+
+    model = create_model(tiny_base, ScorerConfig(weights="lora", lora=LoraSettings(rank=4, alpha=8),
+                                                 head=HeadConfig(hidden_size=32)), seed=4)
+    prepare_for_training(model, gradient_checkpointing=True)
+    vlm = model.vlm.get_base_model()
+    on = getattr(vlm, "is_activation_checkpointing", None)  # the old name warns from 5.23 on
+    assert (vlm.is_gradient_checkpointing if on is None else on) and vlm.config.use_cache is False

@@ -103,7 +103,10 @@ def prepare_for_training(model: SpatialScoreModel, gradient_checkpointing: bool)
         if p.requires_grad and p.dtype != torch.float32:
             p.data = p.data.float()
     if gradient_checkpointing:
-        vlm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(vlm, "activation_checkpointing_enable"):
+            vlm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:  # transformers before 5.23 (requirements.txt's floor is older) has only the old name
+            vlm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         vlm.config.use_cache = False
     model.train()
     return [n for n, p in model.named_parameters() if p.requires_grad]
