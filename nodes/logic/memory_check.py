@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .training_import import import_training
 
-import_training("common.memory_guard")
+import_training("grpo")
 from training.common.memory_guard import (  # noqa: E402, F401 - Free and available_ram for nodes/comfy_models.py
     FLOAT32,
     LIVE_LATENTS,
@@ -25,8 +25,10 @@ from training.common.memory_guard import (  # noqa: E402, F401 - Free and availa
     grpo_need,
     image_bytes,
 )
+from training.grpo.config import TrainConfig  # noqa: E402
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
+TRAIN_ROWS = TrainConfig().batch_size  # the node trains with the headless trainer's micro-batch
 FLUX_TEXT_TOKENS = 512  # T5's longest sequence in ComfyUI's Flux text encoder; the conditioning's own length if known
 
 
@@ -85,21 +87,23 @@ def check_best_of_n(model, vae, positive, n: int, width: int, height: int, cfg: 
 
     def need(count: int, h: int, w: int) -> Need:
         row = sizes.row_bytes(h, w, 1) if sizes is not None else _unet_row_bytes(model, channels, scale, h, w)
-        return Need(count * rows_per_candidate * row + decode_per_pixel * h * w, 2 * count * image_bytes(h, w))
+        sampling = count * rows_per_candidate * row
+        decoding = decode_per_pixel * h * w + count * channels * (h // scale) * (w // scale) * FLOAT32
+        return Need(max(sampling, decoding), 2 * count * image_bytes(h, w))
 
     check_fits("n=", n, height, width, need, free, 2 * scale)
 
 
 def check_grpo(model, vae, group_size: int, sample_rows, width: int, height: int, sampling_steps: int,
                free: Free) -> None:
-    """One GRPO step of the group: sampled `sample_rows(group)` at a time, trained two at a time with gradients. On a
-    GPU the transformer is loaded whole for training, so its weights count there."""
+    """One GRPO step of the group: sampled `sample_rows(group)` at a time, trained TRAIN_ROWS at a time with
+    gradients. On a GPU the transformer is loaded whole for training, so its weights count there."""
     sizes = comfy_sizes(model, vae, weight_bytes=0 if free.shared else int(model.model_size()))
     if sizes is None:
         return  # GRPO's policy is Flux only; the policy itself refuses another model with its own message
 
     def need(group: int, h: int, w: int) -> Need:
-        return grpo_need(sizes, group=group, sample_rows=sample_rows(group), train_rows=2, height=h, width=w,
-                         steps=sampling_steps)  # fmt: skip
+        return grpo_need(sizes, group=group, sample_rows=sample_rows(group), train_rows=TRAIN_ROWS, height=h,
+                         width=w, steps=sampling_steps)  # fmt: skip
 
     check_fits("group_size=", group_size, height, width, need, free, sizes.multiple, least=2)
