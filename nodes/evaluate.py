@@ -117,11 +117,10 @@ class SpatialScoreEvaluate(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **values) -> bool | str:
-        settings = {k: values[k] for k in WIDGETS if k in values}
-        if len(settings) < len(WIDGETS):
-            return True  # a widget fed by a link: checked when the node runs
-        errors = check_settings(EvaluateSettings(**settings))
+    def validate_inputs(cls, prompt_set, custom_prompts, num_prompts, images_per_prompt, seed, steps, guidance, width,
+                        height, lora_name) -> bool | str:  # fmt: skip
+        errors = check_settings(EvaluateSettings(prompt_set, custom_prompts, num_prompts, images_per_prompt, seed,
+                                                 steps, guidance, width, height, lora_name))  # fmt: skip
         return "; ".join(errors) if errors else True
 
     @classmethod
@@ -208,7 +207,7 @@ class SpatialScoreEvaluate(io.ComfyNode):
         text = (out / "report.md").read_text(encoding="utf-8")
         grid = _image(pictures[0]) if pictures else images["base"][:1, 0]
         line = f"{headline(report)} (report: output/{RUNS_FOLDER}/{out.name}/report.md)"
-        return io.NodeOutput(text, grid, ui={"spatialscore_evaluate": [badge(report)], "text": [line]})
+        return io.NodeOutput(text, grid, ui={"spatialscore_evaluate": [badge(report)], "text": [line, text]})
 
 
 def _lora_policy(policy_class, model, clip, vae, path: Path, shown: str):

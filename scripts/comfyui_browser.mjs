@@ -13,6 +13,8 @@
 //       generator and scorer)
 //       or of GRPO_GRAPHS (scripts/comfyui_grpo_graphs.mjs: spatialscore_shapes_grpo, run once so the thumbnail shows
 //       the reward chart; spatialscore_flux_grpo, not run)
+//       or of EVALUATE_GRAPHS (scripts/comfyui_evaluate_graphs.mjs: spatialscore_evaluate_shapes, run once so the
+//       thumbnail shows the win-rate badge)
 //   node scripts/comfyui_browser.mjs grpo-view-check <url> <out dir>
 //       runs a 3-step GRPO graph and a Score graph on the classic canvas, then in the Vue node renderer ("Nodes
 //       2.0"), and checks the GRPO node's reward chart (with its status line saying what the run saved), the Score
@@ -27,6 +29,7 @@
 import { createRequire } from "node:module";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { EVALUATE_GRAPHS } from "./comfyui_evaluate_graphs.mjs";
 import { GRPO_GRAPHS, GRPO_HELPERS, VIEW_CHECK_GRAPH, viewState } from "./comfyui_grpo_graphs.mjs";
 
 const require = createRequire(process.env.SPATIALSCORE_NODE_MODULES ? join(process.env.SPATIALSCORE_NODE_MODULES, "x.js") : import.meta.url);
@@ -280,8 +283,8 @@ const GRAPHS = {
 
 async function build(page, name) {
   if (name in GRPO_GRAPHS) await page.evaluate(GRPO_HELPERS);
-  const meta = name in GRPO_GRAPHS ? await page.evaluate(GRPO_GRAPHS[name].graph, GRPO_GRAPHS[name].arg())
-    : await page.evaluate(GRAPHS[name]);
+  const fromFile = GRPO_GRAPHS[name] ?? EVALUATE_GRAPHS[name];
+  const meta = fromFile ? await page.evaluate(fromFile.graph, fromFile.arg()) : await page.evaluate(GRAPHS[name]);
   await page.evaluate(() => window.__ss.frame());
   await page.waitForTimeout(500);
   return meta;
@@ -372,6 +375,11 @@ async function buildOneWorkflow(url, name, outDir, apiDir) {
       return { id, type: n.type, points: n.spatialScorePoints?.length ?? 0, drawn: n.spatialScoreChartDrawn ?? 0,
         in_page: Boolean(n.spatialScoreChart?.isConnected) };
     }, meta.chartNode);
+    if (meta.evaluateNode != null) report = await page.evaluate(async (id) => {
+      await new Promise((r) => setTimeout(r, 1000));
+      const n = window.__ss.app.graph.getNodeById(id);
+      return { id, type: n.type, badge: n.spatialScoreEvaluate ?? null, drawn: n.spatialScoreEvaluateDrawn ?? 0 };
+    }, meta.evaluateNode);
   }
   for (let i = 0; i < 3; i++) { await page.keyboard.press("Escape"); await page.waitForTimeout(400); } // a late welcome dialog
   // the minimap would cover the bottom right of the thumbnail (a user setting, saved in this throwaway base folder)

@@ -26,8 +26,9 @@ export function evaluateBadgeColour(row) {
   return "rgba(70, 70, 70, 0.9)";
 }
 
-/** Where the badge goes in node coordinates: above the title bar, left-aligned, one line of `lineHeight` a line. */
-export function evaluateBadgeBox(lines, textWidth, titleHeight, lineHeight = 14, pad = 4) {
+/** Where the badge goes in node coordinates: just below the node, left-aligned (above it, the frontend draws the
+ * node's source badge), one line of `lineHeight` a line. */
+export function evaluateBadgeBox(lines, textWidth, nodeHeight, lineHeight = 14, pad = 4) {
   const h = lines.length * lineHeight + 2 * pad;
-  return { x: 0, y: -titleHeight - h - 4, w: textWidth + 2 * pad, h, pad, lineHeight };
+  return { x: 0, y: nodeHeight + 6, w: textWidth + 2 * pad, h, pad, lineHeight };
 }

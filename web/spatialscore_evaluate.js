@@ -1,5 +1,5 @@
 // SpatialScore Evaluate: the LoRA's win rate against the base (with its 95% interval, and the pairwise judge's and
-// the oracle's when the run had them) as a badge above the node, from the node's `spatialscore_evaluate` UI record.
+// the oracle's when the run had them) as a badge under the node, from the node's `spatialscore_evaluate` UI record.
 //
 // As the score badges (spatialscore_badges.js): drawn on the classic canvas in onDrawForeground; the Vue node
 // renderer ("Nodes 2.0") never calls the canvas hooks, so there the badge is a small DOM element placed over the
@@ -21,7 +21,7 @@ function drawBadge(node, ctx) {
   ctx.save();
   ctx.font = "11px sans-serif";
   const width = Math.max(...lines.map((l) => ctx.measureText(l).width));
-  const box = evaluateBadgeBox(lines, width, globalThis.LiteGraph?.NODE_TITLE_HEIGHT ?? 30);
+  const box = evaluateBadgeBox(lines, width, node.size?.[1] ?? 0);
   ctx.fillStyle = evaluateBadgeColour(row);
   ctx.beginPath();
   ctx.roundRect(box.x, box.y, box.w, box.h, 4);
@@ -47,7 +47,7 @@ function placeVueBadge(node) {
     host.appendChild(el);
   }
   el.textContent = lines.join("\n");
-  el.style.cssText = `position:absolute;left:0;bottom:calc(100% + 4px);z-index:1;white-space:pre;` +
+  el.style.cssText = `position:absolute;left:0;top:calc(100% + 6px);z-index:1;white-space:pre;` +
     `background:${evaluateBadgeColour(row)};color:#fff;font:11px/14px sans-serif;padding:4px;border-radius:4px;` +
     "pointer-events:none;";
   node.spatialScoreEvaluateDrawn = lines.length;

@@ -20,7 +20,8 @@ import { everyVueTick, vueNodeElement, vueNodesEnabled } from "./vue_nodes.js";
 const GRPO_NODE = "SpatialScoreGRPOTrain";
 const PROGRESS_EVENT = "spatialscore.grpo.progress";
 const STATUS_EVENT = "spatialscore.grpo.status";
-const TEXT_NODES = ["SpatialScoreScore", "SpatialScoreRerank", "SpatialScoreEditScore", "SpatialScoreEditRerank"];
+const TEXT_NODES = ["SpatialScoreScore", "SpatialScoreRerank", "SpatialScoreEditScore", "SpatialScoreEditRerank",
+  "SpatialScoreEvaluate"];
 const CHART_HEIGHT = 180;
 const STATUS_HEIGHT = 44; // three lines of 14 px: "Cancelled: saved models/loras/<name>.safetensors, ..." wraps
 const VIEW_TYPE = "spatialscore_view"; // no Vue widget component has this type

@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"
 FIXTURES = Path(__file__).parent / "fixtures"
 NAMES = ["spatialscore_score_images", "spatialscore_flux_best_of_n", "spatialscore_edit_rerank",
-         "spatialscore_best_of_n_pruned", "spatialscore_shapes_grpo", "spatialscore_flux_grpo"]
+         "spatialscore_best_of_n_pruned", "spatialscore_shapes_grpo", "spatialscore_flux_grpo",
+         "spatialscore_evaluate_shapes"]
 
 
 def load(name):
@@ -158,3 +159,16 @@ def test_flux_grpo_graph_uses_the_stock_flux_loaders_and_a_muted_lora_loader():
     (lora,) = [n for n in ui["nodes"] if n["type"] == "LoraLoaderModelOnly"]
     assert lora["mode"] == 2 and "LoraLoaderModelOnly" not in by_type
     assert lora["widgets_values"][0] == grpo["inputs"]["lora_name"] + ".safetensors"
+
+
+def test_evaluate_graph_runs_on_what_ships():
+    api = ui_to_api(load("spatialscore_evaluate_shapes"), json.loads((FIXTURES / "object_info.json").read_text()))
+    by_type = {v["class_type"]: (k, v) for k, v in api.items()}
+    evaluate_id, evaluate = by_type["SpatialScoreEvaluate"]
+    gen_id, gen = by_type["SpatialScoreShapesGeneratorLoader"]
+    assert gen["inputs"]["generator"] == "shapes" and by_type["SpatialScoreLoader"][1]["inputs"]["scorer"] == "shapes"
+    assert [evaluate["inputs"][k] for k in ("model", "clip", "vae")] == [[gen_id, 0], [gen_id, 1], [gen_id, 2]]
+    assert evaluate["inputs"]["lora_name"] == "shapes-grpo" and evaluate["inputs"]["prompt_set"] == "shapes-heldout"
+    # the shipped generator's own sampling: 6 steps, no guidance, 64 px
+    assert [evaluate["inputs"][k] for k in ("steps", "guidance", "width", "height")] == [6, 0, 64, 64]
+    assert by_type["SaveImage"][1]["inputs"]["images"] == [evaluate_id, 1]  # the report is the node's own text

@@ -27,9 +27,9 @@ test("green only when the whole interval is above one half, red when below, grey
   assert.match(evaluateBadgeColour({ ...ROW, low: 0.45, high: 0.6 }), /70, 70, 70/);
 });
 
-test("the badge sits above the title bar, as tall as its lines", () => {
-  const box = evaluateBadgeBox(["a", "b"], 100, 30);
+test("the badge sits just under the node, as tall as its lines", () => {
+  const box = evaluateBadgeBox(["a", "b"], 100, 300);
   assert.equal(box.h, 2 * 14 + 8);
-  assert.equal(box.y + box.h, -30 - 4);
+  assert.equal(box.y, 306);
   assert.equal(box.w, 108);
 });
