@@ -55,7 +55,7 @@ def markdown(report: dict) -> str:
         confident = "n/a (no std)" if v["confident_share"] is None else _pct(v["confident_share"])
         cells = [f"`{name}`", f"{v['score_mean']:.3f} ± {v['score_std']:.3f}", confident, str(v["out_of_world_images"])]
         if report["oracle"]:
-            cells += [_pct(v["oracle"].get(key)) for key, _ in ORACLE_COLUMNS]
+            cells += [_pct(v["oracle"].get(key), digits=2) for key, _ in ORACLE_COLUMNS]  # as sample_eval's figures
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "## Pairs (B against A)", "", METHOD, ""]
     header = ["B vs A", "scorer: B wins [95%]", "mean gain [95%]", "decisive", "pairwise judge: B wins [95%]"]
@@ -69,7 +69,7 @@ def markdown(report: dict) -> str:
                  f"{s['gain_high']:+.3f}]", _pct(s.get("decisive_share")), judged]  # fmt: skip
         if report["oracle"]:
             o = pair["oracle_all_ok"]
-            cells.append(f"{_win(o)} ({_pct(o['a_rate'])} -> {_pct(o['b_rate'])})")
+            cells.append(f"{_win(o)} ({_pct(o['a_rate'], digits=2)} -> {_pct(o['b_rate'], digits=2)})")
         lines.append("| " + " | ".join(cells) + " |")
     for key, title in (("per_relation", "Per relation word"), ("per_objects", "Per number of objects")):
         lines += _group_table(report, key, title)
@@ -112,10 +112,10 @@ def _win(s: dict) -> str:
     return f"{_pct(s['win_rate'])} [{_pct(s['low'], '')}, {_pct(s['high'], '')}]"
 
 
-def _pct(x, unit: str = "%") -> str:
+def _pct(x, unit: str = "%", digits: int = 1) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "n/a"
-    return f"{100 * x:.1f}{unit}"
+    return f"{100 * x:.{digits}f}{unit}"
 
 
 def _plain(value) -> str:
