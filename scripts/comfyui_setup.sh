@@ -96,16 +96,20 @@ else
       die "could not install ${TORCH_PAIR[*]} and ComfyUI's requirements from the package registries (above)"
   else
     echo "installing ${TORCH_PAIR[*]} (CUDA builds, without the GPU-only wheels: about 4.3 GB) and the requirements ..."
-    # resolve everything once, then install the resolved set less LEAVE_OUT, without letting pip add them back
+    # resolve everything once (about a minute), then install the resolved files less LEAVE_OUT, with --no-deps so
+    # that pip does not add them back
     "$VPY" -m pip install -q --dry-run --report "$DEST/resolved.json" "${TORCH_PAIR[@]}" "${REQS[@]}" ||
       die "could not resolve ${TORCH_PAIR[*]} and ComfyUI's requirements from the package registries (above)"
     "$VPY" - "$DEST/resolved.json" "$LEAVE_OUT" > "$DEST/install.txt" <<'EOF'
 import json, re, sys
 leave = set(sys.argv[2].split())
 for item in json.load(open(sys.argv[1]))["install"]:
-    meta = item["metadata"]
-    if re.sub(r"[-_.]+", "-", meta["name"]).lower() not in leave:
-        print(f"{meta['name']}=={meta['version']}")
+    meta, info = item["metadata"], item.get("download_info") or {}
+    if re.sub(r"[-_.]+", "-", meta["name"]).lower() in leave:
+        continue
+    url, sha = info.get("url"), (info.get("archive_info") or {}).get("hashes", {}).get("sha256")
+    # the file the resolver chose (no second look-up in the indexes), else the pinned name
+    print(f"{url}#sha256={sha}" if url and sha and "#" not in url else url or f"{meta['name']}=={meta['version']}")
 EOF
     "$VPY" -m pip install -q --no-deps -r "$DEST/install.txt" ||
       die "could not install the resolved packages ($DEST/install.txt) from the package registries (above)"

@@ -69,7 +69,7 @@ run_tests() {
   SPATIALSCORE_REQUIRE_REAL=1 SPATIALSCORE_COMFYUI="$ROOT/.comfyui/ComfyUI" \
     SPATIALSCORE_COMFYUI_PYTHON="$ROOT/.comfyui/venv/bin/python" \
     SPATIALSCORE_COMFYUI_STARTUP_S="${SPATIALSCORE_COMFYUI_STARTUP_S:-900}" OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" \
-    .comfyui/venv/bin/python -m pytest -m real_parts --junitxml="$JUNIT" ${PYTEST_ARGS:--q} "${files[@]}" || rc=$?
+    .comfyui/venv/bin/python -m pytest -m real_parts --junitxml="$JUNIT" --durations=10 ${PYTEST_ARGS:--q} "${files[@]}" || rc=$?
   # 0 skipped and at least one test run, whatever pytest's exit code says
   .comfyui/venv/bin/python - "$JUNIT" <<'EOF' || rc=1
 import sys

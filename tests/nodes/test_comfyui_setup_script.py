@@ -29,6 +29,15 @@ esac
 """
 RESOLVED = ["torch==2.14.1", "torchvision==0.29.1", "triton==3.8.0", "nvidia-cudnn-cu13==9.24.0.43",
             "nvidia_cusolver==12.0.4.66", "cuda-toolkit==13.0.3.0", "aiohttp==3.14.5"]
+TORCH_WHEEL = "file:///opt/pypi-more/files/torch-2.14.1-cp311-cp311-manylinux_2_28_x86_64.whl"
+
+
+def _item(pin: str) -> dict:
+    name, version = pin.split("==")
+    item = {"metadata": {"name": name, "version": version}}
+    if name == "torch":  # the resolver's chosen file: installed as it is, with its hash
+        item["download_info"] = {"url": TORCH_WHEEL, "archive_info": {"hashes": {"sha256": "ab12"}}}
+    return item
 
 
 def _dest(tmp_path: Path, with_checkout: bool = True) -> Path:
@@ -49,7 +58,7 @@ def _dest(tmp_path: Path, with_checkout: bool = True) -> Path:
 def _run(dest: Path, **env) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in ("TORCH_CUDA", "TORCH_INDEX_URL", "COMFYUI_SRC")}
     path = ":".join(p for p in clean["PATH"].split(":") if not (Path(p) / "nvidia-smi").exists())  # no GPU here
-    report = {"install": [{"metadata": {"name": n.split("==")[0], "version": n.split("==")[1]}} for n in RESOLVED]}
+    report = {"install": [_item(pin) for pin in RESOLVED]}
     return subprocess.run(["bash", str(ROOT / "scripts" / "comfyui_setup.sh"), str(dest)], capture_output=True,
                           text=True, timeout=120,
                           env={**clean, "PATH": path, "FAKE_REPORT": json.dumps(report), **env})
@@ -66,7 +75,7 @@ def test_default_installs_the_cuda_pair_without_the_gpu_only_wheels(tmp_path):
     resolve, install = _installs(dest)
     assert "--dry-run --report" in resolve and "torch==2.14.1 torchvision==0.29.1" in resolve
     assert install.endswith(f"pip install -q --no-deps -r {dest}/install.txt")
-    assert (dest / "install.txt").read_text().split() == ["torch==2.14.1", "torchvision==0.29.1",
+    assert (dest / "install.txt").read_text().split() == [f"{TORCH_WHEEL}#sha256=ab12", "torchvision==0.29.1",
                                                           "nvidia-cudnn-cu13==9.24.0.43", "aiohttp==3.14.5"]
     assert (dest / "comfyui-requirements.txt").read_text().split() == ["aiohttp"]  # torch lines left to the above
     again = _run(dest)  # idempotent: nothing installed a second time
