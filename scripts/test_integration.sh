@@ -38,7 +38,7 @@ chromium_part() {
                  "(as root), or set SPATIALSCORE_CHROMIUM to a Chromium binary"
   echo "installing Debian's chromium ..."
   apt-get update -q >/dev/null || die "apt-get update failed (above): Debian's package lists are needed for chromium"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null ||
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null ||
     die "apt-get install chromium failed (above)"
   command -v chromium >/dev/null 2>&1 || die "apt-get installed chromium but no chromium command is on PATH"
 }
