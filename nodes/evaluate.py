@@ -16,7 +16,7 @@ import folder_paths
 import torch
 from comfy_api.latest import io
 
-from .common import scorer_input
+from .common import scorer_input, widget_errors
 from .logic.evaluate_node import (
     NO_LORA,
     PROMPT_SETS,
@@ -32,6 +32,7 @@ from .logic.evaluate_node import (
     sample_same_noise,
     shipped_lora,
 )
+from .logic.widget_limits import accept, not_named
 from .socket_types import CATEGORY
 
 WIDGETS = ("prompt_set", "custom_prompts", "num_prompts", "images_per_prompt", "seed", "steps", "guidance", "width",
@@ -118,10 +119,11 @@ class SpatialScoreEvaluate(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, prompt_set, custom_prompts, num_prompts, images_per_prompt, seed, steps, guidance, width,
-                        height, lora_name) -> bool | str:  # fmt: skip
-        errors = check_settings(EvaluateSettings(prompt_set, custom_prompts, num_prompts, images_per_prompt, seed,
-                                                 steps, guidance, width, height, lora_name))  # fmt: skip
-        return "; ".join(errors) if errors else True
+                        height, lora_name) -> bool:  # fmt: skip
+        settings = EvaluateSettings(prompt_set, custom_prompts, num_prompts, images_per_prompt, seed, steps, guidance,
+                                    width, height, lora_name)  # fmt: skip
+        # ComfyUI checks no limit of an input validate_inputs takes, and repeats a returned string once per input
+        return accept(not_named(check_settings(settings), widget_errors(cls, vars(settings))))
 
     @classmethod
     def execute(cls, model, clip, vae, scorer, model_with_lora=None, **widgets) -> io.NodeOutput:

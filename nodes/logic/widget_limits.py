@@ -39,6 +39,12 @@ def limit_errors(inputs: Iterable, values: dict) -> list[str]:
     return errors
 
 
+def not_named(errors: list[str], more: list[str]) -> list[str]:
+    """`errors`, then the lines of `more` about inputs that `errors` does not name yet (each line starts "input:")."""
+    named = {line.split(":", 1)[0] for line in errors}
+    return errors + [line for line in more if line.split(":", 1)[0] not in named]
+
+
 def accept(errors: list[str]) -> bool:
     """`validate_inputs`' answer: True, or one InvalidInputs carrying every problem, so the dialog shows it once."""
     if errors:

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from nodes.logic.widget_limits import InvalidInputs, accept, limit_errors
+from nodes.logic.widget_limits import InvalidInputs, accept, limit_errors, not_named
 
 SCHEMA = [SimpleNamespace(id="n", min=1, max=256), SimpleNamespace(id="cfg", min=0.0, max=100.0),
           SimpleNamespace(id="seed", min=0, max=None), SimpleNamespace(id="prompt"),
@@ -33,3 +33,10 @@ def test_one_exception_carries_every_problem():
         accept(["n: 100000 is above its maximum 256", "keep: 0 is below its minimum 1"])
     assert str(exc.value) == "n: 100000 is above its maximum 256; keep: 0 is below its minimum 1"
     assert isinstance(exc.value, ValueError)
+
+
+def test_limit_lines_join_a_nodes_own_lines_only_for_inputs_they_do_not_name():
+    own = ["width: 72 is not a multiple of 16", "images_per_prompt: 100000; expected 1 to 64"]
+    limits = ["images_per_prompt: 100000 is above its maximum 64", "seed: -1 is below its minimum 0"]
+    assert not_named(own, limits) == [*own, "seed: -1 is below its minimum 0"]
+    assert not_named([], limits) == limits
