@@ -19,7 +19,7 @@ import sys
 from ..common.finite import NonFiniteError
 from ..common.run_folder import RunFolderError
 from .checkpoint import CheckpointError
-from .config import PRESETS, TINY, ConfigError, check_paths, load_config
+from .config import PRESETS, TINY_MODELS, ConfigError, check_paths, load_config
 from .prompts import PromptFileError
 
 
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config, args.preset, overrides)
         if args.dry_run:
-            if TINY not in (config.model.path, config.reward.path):
+            if not {config.model.path, config.reward.path} & set(TINY_MODELS):
                 check_paths(config)
             import json
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if int(os.environ.get("RANK", "0")) == 0:  # a foreign folder is refused before tiny models are written
             claim_output(config.output.dir)
-        if TINY in (config.model.path, config.reward.path):
+        if {config.model.path, config.reward.path} & set(TINY_MODELS):
             from .tiny import materialize_tiny_models
 
             materialize_tiny_models(config)

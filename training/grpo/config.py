@@ -18,8 +18,11 @@ from .validation import ConfigError, check_paths, check_world, validate
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 PRESETS = {"flux_dev_spatial": CONFIG_DIR / "flux_dev_spatial.toml", "tiny": CONFIG_DIR / "tiny.toml",
-           "shapes": CONFIG_DIR / "shapes.toml"}
+           "shapes": CONFIG_DIR / "shapes.toml", "tiny_qwen_image": CONFIG_DIR / "tiny_qwen_image.toml",
+           "qwen_image_spatial": CONFIG_DIR / "qwen_image_spatial.toml"}
 TINY = "@tiny"  # a model path meaning "build a tiny random model of the real architecture" (tests, demos)
+TINY_QWEN_IMAGE = "@tiny_qwen_image"  # the same for a tiny QwenImagePipeline (training/common/tiny_qwen_image.py)
+TINY_MODELS = (TINY, TINY_QWEN_IMAGE)
 
 FLUX_LORA_TARGETS = [
     # double-stream blocks (transformer_blocks.N.*): image and text attention, image and text feed-forward
@@ -80,6 +83,9 @@ class SampleConfig:
     height: int = 512
     width: int = 512
     guidance: float = 3.5  # Flux-dev's distilled guidance, an embedding: one forward per step
+    # Qwen-Image (no guidance embedding) uses `guidance` as true CFG's scale, on when > 1, against this negative
+    # prompt: two forwards per step, in sampling and in the recomputed log-probs. Flux ignores it.
+    negative_prompt: str = " "
     noise_level: float = 0.9  # a in std_t = a * sqrt(sigma / (1 - sigma))
     sde_type: str = "sde"  # "sde" (Flow-GRPO) or "cps" (coefficients-preserving sampling)
     batch_size: int = 8  # per-device sampling micro-batch; must divide group_size
@@ -175,4 +181,5 @@ def load_config(
     return config
 
 
-__all__ = ["ConfigError", "GRPOConfig", "check_paths", "check_world", "load_config", "validate", "PRESETS", "TINY"]
+__all__ = ["ConfigError", "GRPOConfig", "check_paths", "check_world", "load_config", "validate", "PRESETS", "TINY",
+           "TINY_MODELS", "TINY_QWEN_IMAGE"]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..common.atomic import atomic_dir
-from .config import TINY, GRPOConfig
+from .config import TINY, TINY_QWEN_IMAGE, GRPOConfig
 
 WAIT_S = 600
 
@@ -41,6 +41,11 @@ def materialize_tiny_models(config: GRPOConfig) -> GRPOConfig:
 
         _build_once(root / "flux", "model_index.json", lambda tmp: save_tiny_flux_pipeline(tmp, seed=seed))
         config.model.path = str(root / "flux")
+    if config.model.path == TINY_QWEN_IMAGE:
+        from ..common.tiny_qwen_image import save_tiny_qwen_image_pipeline
+
+        _build_once(root / "qwen_image", "model_index.json", lambda tmp: save_tiny_qwen_image_pipeline(tmp, seed=seed))
+        config.model.path = str(root / "qwen_image")
     if config.reward.path == TINY:
         from ..reward.models.tiny import save_tiny_scorer
 

@@ -61,15 +61,21 @@ def build_policy(config: GRPOConfig, device: torch.device, prompts: list[str] = 
     from .assets import GENERATORS
     from .flux_policy import FluxPolicy
     from .shapes_generator import read_sampling
+    from .validation import _pipeline_class
 
     m, lo = config.model, config.lora
     path = GENERATORS.get(m.path, m.path)
     declared = read_sampling(path)
-    policy = FluxPolicy.from_folder(
+    backend, extra = FluxPolicy, {}
+    if _pipeline_class(Path(path) / "model_index.json") == "QwenImagePipeline":  # validation.POLICY_PIPELINES
+        from .qwen_image_policy import QwenImagePolicy
+
+        backend, extra = QwenImagePolicy, {"negative_prompt": config.sample.negative_prompt}
+    policy = backend.from_folder(
         path, device, dtype=m.dtype, lora_rank=lo.rank, lora_alpha=lo.alpha, lora_targets=lo.targets,
         seed=config.train.seed, gradient_checkpointing=m.gradient_checkpointing,
         offload_text_encoders=m.offload_text_encoders, vae_batch_size=m.vae_batch_size, weight_dtype=m.weight_dtype,
-        max_sequence_length=m.max_sequence_length or (declared.max_sequence_length if declared else 512),
+        max_sequence_length=m.max_sequence_length or (declared.max_sequence_length if declared else 512), **extra,
     )  # fmt: skip
     if not m.max_sequence_length and declared is None:
         policy.fit_sequence_length(prompts)

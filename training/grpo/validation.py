@@ -21,6 +21,8 @@ class ConfigError(ValueError):
 
 
 ORACLE_REWARD = "oracle:"  # reward.path prefix: a pixel oracle as the reward (ablations' upper bound)
+# model_index.json's _class_name -> the policy backend that trains it (trainer.build_policy)
+POLICY_PIPELINES = {"FluxPipeline": "flux_policy.FluxPolicy", "QwenImagePipeline": "qwen_image_policy.QwenImagePolicy"}
 
 
 def validate(config) -> None:
@@ -134,8 +136,9 @@ def check_paths(config, model: bool = True, reward: bool = True) -> None:
         problems.append(f"model.path: folder not found: {flux} (expected a local FluxPipeline folder)")
     elif model and not (Path(flux) / "model_index.json").is_file():
         problems.append(f"model.path: {flux} has no model_index.json: not a diffusers FluxPipeline folder")
-    elif model and (kind := _pipeline_class(Path(flux) / "model_index.json")) != "FluxPipeline":
-        problems.append(f"model.path: {flux} holds a {kind}, expected a FluxPipeline (FLUX.1-dev or compatible)")
+    elif model and (kind := _pipeline_class(Path(flux) / "model_index.json")) not in POLICY_PIPELINES:
+        problems.append(f"model.path: {flux} holds a {kind}, expected a FluxPipeline (FLUX.1-dev or compatible) or "
+                        "a QwenImagePipeline")
     is_name = scorer and "/" not in scorer and not Path(scorer).exists()  # e.g. "shapes": left to load_scorer
     if reward and is_name:
         from training.reward.models.loading import shipped_scorers
