@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from .logic.shapes_generator_comfy import SHAPES_NAME, load_shapes_generator, resolve_shapes_folder
+from .logic.shapes_generator_comfy import SHAPES_NAME, WEIGHT_DTYPES, load_shapes_generator, resolve_shapes_folder
 from .socket_types import CATEGORY
 
 
@@ -26,6 +26,10 @@ class SpatialScoreShapesGeneratorLoader(io.ComfyNode):
                                tooltip="'shapes': the generator shipped with the pack (64x64 px, 6 sampling steps, "
                                        "guidance 0). The path of a FluxPipeline folder of the same small kind also "
                                        "works."),
+                io.Combo.Input("weight_dtype", options=list(WEIGHT_DTYPES), default="default", optional=True,
+                               tooltip="How the MODEL's weights are stored, as UNETLoader's weight_dtype: 'default' "
+                                       "float32; fp8_e4m3fn / fp8_e5m2 store them in 8 bits and cast each to float32 "
+                                       "where it is used. GRPO Train then trains its LoRA (float32) through them."),
             ],
             outputs=[
                 io.Model.Output("model", display_name="MODEL", tooltip="The shapes FLUX transformer."),
@@ -35,7 +39,9 @@ class SpatialScoreShapesGeneratorLoader(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, generator) -> bool | str:
+    def validate_inputs(cls, generator, weight_dtype="default") -> bool | str:
+        if weight_dtype not in WEIGHT_DTYPES:  # V3 combo values are not validated by the server
+            return f"weight_dtype: {weight_dtype!r}; expected one of {', '.join(WEIGHT_DTYPES)}"
         try:
             resolve_shapes_folder(generator)
         except ValueError as exc:
@@ -43,6 +49,6 @@ class SpatialScoreShapesGeneratorLoader(io.ComfyNode):
         return True
 
     @classmethod
-    def execute(cls, generator) -> io.NodeOutput:
-        model, clip, vae = load_shapes_generator(generator)
+    def execute(cls, generator, weight_dtype="default") -> io.NodeOutput:
+        model, clip, vae = load_shapes_generator(generator, weight_dtype=weight_dtype)
         return io.NodeOutput(model, clip, vae)
