@@ -64,10 +64,11 @@ def comfy_sizes(model, vae, conditioning=None, weight_bytes: int = 0) -> FlowSiz
     text_tokens, text_width = FLUX_TEXT_TOKENS, int(getattr(getattr(net, "params", None), "context_in_dim", hidden))
     if conditioning:
         _, text_tokens, text_width = conditioning[0][0].shape
+    decode = vae_decode_bytes_per_pixel(vae, _dtype_bytes(vae.vae_dtype))
     return FlowSizes(latent_channels=int(vae.latent_channels), vae_scale=int(vae.downscale_ratio),
                      hidden=int(hidden), blocks=blocks, text_tokens=int(text_tokens), text_width=int(text_width),
-                     decode_bytes_per_pixel=vae_decode_bytes_per_pixel(vae, _dtype_bytes(vae.vae_dtype)),
-                     weight_bytes=weight_bytes, act_bytes=act_bytes, patch=int(getattr(net, "patch_size", 2)))  # fmt: skip
+                     decode_bytes_per_pixel=decode, weight_bytes=weight_bytes, act_bytes=act_bytes,
+                     patch=int(getattr(net, "patch_size", 2)))  # fmt: skip
 
 
 def _unet_row_bytes(model, latent_channels: int, scale: int, height: int, width: int) -> int:

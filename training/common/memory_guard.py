@@ -204,7 +204,9 @@ def advise(count_name: str, count: int, height: int, width: int, need: Callable[
     if size is None:
         return "the model does not fit even at its smallest size"
     fits = f"at most {size[1]}x{size[0]} fits"
-    return fits if count == least else f"not even {count_name}{least} fits at {width}x{height}; {fits} at {count_name}{least}"
+    if count == least:
+        return fits
+    return f"not even {count_name}{least} fits at {width}x{height}; {fits} at {count_name}{least}"
 
 
 def check_fits(count_name: str, count: int, height: int, width: int, need: Callable[[int, int, int], Need],
