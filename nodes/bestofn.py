@@ -144,8 +144,9 @@ class SpatialScoreBestOfNSampler(io.ComfyNode):
         final = last["table"]  # the final round: the survivors, of which `positions` are the kept ones
         stds = [float(final.std[p]) for p in result.positions]
         warnings = [final.warnings[p] for p in result.positions] if final.warnings else []
-        lines = [f"SpatialScore {scorer.describe()}", *result.text_lines(), *warning_lines(warnings)]
-        ui = ui_payload(cls, result.images, result.scores, stds, lines,
-                        indices=result.candidates, prompts=[prompt] * len(result.kept))  # fmt: skip
+        # a warning heads the text and flags the badges, as in Score and Rerank: it is what the user must see first
+        lines = [*warning_lines(warnings), f"SpatialScore {scorer.describe()}", *result.text_lines()]
+        ui = ui_payload(cls, result.images, result.scores, stds, lines, indices=result.candidates,
+                        prompts=[prompt] * len(result.kept), warnings=warnings or None)  # fmt: skip
         return io.NodeOutput(result.images, {"samples": result.latents}, result.scores, result.candidates,
                              result.report_json(), ui=ui)

@@ -94,6 +94,18 @@ def test_pruned_run_returns_the_top_k_with_badges_and_a_report(comfy):
     assert latents
 
 
+
+def test_a_prompt_the_scorer_cannot_read_heads_the_text_and_flags_the_badges(comfy):
+    prompt = graph(prompt="a cat on a sofa", n=4, keep=2, schedule="none")
+    del prompt["6"], prompt["7"]
+    entry = run(comfy, prompt)
+    assert entry["status"]["status_str"] == "success", execution_error(entry)
+    out = entry["outputs"]["4"]
+    assert out["text"][0].splitlines()[0].startswith("warning (every image): the prompt has words the shapes scorer "
+                                                     "does not know (cat")  # fmt: skip
+    rows = out["spatialscore"]
+    assert len(rows) == 2 and all(r["flag"] == "unknown words" for r in rows), rows
+
 def test_schedule_none_equals_ksampler_batch_then_rerank(comfy):
     prompt = graph(schedule="none", n=6, keep=3)
     del prompt["6"], prompt["7"]
