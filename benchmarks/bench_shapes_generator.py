@@ -17,7 +17,7 @@ import time
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from training.grpo.assets import resolve_generator
+    from training.grpo.shipped import resolve_generator
     from training.grpo.config import load_config
     from training.grpo.sample import load_policy, settings_for
     from training.grpo.sampling import sample_generators, sample_trajectories

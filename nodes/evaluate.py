@@ -41,7 +41,7 @@ BATCH = 8  # images sampled at once
 
 
 def _lora_choices() -> list[str]:
-    from training.grpo.assets import LORAS
+    from training.grpo.shipped import LORAS
 
     return [NO_LORA, *LORAS, *folder_paths.get_filename_list("loras")]
 
@@ -217,7 +217,7 @@ def _lora_policy(policy_class, model, clip, vae, path: Path, shown: str):
     any sampling (refused with one line when it was made for another model)."""
     from safetensors.torch import load_file
 
-    from training.grpo.assets import lora_file_spec
+    from training.grpo.shipped import lora_file_spec
 
     rank, targets = lora_file_spec(path)
     try:

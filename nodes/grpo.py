@@ -154,7 +154,7 @@ class SpatialScoreGRPOTrain(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, clip, vae, scorer, **widgets) -> io.NodeOutput:
-        from training.grpo.evaluation import eval_images
+        from training.grpo.eval_step import eval_images
         from training.grpo.trainer import train
 
         from .logic.comfy_policy import ComfyFlowPolicy

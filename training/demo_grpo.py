@@ -31,7 +31,7 @@ def live_grpo(out: Path, steps: int) -> tuple[Path, list[dict]]:
 
 
 def before_after(out: Path, n_prompts: int) -> tuple[dict, dict, Path]:
-    from .grpo.evaluation import grid_indices
+    from .grpo.eval_step import grid_indices
     from .grpo.prompts import load_prompts
     from .grpo.reports import save_comparison_grid
     from .grpo.sample_eval import judged_samples
@@ -40,7 +40,7 @@ def before_after(out: Path, n_prompts: int) -> tuple[dict, dict, Path]:
     before_images, before = judged_samples("shapes", None, prompts)
     after_images, after = judged_samples("shapes", "shapes-grpo", prompts)
     picks = grid_indices(len(prompts))
-    from .grpo.oracle_eval import oracle_verdicts
+    from .grpo.oracle_judge import oracle_verdicts
 
     rows = [("shapes generator", before_images[picks]), ("+ shapes-grpo LoRA", after_images[picks])]
     chosen = [prompts[i] for i in picks]
@@ -50,7 +50,7 @@ def before_after(out: Path, n_prompts: int) -> tuple[dict, dict, Path]:
 
 
 def report_lines(out: Path, steps: int, n_prompts: int) -> list[str]:
-    from .grpo.assets import GENERATORS, LORAS
+    from .grpo.shipped import GENERATORS, LORAS
 
     lines = ["## The RL proof: Spatial GRPO on the shapes generator", ""]
     if not (GENERATORS["shapes"] / "model_index.json").is_file() or not LORAS["shapes-grpo"].is_file():

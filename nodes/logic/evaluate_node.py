@@ -17,7 +17,7 @@ import torch
 from .training_import import import_training
 
 import_training("grpo")
-from training.grpo.assets import LORAS, AssetError, lora_file_spec  # noqa: E402
+from training.grpo.shipped import LORAS, AssetError, lora_file_spec  # noqa: E402
 from training.grpo.evaluate.benches import BENCHES, load_bench  # noqa: E402
 from training.grpo.evaluate.formats import PromptItem  # noqa: E402
 from training.grpo.evaluate.judge import EvaluationInputError  # noqa: E402

@@ -35,7 +35,7 @@ SHAPES_NAME = "shapes"
 
 def resolve_shapes_folder(name_or_path: str) -> Path:
     """The shipped generator by name, or a FluxPipeline folder; else ValueError naming what was expected."""
-    from training.grpo.assets import AssetError, resolve_generator
+    from training.grpo.shipped import AssetError, resolve_generator
 
     try:
         return resolve_generator(name_or_path)

@@ -39,7 +39,7 @@ def variance_split(prompts: list[list[torch.Tensor]]) -> dict[str, float]:
 
 def sample_split(policy, prompt: str, k: int, j: int, noise: float, seed: int, s) -> list[dict]:
     """K x J samples: row r shares its initial noise, every sample has its own step noise."""
-    from training.grpo.oracle_eval import oracle_verdicts
+    from training.grpo.oracle_judge import oracle_verdicts
     from training.grpo.sampling import sample_seed
     from training.grpo.sde import step_fn
 

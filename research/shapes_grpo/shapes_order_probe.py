@@ -47,7 +47,7 @@ def set_distance(x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.grpo.oracle_eval import oracle_verdicts
+    from training.grpo.oracle_judge import oracle_verdicts
     from training.grpo.sampling import sample_generators, sample_trajectories
 
     from .shapes_probe import load_probe

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 def load_probe(model: str, lora: str | None):
     """(the preset's sample settings, the held-out prompts, the policy)."""
-    from training.grpo.assets import resolve_generator, resolve_lora
+    from training.grpo.shipped import resolve_generator, resolve_lora
     from training.grpo.config import load_config
     from training.grpo.prompts import load_prompts
     from training.grpo.sample import load_policy

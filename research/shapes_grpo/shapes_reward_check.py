@@ -8,7 +8,7 @@ oracle-wrong one of the same prompt (what GRPO's group advantages depend on). 0.
   within_group_auc            all relations hold vs not
   objects_auc                 every named object drawn in its colour vs not
   relations_given_objects_auc among samples with every object drawn: all relations hold vs not (placement alone)
-  verified_auc                every relation holds in a clean picture (oracle_eval's clean_all_ok) vs not
+  verified_auc                every relation holds in a clean picture (oracle_judge's clean_all_ok) vs not
   clean_given_relations_auc   among samples where every relation holds: clean vs not (extra objects, a colour
                               twice or smeared). Below 0.5 the scorer pays for clutter, the shortcut GRPO finds
 """
@@ -22,7 +22,7 @@ import torch
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.grpo.oracle_eval import oracle_verdicts
+    from training.grpo.oracle_judge import oracle_verdicts
     from training.grpo.sampling import sample_generators, sample_trajectories
 
     from .shapes_probe import load_probe

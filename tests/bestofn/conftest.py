@@ -10,7 +10,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def shapes_generator_dir(tmp_path_factory):
-    from training.grpo.assets import GENERATORS
+    from training.grpo.shipped import GENERATORS
     from training.grpo.shapes_generator import (
         SAMPLING_FILE,
         GeneratorShape,

@@ -36,7 +36,7 @@ def _sizes(**overrides) -> FlowSizes:
 def test_the_shipped_generators_sizes_are_read_from_its_configs_and_weights():
     from safetensors.torch import load_file
 
-    from training.grpo.assets import GENERATORS
+    from training.grpo.shipped import GENERATORS
 
     def loaded(*parts):
         return sum(t.numel() for part in parts for path in (folder / part).glob("*.safetensors")

@@ -102,7 +102,7 @@ def test_oracle_figures_on_true_and_wrong_layouts():
     from training.dataset.prompts import plain_prompt
     from training.dataset.scene import sample_scene
     from training.dataset.shapes_render import render_shapes
-    from training.grpo.oracle_eval import OracleReward, oracle_figures, oracle_verdicts
+    from training.grpo.oracle_judge import OracleReward, oracle_figures, oracle_verdicts
 
     rng = random.Random(4)
     scenes = [sample_scene("shapes", rng) for _ in range(12)]
@@ -194,7 +194,7 @@ def test_sample_cli_rejects_bad_numbers(random_generator_dir, tmp_path):
 
 
 def test_shipped_generator_and_lora_load_in_diffusers_and_match_our_sampling():
-    from training.grpo.assets import GENERATORS, LORAS, lora_file_spec
+    from training.grpo.shipped import GENERATORS, LORAS, lora_file_spec
 
     generator, lora = GENERATORS["shapes"], LORAS["shapes-grpo"]
     assert (generator / "model_index.json").is_file() and lora.is_file(), "the shapes assets are part of the pack"

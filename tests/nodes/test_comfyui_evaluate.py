@@ -35,7 +35,7 @@ def comfy(tmp_path_factory):
     import torch
     from safetensors.torch import save_file
 
-    from training.grpo.assets import LORAS
+    from training.grpo.shipped import LORAS
 
     base = tmp_path_factory.mktemp("comfyui_evaluate") / "base"
     loras = base / "models" / "loras"

@@ -54,7 +54,7 @@ def test_a_lora_in_another_key_format_is_sent_to_the_lora_loader(tmp_path):
     path = tmp_path / "sdxl.safetensors"
     save_file({"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": torch.zeros(4, 320)}, str(path))
     assert "another model family" in lora_family_problem(path, "sdxl.safetensors")
-    from training.grpo.assets import LORAS
+    from training.grpo.shipped import LORAS
 
     assert lora_family_problem(LORAS["shapes-grpo"], "shapes-grpo") == ""
 

@@ -131,7 +131,7 @@ def shapes():
 def test_the_sizes_comfyui_loaded_are_the_folders_sizes(shapes):
     from nodes.logic.memory_check import comfy_sizes
     from training.common.memory_guard import flux_folder_sizes
-    from training.grpo.assets import GENERATORS
+    from training.grpo.shipped import GENERATORS
 
     model, vae, positive = shapes
     theirs = comfy_sizes(model, vae, positive)

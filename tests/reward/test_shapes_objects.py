@@ -47,7 +47,7 @@ def test_faults_that_keep_the_relations_are_not_clean(tmp_path):
     """The oracle's clean check sees every fault that adds something: a scorer trained on these pairs learns
     what GRPO's clutter shortcut looks like."""
     from training.dataset.shapes_render import render_shapes
-    from training.grpo.oracle_eval import oracle_verdicts
+    from training.grpo.oracle_judge import oracle_verdicts
 
     data = build_shapes(tmp_path / "data", 6, 17)
     rows = [json.loads(x) for x in (data / "manifest.jsonl").read_text().splitlines()]

@@ -51,7 +51,7 @@ def replay(trace: dict[str, list[float]], m: int, schedule: str | None, steps: i
 def measure(run: Path, configs: list[tuple[int, str]]) -> dict:
     from PIL import Image
 
-    from training.grpo.oracle_eval import oracle_figures, oracle_verdicts
+    from training.grpo.oracle_judge import oracle_figures, oracle_verdicts
 
     report, images = load_run(run)
     steps, n = report["settings"]["num_steps"], report["n"]

@@ -46,7 +46,7 @@ def load_everything(cfg: BestOfNConfig):
     """(prompts, policy, settings, scorer), or a clear error naming the bad argument."""
     import argparse
 
-    from training.grpo.assets import resolve_generator, resolve_lora
+    from training.grpo.shipped import resolve_generator, resolve_lora
     from training.grpo.prompts import load_prompts
     from training.grpo.sample import load_policy, settings_for
     from training.reward.scorer import load_scorer
@@ -132,6 +132,6 @@ def rank_correlations(records: list[dict], steps: int) -> list[float | None]:
 def oracle_top1(prompts: list[str], images) -> dict:
     import torch
 
-    from training.grpo.oracle_eval import oracle_figures, oracle_verdicts
+    from training.grpo.oracle_judge import oracle_figures, oracle_verdicts
 
     return oracle_figures(oracle_verdicts(torch.stack(list(images)), prompts))

@@ -8,7 +8,7 @@ Writes DIR/samples.jsonl, one line per prompt: {"prompt", "image" (relative to D
 Sampling is the GRPO trainer's own (FluxPolicy + the SDE step at noise 0, i.e. FluxPipeline's Euler ODE); the
 defaults are the model's own settings (a shipped generator's spatialscore_generator.json; FLUX.1-dev: 28 steps,
 guidance 3.5). Each prompt's noise comes from (seed, its line number), so an image does not depend on its batch,
-and it is the noise a GRPO run's evaluation gives the same prompt list (training.grpo.evaluation).
+and it is the noise a GRPO run's evaluation gives the same prompt list (training.grpo.eval_step).
 Bad input gets one line and exit 2, and nothing is written: the folder appears whole or not at all.
 """
 
@@ -88,7 +88,7 @@ def load_policy(model: Path, lora: Path | None, device: str, max_sequence_length
     """A FluxPolicy for sampling: the LoRA file's own rank and targets, or no adapter effect without one."""
     import torch
 
-    from .assets import lora_file_spec
+    from .shipped import lora_file_spec
     from .config import FLUX_LORA_TARGETS
     from .flux_policy import FluxPolicy
 
@@ -136,7 +136,7 @@ def run(args) -> Path:
     from tqdm import tqdm
 
     from ..common.device import check_device
-    from .assets import resolve_generator, resolve_lora
+    from .shipped import resolve_generator, resolve_lora
     from .prompts import load_prompts
 
     check_device(args.device)  # `--device cuda` on a machine without one: one line, before anything loads
@@ -168,7 +168,7 @@ def run(args) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from .assets import AssetError
+    from .shipped import AssetError
     from .prompts import PromptFileError
     from .validation import ConfigError
 

@@ -13,12 +13,12 @@ import json
 import sys
 from pathlib import Path
 
-from .oracle_eval import oracle_figures, oracle_verdicts
+from .oracle_judge import oracle_figures, oracle_verdicts
 
 
 def judged_samples(model: str, lora: str | None, prompts: list[str], *, seed: int = 0, batch_size: int = 50):
     """(images [N, H, W, 3], oracle figures) of `prompts` from the generator (with the LoRA) at noise 0."""
-    from .assets import resolve_generator, resolve_lora
+    from .shipped import resolve_generator, resolve_lora
     from .sample import generate, load_policy, settings_for
 
     model_path = resolve_generator(model)
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     from ..common.output_file import OutputPathError, check_output_file
-    from .assets import AssetError
+    from .shipped import AssetError
     from .prompts import PromptFileError
 
     try:

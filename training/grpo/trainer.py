@@ -33,7 +33,7 @@ from .advantages import group_advantages, group_stats
 from .checkpoint import EMA_FILE, check_compatible, list_checkpoints, load_checkpoint, save_checkpoint
 from .config import ConfigError, GRPOConfig, check_paths, check_world
 from .ema import LoraEMA, maybe_swapped_in
-from .evaluation import evaluate, save_before_after
+from .eval_step import evaluate, save_before_after
 from .guards import apply_resumed_settings, check_finite_step, check_finite_weights, output_folder
 from .lora import save_lora_file
 from .loss import grpo_step_loss
@@ -58,7 +58,7 @@ class RunResult:
 def build_policy(config: GRPOConfig, device: torch.device, prompts: list[str] = ()) -> FlowPolicy:
     """The FluxPolicy of `model.path` (a folder or a shipped generator's name) with a fresh LoRA; `prompts` size the
     T5 length when model.max_sequence_length is 0 (auto)."""
-    from .assets import GENERATORS
+    from .shipped import GENERATORS
     from .flux_policy import FluxPolicy
     from .shapes_generator import read_sampling
     from .validation import _pipeline_class
@@ -92,7 +92,7 @@ def build_scorer(config: GRPOConfig, device: torch.device):
 
     r = config.reward
     if r.path.startswith(ORACLE_REWARD):
-        from .oracle_eval import oracle_reward
+        from .oracle_judge import oracle_reward
 
         return oracle_reward(r.path[len(ORACLE_REWARD):])
     return load_scorer(r.path, device=device if r.device == "auto" else r.device, dtype=DTYPES[r.dtype],

@@ -10,7 +10,7 @@ import json
 import math
 from pathlib import Path
 
-from .oracle_eval import ORACLE_REWARDS, ORACLES
+from .oracle_judge import ORACLE_REWARDS, ORACLES
 
 DTYPES = ("float32", "bfloat16", "float16")
 WEIGHT_DTYPES = ("default", "fp8_e4m3fn", "fp8_e5m2")  # model.weight_dtype: weight_storage.py
@@ -124,7 +124,7 @@ def check_paths(config, model: bool = True, reward: bool = True) -> None:
 
     model / reward False: that model is supplied by the caller (e.g. the ComfyUI node), not loaded from a folder.
     """
-    from .assets import GENERATORS
+    from .shipped import GENERATORS
 
     problems = []
     flux, scorer = str(GENERATORS.get(config.model.path, config.model.path)), config.reward.path

@@ -58,7 +58,7 @@ def generated_clean_first(generated_pairs: Path, per_image: int = 2) -> list[dic
     with a relation wrong) and pairs each clean one with a relation wrong against up to `per_image` unclean ones."""
     from PIL import Image
 
-    from ..grpo.oracle_eval import oracle_verdicts
+    from ..grpo.oracle_judge import oracle_verdicts
     from ..grpo.recipes.shapes_generated_pairs import DRAWN, UNCLEAN, VERIFIED, split_of
 
     groups: dict[int, dict[str, tuple[int, dict, str]]] = defaultdict(dict)

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from ...common.device import check_device
     from ...reward.config import ScorerFolderError
-    from ..assets import AssetError
+    from ..shipped import AssetError
     from ..prompts import PromptFileError
     from .judge import EvaluationInputError
     from .run import EvaluationArgs, evaluate

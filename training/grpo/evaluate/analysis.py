@@ -2,7 +2,7 @@
 relation word and per number of objects. Shared by the command line and the ComfyUI node, which differ only in
 how they sample.
 
-In the shapes world (every prompt readable by the pixel oracle) the oracle's rates are `oracle_eval`'s
+In the shapes world (every prompt readable by the pixel oracle) the oracle's rates are `oracle_judge`'s
 `oracle_figures(oracle_verdicts(...))` of the same pictures: with one image per prompt they are `sample_eval`'s
 figures for the same seed, key for key.
 """
@@ -14,7 +14,7 @@ from itertools import combinations
 import numpy as np
 import torch
 
-from ..oracle_eval import oracle_figures, oracle_verdicts
+from ..oracle_judge import oracle_figures, oracle_verdicts
 from .formats import PromptItem
 from .judge import judge_preference, score_images
 from .relations import object_count, relation_words

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..oracle_eval import oracle_verdicts
+from ..oracle_judge import oracle_verdicts
 from ..reports import save_comparison_grid
 
 

@@ -55,7 +55,7 @@ def check_out(out: Path) -> None:
 def evaluate(args: EvaluationArgs, log=print) -> dict:
     from training.reward import load_scorer
 
-    from ..assets import resolve_generator
+    from ..shipped import resolve_generator
 
     check_out(args.out)
     what, items = load_prompt_set(args.bench, args.prompts, args.limit)

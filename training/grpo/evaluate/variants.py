@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
-from ..assets import LORAS, AssetError, lora_file_spec, resolve_generator, resolve_lora
+from ..shipped import LORAS, AssetError, lora_file_spec, resolve_generator, resolve_lora
 
 _LORA_KEY = re.compile(r"^transformer\.(.+)\.lora_([AB])\.weight$")
 

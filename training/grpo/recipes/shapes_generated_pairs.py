@@ -6,7 +6,7 @@
 The shipped scorer learned from clean renders that draw exactly the named objects; GRPO asks it to rank a
 generator's samples, which fail in other ways (research/shapes_grpo/journal.md, "Where the bottleneck was"). Here, for `--prompts`
 training scenes (never a held-out text), one GRPO group (24 SDE samples at the preset's noise level, as the trainer
-draws them) is judged by the pixel oracle (oracle_eval.oracle_verdicts, with its `clean` check: the named objects,
+draws them) is judged by the pixel oracle (oracle_judge.oracle_verdicts, with its `clean` check: the named objects,
 each once, and nothing else), and pairs are made within the group, so both sides look generated:
   verified > failing   every relation holds in a clean picture, against one where a relation fails, an object is
                        missing, or the picture is not clean
@@ -30,7 +30,7 @@ import torch
 
 PAIRS_FILE = "pairs.jsonl"
 GENERATED_SEED = 13  # the prompts' scenes: other than pretraining (11), GRPO (12) and held-out (2026)
-# A sample's level, from the oracle (oracle_eval.oracle_verdicts):
+# A sample's level, from the oracle (oracle_judge.oracle_verdicts):
 MISSING = 0  # a named object is not drawn in its colour
 DRAWN = 1  # every named object drawn, some relation fails
 UNCLEAN = 2  # every relation holds, but the picture is not clean (extra objects, a colour twice or smeared):
@@ -50,7 +50,7 @@ def verdicts_with_layouts(images, prompt: str) -> list[dict]:
     ({"objects": [{color, category, box}]}: the named objects drawn)."""
     from ...common.images import to_pil_list
     from ...dataset.oracle import parse_prompt
-    from ..oracle_eval import oracle_verdicts
+    from ..oracle_judge import oracle_verdicts
 
     pictures = to_pil_list(images)
     shape = {c: s for r in parse_prompt(prompt) for c, s in (r.subject, r.object)}
@@ -81,7 +81,7 @@ def build_generated_pairs(out: Path, model: str = "shapes", lora: str | None = N
 
     from ...common.atomic import write_text
     from ...dataset.prompts import plain_prompt
-    from ..assets import resolve_generator, resolve_lora
+    from ..shipped import resolve_generator, resolve_lora
     from ..config import load_config
     from ..sample import load_policy
     from ..sampling import sample_generators, sample_trajectories

@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ...common.atomic import atomic_dir, usual_permissions
     from ...dataset.prompts import plain_prompt
-    from ..assets import resolve_generator
+    from ..shipped import resolve_generator
     from ..shapes_generator import TEXT_LENGTH
     from .shapes_data import PRETRAIN_SEED, heldout_prompts, training_scenes
 

@@ -3,7 +3,7 @@
 Every eval step samples the eval prompts from the same noise (seeded by the prompt's index, noise level
 `sample.eval_noise_level`, 0 = the ODE), scores them with the run's reward model (`eval_reward_mean`) and, when
 `output.oracle` names one, judges them by that oracle (`oracle_objects_ok`, `oracle_relation_ok`, `oracle_all_ok`,
-overall and per object count; oracle_eval.py). The oracle only reports: it is never part of the reward. At the end
+overall and per object count; oracle_judge.py). The oracle only reports: it is never part of the reward. At the end
 of a run, `save_before_after` draws the same prompts and noise with the LoRA switched off and on.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from .config import GRPOConfig
-from .oracle_eval import oracle_figures, oracle_verdicts
+from .oracle_judge import oracle_figures, oracle_verdicts
 from .policy import FlowPolicy
 from .reports import save_comparison_grid, save_sample_grid
 from .sampling import sample_generators, sample_trajectories

@@ -1,4 +1,6 @@
-"""Pixel-oracle figures of generated images: how often the objects and relations a prompt names are really drawn.
+"""The pixel oracle as the judge of generated shapes-world images: how often the objects and relations a prompt
+names are really drawn (`oracle_verdicts`, `oracle_figures`), and the same oracle as a reward for ablations
+(`OracleReward`, reward.path "oracle:NAME").
 
 This is the judge of a GRPO run in the shapes world, never its reward (the reward is the scorer's). Per prompt the
 shapes oracle finds each named colour's object and judges each stated relation from the pixels
