@@ -9,11 +9,22 @@ with one missing or older than the floor it is tested with, the pack registers n
 such dependency with the pip command that fixes it, instead of an IMPORT FAILED and a traceback.
 """
 
+import importlib.util
 import logging
+from pathlib import Path
 
-from .training.common.versions import unmet_requirements
 
-UNMET_REQUIREMENTS = unmet_requirements()
+def _unmet_requirements() -> list[str]:
+    """training/common/versions.py loaded by its path: pytest imports this file without a parent package when the
+    clone's folder name is no identifier (comfyui-spatialscore), where a relative import would fail."""
+    path = Path(__file__).resolve().parent / "training" / "common" / "versions.py"
+    spec = importlib.util.spec_from_file_location("spatialscore_versions", path)
+    versions = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(versions)
+    return versions.unmet_requirements()
+
+
+UNMET_REQUIREMENTS = _unmet_requirements()
 # The web extension talks to the nodes and routes; with neither registered it stays out of the page too.
 WEB_DIRECTORY = None if UNMET_REQUIREMENTS else "./web"
 
