@@ -35,6 +35,11 @@ bench: install
 	OMP_NUM_THREADS=2 $(PY) -m benchmarks.bench_scorer --prompt long
 	OMP_NUM_THREADS=1 $(PY) -m benchmarks.bench_grpo
 
+.PHONY: test-floors
+# The dependency-heavy tests on exactly requirements-min.txt (the declared floors), in .venv-floors.
+test-floors:
+	scripts/test_floors.sh
+
 lint: install
 	$(PY) -m ruff check .
 
