@@ -54,6 +54,9 @@ class ModelConfig:
     # instead of 1536 at 512x512). The padding changes FLUX.1-dev's output slightly (T5 runs without a mask);
     # sampling, training and export all use the same length, so the policy GRPO trains is the policy it samples.
     max_sequence_length: int = 0
+    # Shard the transformer's frozen weights over the processes with FSDP (torch fully_shard; sharding.py): for a
+    # policy that does not fit one card beside its activations (Qwen-Image, 41 GB). The LoRA stays replicated.
+    fsdp: bool = False
 
 
 @dataclass

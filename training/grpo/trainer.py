@@ -58,9 +58,9 @@ class RunResult:
 def build_policy(config: GRPOConfig, device: torch.device, prompts: list[str] = ()) -> FlowPolicy:
     """The FluxPolicy of `model.path` (a folder or a shipped generator's name) with a fresh LoRA; `prompts` size the
     T5 length when model.max_sequence_length is 0 (auto)."""
-    from .shipped import GENERATORS
     from .flux_policy import FluxPolicy
     from .shapes_generator import read_sampling
+    from .shipped import GENERATORS
     from .validation import _pipeline_class
 
     m, lo = config.model, config.lora
@@ -197,6 +197,10 @@ def _train(config, resume, policy, scorer, accelerator, callback, progress) -> R
 
     # ---- models, optimizer, resume
     policy = policy if policy is not None else build_policy(config, accelerator.device, train_prompts + eval_prompts)
+    if config.model.fsdp:  # the frozen base sharded over the processes; the LoRA stays replicated (sharding.py)
+        from .sharding import shard_policy
+
+        shard_policy(policy, accelerator.device, world)
     scorer = scorer if scorer is not None else build_scorer(config, accelerator.device)
     named_params = policy.named_trainable_parameters()
     params = list(named_params.values())

@@ -181,9 +181,28 @@ def check_world(config, num_processes: int) -> None:
     """The step's P*G samples must split into whole micro-batches, equally over the processes."""
     total = config.prompts.per_step * config.sample.group_size
     per_batch = config.sample.batch_size * num_processes
+    if config.model.fsdp and num_processes > 1:
+        _check_fsdp_world(config, num_processes)
     if total % per_batch:
         raise ConfigError(
             f"prompts.per_step * sample.group_size = {total} samples per step do not split into micro-batches of "
             f"sample.batch_size={config.sample.batch_size} on {num_processes} processes ({per_batch} per round); "
             "change prompts.per_step, sample.batch_size or the number of processes"
         )
+
+
+def _check_fsdp_world(config, num_processes: int) -> None:
+    """Under FSDP every transformer forward is a collective: all processes must run the same number (sharding.py)."""
+    s, t = config.sample, config.train
+    top_k = t.top_k if 0 < t.top_k and 2 * t.top_k < s.group_size else None
+    kept = config.prompts.per_step * (2 * top_k if top_k else s.group_size)
+    problems = []
+    if kept % t.updates_per_step or (kept // t.updates_per_step) % num_processes:
+        problems.append(f"model.fsdp: the {kept} kept samples a step in train.updates_per_step={t.updates_per_step} "
+                        f"optimizer steps must split evenly over {num_processes} processes (every forward of a "
+                        "sharded model runs on all of them together)")
+    if config.prompts.num_eval:
+        problems.append("model.fsdp: set prompts.num_eval = 0 (the evaluation grids are sampled by the main process "
+                        "alone, and a sharded model forwards on all processes together)")
+    if problems:
+        raise ConfigError("invalid GRPO config:\n  - " + "\n  - ".join(problems))
