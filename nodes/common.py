@@ -1,4 +1,5 @@
-"""What Score and Rerank share: prompt and scorer inputs, the progress bar, the UI payload."""
+"""What the nodes share: the scorer, image and prompt inputs, the schema inputs of a widget table
+(logic/widgets.py), the range check of number widgets, the progress bar, the UI payload."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from comfy_api.latest import io
 from .logic.annotate import badge_payload, save_preview_pngs
 from .logic.prompts import PROMPT_MODES
 from .logic.widget_limits import limit_errors
+from .logic.widgets import Widget
 from .socket_types import SpatialScoreModel
 
 
@@ -33,6 +35,22 @@ def prompt_inputs() -> list[io.Input]:
                                "is one prompt (for long prompts over several lines). one per line: always one line "
                                "per image."),
     ]
+
+
+_INPUTS = {int: io.Int, float: io.Float, str: io.String, bool: io.Boolean}
+
+
+def widget_inputs(widgets: list[Widget], options: dict[str, list[str]] | None = None) -> list[io.Input]:
+    """The schema inputs of a widget table, in its order; `options` gives the choices of combos whose choices the
+    node supplies (ComfyUI's samplers, the user's files)."""
+    inputs = []
+    for w in widgets:
+        if w.options is not None:
+            choices = (options or {}).get(w.name, w.options)
+            inputs.append(io.Combo.Input(w.name, options=list(choices), **w.schema_options()))
+        else:
+            inputs.append(_INPUTS[w.kind].Input(w.name, **w.schema_options()))
+    return inputs
 
 
 def widget_errors(cls, values: dict) -> list[str]:

@@ -16,11 +16,11 @@ import folder_paths
 import torch
 from comfy_api.latest import io
 
-from .common import scorer_input, widget_errors
+from .common import scorer_input, widget_errors, widget_inputs
 from .logic.evaluate_node import (
     NO_LORA,
-    PROMPT_SETS,
     RUNS_FOLDER,
+    WIDGETS,
     EvaluateSettings,
     badge,
     check_settings,
@@ -33,10 +33,9 @@ from .logic.evaluate_node import (
     shipped_lora,
 )
 from .logic.widget_limits import accept, not_named
+from .logic.widgets import widget_values
 from .socket_types import CATEGORY
 
-WIDGETS = ("prompt_set", "custom_prompts", "num_prompts", "images_per_prompt", "seed", "steps", "guidance", "width",
-           "height", "lora_name")
 BATCH = 8  # images sampled at once
 
 
@@ -79,31 +78,7 @@ class SpatialScoreEvaluate(io.ComfyNode):
                 io.Clip.Input("clip", tooltip="Its text encoders (Flux: CLIP-L + T5)."),
                 io.Vae.Input("vae", tooltip="Its VAE."),
                 scorer_input(),
-                io.Combo.Input("prompt_set", options=PROMPT_SETS, default=PROMPT_SETS[0],
-                               tooltip="shapes-heldout: the shapes world (the built-in shapes scorers read it; the "
-                                       "pixel oracle joins the report). geneval-position, t2i-compbench-spatial, "
-                                       "unigenbench-layout, dpg: public sets shipped with the pack (need a "
-                                       "Qwen2.5-VL scorer). custom: the prompts below."),
-                io.String.Input("custom_prompts", multiline=True, default="",
-                                tooltip="With prompt_set 'custom': one prompt a line."),
-                io.Int.Input("num_prompts", default=16, min=0, max=100000,
-                             tooltip="The first N prompts of the set (0: all). Each is sampled once per variant "
-                                     "and image."),
-                io.Int.Input("images_per_prompt", default=1, min=1, max=64,
-                             tooltip="Images per prompt and variant; image j has the same noise in every variant."),
-                io.Int.Input("seed", default=0, min=0, max=2**31 - 1, control_after_generate=False,
-                             tooltip="Noise seed: prompt i's image j uses the noise the command line gives it for "
-                                     "seed + j."),
-                io.Int.Input("steps", default=28, min=1, max=1000, tooltip="Euler (ODE) denoising steps."),
-                io.Float.Input("guidance", default=3.5, min=0.0, max=100.0, step=0.1,
-                               tooltip="Flux guidance (FLUX.1-dev: 3.5; a model without a guidance input ignores "
-                                       "it)."),
-                io.Int.Input("width", default=1024, min=16, max=4096, step=16, tooltip="Picture width in pixels."),
-                io.Int.Input("height", default=1024, min=16, max=4096, step=16, tooltip="Picture height in pixels."),
-                io.Combo.Input("lora_name", options=_lora_choices(), default=NO_LORA,
-                               tooltip="A LoRA written by the GRPO node or `python -m training.grpo` (models/loras, "
-                                       "or the shipped shapes-grpo), applied to `model`. For a LoRA in another "
-                                       "format, use LoraLoaderModelOnly and model_with_lora."),
+                *widget_inputs(WIDGETS, options={"lora_name": _lora_choices()}),
                 io.Model.Input("model_with_lora", optional=True,
                                tooltip="The same base MODEL with a LoRA applied (e.g. LoraLoaderModelOnly), "
                                        "evaluated against `model`."),
@@ -118,10 +93,8 @@ class SpatialScoreEvaluate(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, prompt_set, custom_prompts, num_prompts, images_per_prompt, seed, steps, guidance, width,
-                        height, lora_name) -> bool:  # fmt: skip
-        settings = EvaluateSettings(prompt_set, custom_prompts, num_prompts, images_per_prompt, seed, steps, guidance,
-                                    width, height, lora_name)  # fmt: skip
+    def validate_inputs(cls, **inputs) -> bool:
+        settings = EvaluateSettings(**{w.name: inputs.get(w.name) for w in WIDGETS})
         # ComfyUI checks no limit of an input validate_inputs takes, and repeats a returned string once per input
         return accept(not_named(check_settings(settings), widget_errors(cls, vars(settings))))
 
@@ -135,7 +108,7 @@ class SpatialScoreEvaluate(io.ComfyNode):
 
         from .logic.comfy_policy import ComfyFlowPolicy
 
-        s = EvaluateSettings(**{k: widgets[k] for k in WIDGETS})
+        s = EvaluateSettings(**widget_values(WIDGETS, widgets))
         errors = check_settings(s)
         if errors:
             raise ValueError("; ".join(errors))

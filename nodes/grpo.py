@@ -1,7 +1,8 @@
 """SpatialScore GRPO Train: Spatial GRPO on the user's loaded Flux (MODEL, CLIP, VAE) against a SpatialScore scorer.
 
 A thin V3 node: the run is training.grpo.trainer.train with a ComfyUI policy (nodes/logic/comfy_policy.py); the
-settings, the LoRA's publication and the chart data are in nodes/logic/grpo_node.py.
+widgets (declared once, WIDGETS), the settings' checks, the LoRA's publication and the chart data are in
+nodes/logic/grpo_node.py.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import torch
 from comfy_api.latest import io
 
 from .comfy_models import free_for_sampling
-from .common import scorer_input, widget_errors
+from .common import scorer_input, widget_errors, widget_inputs
 from .logic.grpo_node import (
     BAR_PER_STEP,
+    WIDGETS,
     HandleScorer,
     NodeSettings,
     bar_value,
@@ -41,10 +43,9 @@ from .logic.grpo_node import (
 )
 from .logic.memory_check import check_grpo
 from .logic.widget_limits import accept
+from .logic.widgets import widget_values
 from .socket_types import CATEGORY
 
-WIDGETS = ("prompts", "steps", "group_size", "top_k", "learning_rate", "lora_rank", "lora_alpha", "sampling_steps",
-           "noise_level", "width", "height", "seed", "kl_beta", "lora_name", "resume")
 CHART_EVENT = "spatialscore.grpo.progress"
 STATUS_EVENT = "spatialscore.grpo.status"  # one line under the chart: the phase in progress, what Cancel saved
 
@@ -96,40 +97,7 @@ class SpatialScoreGRPOTrain(io.ComfyNode):
                                                "the prompts are encoded once each."),
                 io.Vae.Input("vae", tooltip="The Flux VAE: decodes the samples the scorer judges."),
                 scorer_input(),
-                io.String.Input("prompts", multiline=True, default="",
-                                tooltip="Training prompts, one a line. The first four are the evaluation prompts "
-                                        "(fixed noise) shown in the samples output and the chart."),
-                io.Int.Input("steps", default=50, min=1, max=100000,
-                             tooltip="GRPO steps: each samples one group for one prompt, scores it, trains once."),
-                io.Int.Input("group_size", default=8, min=2, max=256,
-                             tooltip="G: samples per prompt and step; advantages compare samples within a group."),
-                io.Int.Input("top_k", default=2, min=0, max=128,
-                             tooltip="Train on the top_k and bottom_k samples of each group (0: all). At most "
-                                     "group_size / 2."),
-                io.Float.Input("learning_rate", default=3e-4, min=1e-7, max=1e-1, step=1e-5,
-                               tooltip="AdamW learning rate of the LoRA weights."),
-                io.Int.Input("lora_rank", default=16, min=1, max=256, tooltip="LoRA rank."),
-                io.Float.Input("lora_alpha", default=16.0, min=0.01, max=1024.0, step=0.5,
-                               tooltip="LoRA alpha; the file folds alpha / rank into its weights, so loaders apply "
-                                       "it at strength 1 as trained."),
-                io.Int.Input("sampling_steps", default=6, min=2, max=100,
-                             tooltip="Denoising steps per sample (the SDE steps GRPO trains on)."),
-                io.Float.Input("noise_level", default=0.9, min=0.0, max=2.0, step=0.05,
-                               tooltip="SDE noise level a (std_t = a * sqrt(sigma / (1 - sigma))): exploration."),
-                io.Int.Input("width", default=512, min=16, max=2048, step=16,
-                             tooltip="Sample width in pixels; a multiple of 16 (2 x the VAE's downscale)."),
-                io.Int.Input("height", default=512, min=16, max=2048, step=16,
-                             tooltip="Sample height in pixels; a multiple of 16 (2 x the VAE's downscale)."),
-                io.Int.Input("seed", default=0, min=0, max=2**31 - 1, control_after_generate=True,
-                             tooltip="Seeds the LoRA's init, the prompt order and every sample's noise."),
-                io.Float.Input("kl_beta", default=0.0, min=0.0, max=10.0, step=0.001,
-                               tooltip="KL weight to the base model (LoRA off); 0 as Flow-GRPO's Flux runs."),
-                io.String.Input("lora_name", default="spatialscore_grpo",
-                                tooltip="The LoRA file's name in models/loras (no extension); also names the run "
-                                        "folder output/spatialscore_grpo/<lora_name> with its checkpoints."),
-                io.Boolean.Input("resume", default=False,
-                                 tooltip="Continue the run of this lora_name from its last checkpoint (after an "
-                                         "interrupt, or with more steps). Off: an existing run is an error."),
+                *widget_inputs(WIDGETS),
             ],
             outputs=[
                 io.Model.Output("model_out", display_name="MODEL", tooltip="The input MODEL with the trained LoRA."),
@@ -148,8 +116,8 @@ class SpatialScoreGRPOTrain(io.ComfyNode):
         # **inputs: every widget is checked here against its schema limits (ComfyUI then checks none of them); a
         # missing input is ComfyUI's own error
         errors = widget_errors(cls, inputs)
-        if not errors and all(inputs.get(name) is not None for name in WIDGETS):
-            errors = check_settings(NodeSettings(**{name: inputs[name] for name in WIDGETS}))
+        if not errors and all(inputs.get(w.name) is not None for w in WIDGETS):
+            errors = check_settings(NodeSettings(**widget_values(WIDGETS, inputs)))
         return accept(errors)
 
     @classmethod
@@ -159,7 +127,7 @@ class SpatialScoreGRPOTrain(io.ComfyNode):
 
         from .logic.comfy_policy import ComfyFlowPolicy
 
-        settings = NodeSettings(**{k: widgets[k] for k in WIDGETS})
+        settings = NodeSettings(**widget_values(WIDGETS, widgets))
         errors = check_settings(settings)
         if errors:
             raise ValueError("; ".join(errors))

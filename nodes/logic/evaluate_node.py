@@ -9,43 +9,54 @@ node's policy (comfy_policy.py), with the noise the command line gives the same 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 
 import torch
 
 # inside ComfyUI the pack is not on sys.path: this puts its `training` package in sys.modules first
 from .training_import import import_training
+from .widgets import Widget, limits, settings_class
 
 import_training("grpo")
-from training.grpo.shipped import LORAS, AssetError, lora_file_spec  # noqa: E402
 from training.grpo.evaluate.benches import BENCHES, load_bench  # noqa: E402
 from training.grpo.evaluate.formats import PromptItem  # noqa: E402
 from training.grpo.evaluate.judge import EvaluationInputError  # noqa: E402
 from training.grpo.lora import PREFIX  # noqa: E402
 from training.grpo.sampling import sample_generators, sample_trajectories  # noqa: E402
+from training.grpo.shipped import LORAS, AssetError, lora_file_spec  # noqa: E402
 
 CUSTOM = "custom"
 PROMPT_SETS = [*BENCHES, CUSTOM]
 NO_LORA = "none"
 SIZE_MULTIPLE = 16  # Flux's 2x2 latent patches of a VAE that downsamples 8x (the shapes VAE 4x)
 RUNS_FOLDER = "spatialscore_evaluate"
+# The node's widgets, declared once: the schema's inputs (after model, clip, vae and scorer), EvaluateSettings, the
+# names validate_inputs and execute read and the LIMITS check_settings uses are made from this table.
+WIDGETS = (
+    Widget("prompt_set", str, PROMPT_SETS[0], options=tuple(PROMPT_SETS),
+           tooltip="shapes-heldout: the shapes world (the built-in shapes scorers read it; the pixel oracle joins the "
+                   "report). geneval-position, t2i-compbench-spatial, unigenbench-layout, dpg: public sets shipped "
+                   "with the pack (need a Qwen2.5-VL scorer). custom: the prompts below."),
+    Widget("custom_prompts", str, "", multiline=True, tooltip="With prompt_set 'custom': one prompt a line."),
+    Widget("num_prompts", int, 16, min=0, max=100000,
+           tooltip="The first N prompts of the set (0: all). Each is sampled once per variant and image."),
+    Widget("images_per_prompt", int, 1, min=1, max=64,
+           tooltip="Images per prompt and variant; image j has the same noise in every variant."),
+    Widget("seed", int, 0, min=0, max=2**31 - 1, control_after_generate=False,
+           tooltip="Noise seed: prompt i's image j uses the noise the command line gives it for seed + j."),
+    Widget("steps", int, 28, min=1, max=1000, tooltip="Euler (ODE) denoising steps."),
+    Widget("guidance", float, 3.5, min=0.0, max=100.0, step=0.1,
+           tooltip="Flux guidance (FLUX.1-dev: 3.5; a model without a guidance input ignores it)."),
+    Widget("width", int, 1024, min=SIZE_MULTIPLE, max=4096, step=16, tooltip="Picture width in pixels."),
+    Widget("height", int, 1024, min=SIZE_MULTIPLE, max=4096, step=16, tooltip="Picture height in pixels."),
+    Widget("lora_name", str, NO_LORA, options=(),  # the shipped LoRAs and models/loras: the node lists them
+           tooltip="A LoRA written by the GRPO node or `python -m training.grpo` (models/loras, or the shipped "
+                   "shapes-grpo), applied to `model`. For a LoRA in another format, use LoraLoaderModelOnly and "
+                   "model_with_lora."),
+)
+EvaluateSettings = settings_class("EvaluateSettings", WIDGETS, __name__,
+                                  "The Evaluate node's widget values, one field per widget.")
 # The server does not hold a saved workflow to a widget's min/max (ENVIRONMENT.md): the limits are checked here.
-LIMITS = {"images_per_prompt": (1, 64), "steps": (1, 1000), "width": (SIZE_MULTIPLE, 4096),
-          "height": (SIZE_MULTIPLE, 4096), "num_prompts": (0, 100000)}  # fmt: skip
-
-
-@dataclass
-class EvaluateSettings:
-    prompt_set: str
-    custom_prompts: str
-    num_prompts: int
-    images_per_prompt: int
-    seed: int
-    steps: int
-    guidance: float
-    width: int
-    height: int
-    lora_name: str
+LIMITS = limits(WIDGETS, "images_per_prompt", "steps", "width", "height", "num_prompts")
 
 
 def check_settings(s: EvaluateSettings) -> list[str]:

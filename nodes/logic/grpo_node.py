@@ -3,7 +3,7 @@ the headless GRPOConfig, score through the Loader's handle, publish the LoRA int
 what the node says in the graph's terms (a run already there, the phase in progress, what Cancel saved).
 
 The run itself is training.grpo.trainer.train (one implementation): the node only supplies a ComfyUI policy
-(comfy_policy.py), a scorer and a per-step callback.
+(comfy_policy.py), a scorer and a per-step callback. The node's widgets are declared once, in WIDGETS.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 # inside ComfyUI the pack is not on sys.path: this puts its `training` package in sys.modules first
 from .training_import import import_training
+from .widgets import Widget, settings_class
 
 import_training("grpo")
 from training.common.atomic import write_text  # noqa: E402
@@ -36,23 +36,44 @@ BAR_PER_STEP = 300
 PHASE_UNITS = {"sampling": "images", "scoring": "images", "training": "kept samples", "evaluation": "eval prompts"}
 
 
-@dataclass
-class NodeSettings:
-    prompts: str
-    steps: int
-    group_size: int
-    top_k: int
-    learning_rate: float
-    lora_rank: int
-    lora_alpha: float
-    sampling_steps: int
-    noise_level: float
-    width: int
-    height: int
-    seed: int
-    kl_beta: float
-    lora_name: str
-    resume: bool
+# The node's widgets, declared once: the schema's inputs (after model, clip, vae and scorer), NodeSettings and the
+# names validate_inputs and execute read are made from this table (logic/widgets.py).
+WIDGETS = (
+    Widget("prompts", str, "", multiline=True,
+           tooltip="Training prompts, one a line. The first four are the evaluation prompts (fixed noise) shown in "
+                   "the samples output and the chart."),
+    Widget("steps", int, 50, min=1, max=100000,
+           tooltip="GRPO steps: each samples one group for one prompt, scores it, trains once."),
+    Widget("group_size", int, 8, min=2, max=256,
+           tooltip="G: samples per prompt and step; advantages compare samples within a group."),
+    Widget("top_k", int, 2, min=0, max=128,
+           tooltip="Train on the top_k and bottom_k samples of each group (0: all). At most group_size / 2."),
+    Widget("learning_rate", float, 3e-4, min=1e-7, max=1e-1, step=1e-5,
+           tooltip="AdamW learning rate of the LoRA weights."),
+    Widget("lora_rank", int, 16, min=1, max=256, tooltip="LoRA rank."),
+    Widget("lora_alpha", float, 16.0, min=0.01, max=1024.0, step=0.5,
+           tooltip="LoRA alpha; the file folds alpha / rank into its weights, so loaders apply it at strength 1 as "
+                   "trained."),
+    Widget("sampling_steps", int, 6, min=2, max=100,
+           tooltip="Denoising steps per sample (the SDE steps GRPO trains on)."),
+    Widget("noise_level", float, 0.9, min=0.0, max=2.0, step=0.05,
+           tooltip="SDE noise level a (std_t = a * sqrt(sigma / (1 - sigma))): exploration."),
+    Widget("width", int, 512, min=16, max=2048, step=16,
+           tooltip="Sample width in pixels; a multiple of 16 (2 x the VAE's downscale)."),
+    Widget("height", int, 512, min=16, max=2048, step=16,
+           tooltip="Sample height in pixels; a multiple of 16 (2 x the VAE's downscale)."),
+    Widget("seed", int, 0, min=0, max=2**31 - 1, control_after_generate=True,
+           tooltip="Seeds the LoRA's init, the prompt order and every sample's noise."),
+    Widget("kl_beta", float, 0.0, min=0.0, max=10.0, step=0.001,
+           tooltip="KL weight to the base model (LoRA off); 0 as Flow-GRPO's Flux runs."),
+    Widget("lora_name", str, "spatialscore_grpo",
+           tooltip="The LoRA file's name in models/loras (no extension); also names the run folder "
+                   "output/spatialscore_grpo/<lora_name> with its checkpoints."),
+    Widget("resume", bool, False,
+           tooltip="Continue the run of this lora_name from its last checkpoint (after an interrupt, or with more "
+                   "steps). Off: an existing run is an error."),
+)
+NodeSettings = settings_class("NodeSettings", WIDGETS, __name__, "The GRPO node's widget values, one field per widget.")
 
 
 def prompt_lines(text: str) -> list[str]:

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 def load_probe(model: str, lora: str | None):
     """(the preset's sample settings, the held-out prompts, the policy)."""
-    from training.grpo.shipped import resolve_generator, resolve_lora
     from training.grpo.config import load_config
     from training.grpo.prompts import load_prompts
     from training.grpo.sample import load_policy
     from training.grpo.shapes_generator import TEXT_LENGTH
+    from training.grpo.shipped import resolve_generator, resolve_lora
 
     config = load_config(preset="shapes", overrides={"output.dir": "unused"})
     policy = load_policy(resolve_generator(model), resolve_lora(lora) if lora else None, "cpu", TEXT_LENGTH)

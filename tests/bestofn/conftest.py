@@ -10,7 +10,6 @@ import pytest
 
 @pytest.fixture(scope="session")
 def shapes_generator_dir(tmp_path_factory):
-    from training.grpo.shipped import GENERATORS
     from training.grpo.shapes_generator import (
         SAMPLING_FILE,
         GeneratorShape,
@@ -18,6 +17,7 @@ def shapes_generator_dir(tmp_path_factory):
         build_pipeline,
         sampling_record,
     )
+    from training.grpo.shipped import GENERATORS
 
     shipped = GENERATORS["shapes"]
     if (shipped / "model_index.json").is_file():

@@ -46,9 +46,9 @@ def load_everything(cfg: BestOfNConfig):
     """(prompts, policy, settings, scorer), or a clear error naming the bad argument."""
     import argparse
 
-    from training.grpo.shipped import resolve_generator, resolve_lora
     from training.grpo.prompts import load_prompts
     from training.grpo.sample import load_policy, settings_for
+    from training.grpo.shipped import resolve_generator, resolve_lora
     from training.reward.scorer import load_scorer
 
     prompts = load_prompts(cfg.prompts)[: cfg.limit]

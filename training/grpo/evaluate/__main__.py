@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from ...common.device import check_device
     from ...reward.config import ScorerFolderError
-    from ..shipped import AssetError
     from ..prompts import PromptFileError
+    from ..shipped import AssetError
     from .judge import EvaluationInputError
     from .run import EvaluationArgs, evaluate
 

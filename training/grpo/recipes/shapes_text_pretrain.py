@@ -230,8 +230,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from ...common.atomic import atomic_dir, usual_permissions
     from ...dataset.prompts import plain_prompt
-    from ..shipped import resolve_generator
     from ..shapes_generator import TEXT_LENGTH
+    from ..shipped import resolve_generator
     from .shapes_data import PRETRAIN_SEED, heldout_prompts, training_scenes
 
     parser = argparse.ArgumentParser(prog="python -m training.grpo.recipes.shapes_text_pretrain", description=__doc__,
