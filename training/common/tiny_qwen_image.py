@@ -51,7 +51,7 @@ def build_tiny_qwen_image_pipeline(seed: int = 0):
     from diffusers import AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImagePipeline
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    from training.reward.models.tiny import SPECIAL_TOKENS, build_tiny_tokenizer, tiny_qwen25vl_config
+    from .tiny_qwen import SPECIAL_TOKENS, build_tiny_tokenizer, tiny_qwen25vl_config
 
     tokenizer = build_tiny_tokenizer()
     token_ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}

@@ -61,13 +61,13 @@ def build_policy(config: GRPOConfig, device: torch.device, prompts: list[str] = 
     from .flux_policy import FluxPolicy
     from .shapes_generator import read_sampling
     from .shipped import GENERATORS
-    from .validation import _pipeline_class
+    from .validation import pipeline_class
 
     m, lo = config.model, config.lora
     path = GENERATORS.get(m.path, m.path)
     declared = read_sampling(path)
     backend, extra = FluxPolicy, {}
-    if _pipeline_class(Path(path) / "model_index.json") == "QwenImagePipeline":  # validation.POLICY_PIPELINES
+    if pipeline_class(Path(path) / "model_index.json") == "QwenImagePipeline":  # validation.POLICY_PIPELINES
         from .qwen_image_policy import QwenImagePolicy
 
         backend, extra = QwenImagePolicy, {"negative_prompt": config.sample.negative_prompt}

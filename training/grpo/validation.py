@@ -136,7 +136,7 @@ def check_paths(config, model: bool = True, reward: bool = True) -> None:
         problems.append(f"model.path: folder not found: {flux} (expected a local FluxPipeline folder)")
     elif model and not (Path(flux) / "model_index.json").is_file():
         problems.append(f"model.path: {flux} has no model_index.json: not a diffusers FluxPipeline folder")
-    elif model and (kind := _pipeline_class(Path(flux) / "model_index.json")) not in POLICY_PIPELINES:
+    elif model and (kind := pipeline_class(Path(flux) / "model_index.json")) not in POLICY_PIPELINES:
         problems.append(f"model.path: {flux} holds a {kind}, expected a FluxPipeline (FLUX.1-dev or compatible) or "
                         "a QwenImagePipeline")
     is_name = scorer and "/" not in scorer and not Path(scorer).exists()  # e.g. "shapes": left to load_scorer
@@ -170,7 +170,8 @@ def check_paths(config, model: bool = True, reward: bool = True) -> None:
         raise ConfigError("invalid GRPO config:\n  - " + "\n  - ".join(problems))
 
 
-def _pipeline_class(model_index: Path) -> str:
+def pipeline_class(model_index: Path) -> str:
+    """A diffusers folder's pipeline class (model_index.json's _class_name), or why it cannot be read."""
     try:
         return str(json.loads(model_index.read_text(encoding="utf-8")).get("_class_name"))
     except (OSError, json.JSONDecodeError, AttributeError) as exc:

@@ -6,7 +6,8 @@ chosen and the rejected edit of each through the model in one pass (each with it
                                                         + the coords probe's word-centre error)
 The best validation checkpoint is exported as an edit scorer folder (`scorer/`); `checkpoints/step_N/` hold every
 trainable weight, the optimizer, the scheduler and the RNG, so `--resume` continues exactly. What is about edits is
-here (EditTask): the pairs, the model, the region and probe losses, the report by edit kind and by mistake.
+here (EditTask): the pairs, the model, the region and probe losses, the report by edit kind and by mistake. Edit runs
+train on the CPU, as they always have (EditTask.cpu_only).
 """
 
 from __future__ import annotations
@@ -110,7 +111,8 @@ def _probe_loss(model, out, micro: list[EditPair]) -> torch.Tensor:
     scenes = [(p.scenes["source"], p.scenes["chosen"]) for p in micro]
     scenes += [(p.scenes["source"], p.scenes["rejected"]) for p in micro]
     target, known = model.word_targets(ins, scenes)
-    err = (out.probed.float() - target) ** 2
+    err = (out.probed.float() - target.to(out.probed.device)) ** 2
+    known = known.to(out.probed.device)
     return 10 * err[known].mean() if known.any() else out.probed.sum() * 0
 
 
@@ -119,6 +121,9 @@ class EditTask(PairTask):
 
     stage, what, desc, title = "edit-reward", "edit-reward training", "edit reward training", "Edit reward training"
     trained_by = "python -m training.reward train (edit pairs)"
+    # Edit scorers have always trained on the CPU (the shipped shapes-edit was made there, and its recipe
+    # reproduces it bit for bit only there); a GPU run would change that, so it is not done silently.
+    cpu_only = True
 
     def __init__(self):
         self.images = ImageCache()

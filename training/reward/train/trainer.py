@@ -110,16 +110,16 @@ def load_data(config: RewardTrainConfig) -> tuple[list[Pair], list[Pair]]:
     return train, val[: d.val_pairs]
 
 
-def _make_accelerator(config: RewardTrainConfig):
+def _make_accelerator(config: RewardTrainConfig, cpu_only: bool = False):
     from accelerate import Accelerator
     from accelerate.utils import is_tensorboard_available
 
-    cuda = torch.cuda.is_available()
+    cuda = torch.cuda.is_available() and not cpu_only
     _, mixed, _ = resolve_precision(config, torch.device("cuda" if cuda else "cpu"))
     tracker = config.output.tensorboard and is_tensorboard_available()
     # cpu=True without CUDA: accelerate then runs several launched CPU processes as DDP over gloo (without it,
     # each process of `accelerate launch` would train alone).
-    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    mps = not cpu_only and getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     return Accelerator(mixed_precision=mixed, cpu=not (cuda or mps), log_with="tensorboard" if tracker else None,
                        project_dir=str(Path(config.output.dir) / "tensorboard") if tracker else None), tracker
 
@@ -171,6 +171,7 @@ class PairTask:
 
     stage, what, desc, title = "reward", "reward training", "reward training", "SpatialScore training"
     trained_by = "python -m training.reward train"
+    cpu_only = False  # True: trains on the CPU even where CUDA is
 
     def legacy_run(self, out: Path) -> bool:
         """Whether `out` is a run of this task written before run folders carried their stage's marker."""
@@ -345,7 +346,7 @@ def _train(config: RewardTrainConfig, resume: bool, task: PairTask, say=None) ->
     from tqdm import tqdm
 
     out = Path(config.output.dir)
-    accelerator, tracker = _make_accelerator(config)
+    accelerator, tracker = _make_accelerator(config, task.cpu_only)
     accum = accumulation_steps(config, accelerator.num_processes)
     world, rank, main = accelerator.num_processes, accelerator.process_index, accelerator.is_main_process
     checkpoints = list_checkpoints(out)
