@@ -6,6 +6,6 @@ One file per idea: formats.py (each prompt set's file format), benches.py (the s
 their sources and licences), relations.py (relation words, object counts), variants.py (the base and each LoRA,
 sampled from the same noise; a LoRA for another model refused), judge.py (scorer, pairwise judge, whether the
 scorer can read the prompts), statistics.py (paired win rates and their intervals), analysis.py (the report's
-numbers, shared with the ComfyUI node), report.py and pictures.py (what is written), run.py and __main__.py (the
-command line).
+numbers, shared with the ComfyUI node), report.py and pictures.py (what is written), run.py (the whole
+evaluation). The command line is ../cli/evaluate.py.
 """
