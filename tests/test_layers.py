@@ -5,7 +5,8 @@ The layers, lowest first (a module may import its own layer and the layers below
 
     training.common   < training.dataset < training.reward < training.grpo < training.bestofn
     < training.recipes      recipes that compose several stages (the shapes-gen scorer needs GRPO's generator)
-    < entry points          a stage's command lines: training.<stage>.__main__ and training.<stage>.cli(.*)
+    < entry points          a stage's command lines: training.<stage>.__main__ and training.<stage>.cli(.*), and
+                            the modules that keep a documented command's old name (COMMANDS), which only run one
     < training.demo, training.demo_grpo
     < nodes
 
@@ -29,6 +30,8 @@ STAGES = ("training.common", "training.dataset", "training.reward", "training.gr
           "training.recipes")
 ENTRY = len(STAGES)  # the entry points' layer
 TOP = {"training.demo": ENTRY + 1, "training.demo_grpo": ENTRY + 1, "nodes": ENTRY + 2}
+# `python -m <name>` commands whose code moved under the stage's cli/: the module at the old name only runs it
+COMMANDS = {"training.bestofn.measure": "training.bestofn.cli.measure"}
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -44,7 +47,8 @@ def modules(root: Path = ROOT) -> dict[str, Path]:
 
 def is_entry_point(module: str) -> bool:
     parts = module.split(".")
-    return parts[0] == "training" and len(parts) > 2 and (parts[-1] == "__main__" or "cli" in parts[2:])
+    return module in COMMANDS or (parts[0] == "training" and len(parts) > 2 and (parts[-1] == "__main__"
+                                                                                 or "cli" in parts[2:]))
 
 
 def layer(module: str) -> int | None:
@@ -173,6 +177,15 @@ def test_no_import_circles():
 
 def test_no_import_against_the_layers():
     assert GRAPH["against_layers"] == [], "\n".join(f"{a} -> {b}" for a, b in GRAPH["against_layers"])
+
+
+def test_a_kept_command_name_only_runs_its_command_line():
+    mods = modules()
+    edges, _ = import_graph(mods)
+    for old, new in COMMANDS.items():
+        if old in mods:
+            assert edges[old] == {new}, f"{old} imports {sorted(edges[old])}; it should only run {new}"
+            assert len(mods[old].read_text(encoding="utf-8").splitlines()) <= 12, f"{old} is more than a thin entry"
 
 
 def test_no_private_name_imported_across_files():

@@ -62,7 +62,7 @@ def test_device_cuda_without_cuda(tmp_path, capsys, no_models, monkeypatch):
 
 @pytest.mark.parametrize("kind", ["folder", "fifo"])
 def test_measure_json_is_checked_before_the_replay(tmp_path, capsys, monkeypatch, kind):
-    from training.bestofn import measure
+    from training.bestofn.cli import measure
 
     monkeypatch.setattr(measure, "load_run", lambda run: pytest.fail("the run was read before --json was checked"))
     target = tmp_path / "figures.json"

@@ -8,7 +8,8 @@ import json
 import pytest
 from PIL import Image, ImageDraw
 
-from training.bestofn.measure import load_run, main, measure, replay
+from training.bestofn.cli.measure import main
+from training.bestofn.replay import load_run, measure, replay
 from training.dataset.shapes_render import BACKGROUND_RGB
 
 PROMPT = "a red square to the left of a blue square"
