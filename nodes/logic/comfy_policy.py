@@ -158,11 +158,15 @@ class ComfyFlowPolicy:
         generator = torch.Generator().manual_seed(seed)
         self.adapters: dict[str, FusedLoRA] = {}
         with torch.inference_mode(False):
-            for key, parts in sorted(lora_layout(unet_config, shapes, lora_targets).items()):
+            for key, parts in sorted(self._lora_layout(unet_config, shapes, lora_targets).items()):
                 adapter = FusedLoRA(shapes[key], parts, lora_rank, lora_alpha, generator).to(self.device)
                 self.patcher.add_weight_wrapper(key, adapter)
                 self.adapters[key] = adapter
         self._mm = mm
+
+    def _lora_layout(self, unet_config: dict, shapes: dict, targets: list[str]) -> dict[str, list]:
+        """{ComfyUI weight key: [(diffusers module, row offset, rows)]}; other families: comfy_families.py."""
+        return lora_layout(unet_config, shapes, targets)
 
     # ------------------------------------------------------------------------------------------------ placement
 

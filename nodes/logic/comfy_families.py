@@ -1,0 +1,174 @@
+"""Which ComfyUI MODELs the GRPO node trains, and the `FlowPolicy` of each family beyond Flux.
+
+A family is trainable when ComfyUI 0.3.64 samples it as a rectified flow (CONST model sampling: x_sigma = sigma *
+noise + (1 - sigma) * x_0, the model predicting noise - x_0, as the SDE of training/grpo/sde.py assumes) and the
+LoRA it exports in diffusers keys is one ComfyUI's own LoRA loader maps back onto that model (comfy/lora.py,
+`model_lora_keys_unet`). Any other MODEL is refused with one line naming these families.
+
+- Flux (`model_base.Flux`: FLUX.1 dev/schnell and compatible): comfy_policy.ComfyFlowPolicy.
+- Qwen-Image (`model_base.QwenImage`): ComfyQwenImagePolicy below. ComfyUI's Qwen-Image transformer keeps the
+  diffusers module names (transformer_blocks.N.attn.to_q, img_mlp.net.0.proj, ...), and comfy/lora.py maps
+  "transformer.<module>" onto "diffusion_model.<module>.weight", so each diffusers target is one ComfyUI weight, whole.
+  No guidance embedding: true CFG against the negative conditioning, combined and rescaled exactly as diffusers'
+  QwenImagePipeline (training/grpo/qwen_image_policy.cfg_combine), in sampling and in the recomputed log-probs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import torch
+
+from .comfy_policy import PROMPT_CACHE_SIZE, ComfyFlowPolicy, _checkpointed
+from .training_import import import_training
+
+import_training("grpo")
+from training.grpo.flux_policy import FluxPolicy  # noqa: E402
+from training.grpo.lora import target_regex  # noqa: E402
+from training.grpo.qwen_image_policy import (  # noqa: E402
+    DEFAULT_NEGATIVE_PROMPT,
+    QWEN_IMAGE_LORA_TARGETS,
+    MaskedPromptEmbeds,
+    _padded,
+    cfg_combine,
+)
+
+# model_base class name -> (family shown to the user, policy class name in this module or comfy_policy)
+FAMILIES = {"Flux": "Flux", "QwenImage": "Qwen-Image"}
+SUPPORTED = "Flux (FLUX.1 dev / schnell and compatible) and Qwen-Image"
+
+
+class UnsupportedModel(ValueError):
+    """A MODEL the GRPO node cannot train; the message is one line naming the supported families."""
+
+
+def family_of(model) -> str:
+    """'Flux' or 'Qwen-Image' for a ComfyUI MODEL (ModelPatcher); UnsupportedModel for any other."""
+    base = getattr(model, "model", None)
+    name = type(base).__name__
+    for cls in type(base).__mro__:
+        if cls.__name__ in FAMILIES and (cls.__name__ != "Flux" or name in ("Flux", "FluxInpaint", "FluxSchnell")):
+            return FAMILIES[cls.__name__]
+    raise UnsupportedModel(f"GRPO cannot train this MODEL ({name}): it trains {SUPPORTED} diffusion models")
+
+
+def default_lora_targets(family: str) -> list[str]:
+    from training.grpo.config import FLUX_LORA_TARGETS
+
+    return list(QWEN_IMAGE_LORA_TARGETS if family == "Qwen-Image" else FLUX_LORA_TARGETS)
+
+
+def comfy_policy(model, clip, vae, *, negative=None, **kwargs):
+    """The ComfyUI policy of `model`'s family (kwargs: ComfyFlowPolicy's); `negative`: CONDITIONING for true CFG."""
+    family = family_of(model)
+    if family == "Qwen-Image":
+        return ComfyQwenImagePolicy(model, clip, vae, negative=negative, **kwargs)
+    return ComfyFlowPolicy(model, clip, vae, **kwargs)
+
+
+def qwen_image_layout(shapes: dict[str, torch.Size], targets: list[str]) -> dict[str, list]:
+    """{ComfyUI weight key: [(diffusers module, 0, rows)]}: the names are diffusers', one weight per module."""
+    pattern = target_regex(targets)
+    layout = {}
+    for key, shape in shapes.items():
+        module = key.removeprefix("diffusion_model.").removesuffix(".weight")
+        if key.startswith("diffusion_model.") and re.fullmatch(pattern, module):
+            layout[key] = [(module, 0, int(shape[0]))]
+    missing = [t for t in targets if not any(parts[0][0].endswith("." + t) for parts in layout.values())]
+    if not layout or missing:
+        raise ValueError(f"LoRA targets {missing or targets} match no module of this Qwen-Image model's blocks")
+    return layout
+
+
+def _first_cond(conditioning) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """ComfyUI CONDITIONING [[cond [1, L, D], {"attention_mask": ...}], ...] -> (cond row [L', D], None)."""
+    cond, extra = conditioning[0][0], conditioning[0][1]
+    row = cond[0]
+    mask = extra.get("attention_mask")
+    if mask is not None:
+        row = row[mask[0].bool()]
+    return row.float().cpu().clone(), None
+
+
+class ComfyQwenImagePolicy(ComfyFlowPolicy):
+    """A ComfyUI Qwen-Image MODEL, its CLIP (Qwen2.5-VL) and VAE (Wan 2.1) behind the `FlowPolicy` interface."""
+
+    def __init__(self, model, clip, vae, *, negative=None, negative_prompt: str = DEFAULT_NEGATIVE_PROMPT,
+                 **kwargs):
+        super().__init__(model, clip, vae, **kwargs)
+        self.negative_prompt = negative_prompt
+        self._negative = _first_cond(negative)[0] if negative is not None else None
+
+    def _lora_layout(self, unet_config: dict, shapes: dict, targets: list[str]) -> dict[str, list]:
+        return qwen_image_layout(shapes, targets)
+
+    # ------------------------------------------------------------------------------------------------ prompts
+
+    def _encode(self, prompt: str) -> torch.Tensor:
+        out = self.clip.encode_from_tokens(self.clip.tokenize(prompt), return_pooled=True, return_dict=True)
+        return _first_cond([[out["cond"], out]])[0]
+
+    def encode_prompts(self, prompts: Sequence[str]) -> MaskedPromptEmbeds:
+        for prompt in dict.fromkeys(prompts):
+            if prompt not in self._cache:
+                self._cache[prompt] = self._encode(prompt)
+            self._cache.move_to_end(prompt)
+        while len(self._cache) > max(PROMPT_CACHE_SIZE, len(set(prompts))):
+            self._cache.popitem(last=False)
+        if self._negative is None:
+            self._negative = self._encode(self.negative_prompt)
+        embeds, mask = _padded([self._cache[p] for p in prompts])
+        negative, negative_mask = _padded([self._negative])
+        return MaskedPromptEmbeds(embeds.to(self.device), mask.to(self.device), negative.to(self.device),
+                                  negative_mask.to(self.device))  # fmt: skip
+
+    # ------------------------------------------------------------------------------------------------ model
+
+    def _forward(self, x: torch.Tensor, timestep: torch.Tensor, embeds: torch.Tensor, mask: torch.Tensor):
+        """The prediction for x [B, C, h, w]; rows are grouped by text length and run unpadded (no mask), which is
+        what diffusers' masked attention computes."""
+        out = torch.empty(x.shape, dtype=torch.float32, device=self.device)
+        if embeds.shape[0] != x.shape[0]:
+            embeds, mask = embeds.expand(x.shape[0], -1, -1), mask.expand(x.shape[0], -1)
+        lengths = mask.sum(1).tolist()
+        options = dict(self.patcher.model_options.get("transformer_options", {}))
+        for length in sorted(set(lengths)):
+            rows = [i for i, n in enumerate(lengths) if n == length]
+            index = torch.tensor(rows, device=self.device)
+            prediction = self.base.diffusion_model(
+                x[index].to(self.device, self.dtype)[:, :, None], timestep[index],
+                context=embeds[index, : int(length)].to(self.device, self.dtype), transformer_options=options,
+            )  # fmt: skip
+            out[index] = prediction[:, :, 0].float()
+        return out
+
+    def velocity(self, x: torch.Tensor, sigma: torch.Tensor, embeds: MaskedPromptEmbeds, guidance: float) -> torch.Tensor:
+        self._ensure_loaded()
+        # inputs computed from inference-mode tensors (ComfyUI's CLIP output) are copied into normal tensors
+        x = x.clone()
+        embeds = MaskedPromptEmbeds(embeds.prompt_embeds.clone(), embeds.mask.clone(), embeds.negative_embeds.clone(),
+                                    embeds.negative_mask.clone())  # fmt: skip
+        b, _, h, w = x.shape
+        sigma = torch.as_tensor(sigma, dtype=torch.float32, device=self.device).expand(b)
+        timestep = self.patcher.get_model_object("model_sampling").timestep(sigma).float()
+        blocks = list(self.base.diffusion_model.transformer_blocks)
+        patched = self.gradient_checkpointing and torch.is_grad_enabled()
+        originals = [_checkpointed(block) for block in blocks] if patched else []
+        try:
+            prediction = self._forward(x, timestep, embeds.prompt_embeds, embeds.mask)
+            if guidance > 1:
+                negative = self._forward(x, timestep, embeds.negative_embeds, embeds.negative_mask)
+                # the norm rescale is per packed token (2x2 latent patch x channels), as in QwenImagePipeline
+                combined = cfg_combine(FluxPolicy.pack(None, prediction), FluxPolicy.pack(None, negative), guidance)
+                prediction = FluxPolicy.unpack(None, combined, h, w)
+        finally:
+            for block, original in zip(blocks, originals, strict=False):
+                block.forward = original
+        return prediction
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        raw = self.base.latent_format.process_out(latents.float().cpu()[:, :, None])
+        images = self.vae.decode(raw).float().cpu().clamp(0, 1)
+        return images.reshape(-1, *images.shape[-3:])  # the Wan VAE's one frame: [B, 1, H, W, 3] -> [B, H, W, 3]
