@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The tests that import the dependencies, run on exactly the floors of requirements.txt (requirements-min.txt) and
-# the oldest torch the pack accepts, in a venv of their own: the versions the pack declares are tested ones.
+# The tests that import the dependencies, run on exactly the floors of requirements.txt (requirements-min.txt), in
+# a venv of their own: the versions the pack declares are tested ones.
 #
 #   scripts/test_floors.sh                 # builds .venv-floors once (again when a requirements file changes)
 #   scripts/test_floors.sh -x -k scorer    # extra arguments go to pytest
@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${FLOORS_VENV:-.venv-floors}
-# The torch floor of training/common/versions.py, as the CPU wheel that lies on the CI machines' disk.
+# The CPU wheel that lies on the CI machines' disk. The torch floor (TORCH_FLOOR in training/common/versions.py,
+# 2.11) exists on PyPI only as a CUDA build of several GB: TORCH_SPEC=torch==2.11.0 runs on it where that fits.
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 TESTS=(tests/reward tests/grpo tests/dataset tests/nodes tests/common tests/bestofn)
 

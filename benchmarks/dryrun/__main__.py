@@ -19,6 +19,7 @@ import os
 import sys
 import time
 
+from training.common import versions
 from training.common.atomic import write_text
 from training.common.output_file import check_output_arg
 
@@ -26,6 +27,9 @@ from .measure import DEFAULT_UTILISATION, GIB
 
 SHAPES = {"score": ("7b", "3b", "tiny"), "reward-train": ("7b", "3b", "tiny"), "grpo": ("flux-dev", "tiny")}
 SCORER_SHAPES = ("7b", "3b", "tiny")
+# The oldest torch the dry runs are tested with: torch 2.11's FlopCounterMode cannot count grouped-query attention
+# ("sdpa_flop_count: query/key/value shapes are incompatible"); the pack itself runs on versions.TORCH_FLOOR.
+DRYRUN_TORCH = "2.13"
 MAX_PX = 2048  # FLUX.1 makes pictures up to about 2 megapixels; beyond this a side is a typo
 MAX_COUNT = 1024  # images, pairs, steps or ranks: the published runs use tens
 # The images a dry run scores are drawn for real (random pixels, then the processor's float32 patches): their
@@ -181,6 +185,10 @@ def grpo_residency(phases, weights) -> dict:
 
 def main(argv=None) -> int:
     args = parse(argv)
+    problem = versions.problem("torch", DRYRUN_TORCH)
+    if problem is not None:
+        print(f"error: the dry runs need a newer torch than the rest of the pack: {problem}", file=sys.stderr)
+        return 2
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 

@@ -169,8 +169,14 @@ def test_the_pack_in_a_good_environment_keeps_its_web_folder(load_pack):
     assert pack.UNMET_REQUIREMENTS == [] and pack.WEB_DIRECTORY == "./web"
 
 
-def test_a_feature_that_needs_more_says_so_when_used(monkeypatch):
-    fake_versions(monkeypatch, torch="2.13.0+cpu")
-    with pytest.raises(RuntimeError, match=r"^dry run: torch 2\.13\.0\+cpu is installed, SpatialScore needs 2\.99"):
-        versions.require("torch", "2.99", "dry run")
-    versions.require("torch", "2.13", "dry run")
+def test_the_dry_runs_say_they_need_a_newer_torch(monkeypatch, capsys):
+    from benchmarks.dryrun.__main__ import DRYRUN_TORCH, main
+
+    assert versions.release(DRYRUN_TORCH) > versions.release(versions.TORCH_FLOOR)
+    fake_versions(monkeypatch, torch=versions.TORCH_FLOOR + ".0")
+    assert main(["score", "--shape", "tiny", "--px", "64", "--batch", "1"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: the dry runs need a newer torch than the rest of the pack: torch {versions.TORCH_FLOOR}.0 is "
+        f"installed, SpatialScore needs {DRYRUN_TORCH} or newer: {sys.executable} -m pip install "
+        f'"torch>={DRYRUN_TORCH}" (the build for your GPU: {versions.TORCH_HELP})'
+    ]
