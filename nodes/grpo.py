@@ -84,19 +84,26 @@ class SpatialScoreGRPOTrain(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="SpatialScoreGRPOTrain",
-            display_name="SpatialScore GRPO Train (Flux LoRA)",
+            display_name="SpatialScore GRPO Train (Flux / Qwen-Image LoRA)",
             category=CATEGORY,
-            description="Trains a LoRA on the loaded Flux with Spatial GRPO: samples groups of images per prompt, "
+            description="Trains a LoRA on the loaded Flux or Qwen-Image with Spatial GRPO: samples groups of images "
+                        "per prompt, "
                         "scores them with SpatialScore, and reinforces the better-placed ones. Writes "
                         "models/loras/<lora_name>.safetensors; checkpoints every step, so an interrupted run resumes.",
             is_output_node=True,
             inputs=[
-                io.Model.Input("model", tooltip="The Flux diffusion model to train a LoRA for (e.g. from Load "
-                                                 "Diffusion Model). It is not changed; the output MODEL carries the LoRA."),
-                io.Clip.Input("clip", tooltip="The Flux text encoders (CLIP-L + T5, e.g. DualCLIPLoader type flux): "
-                                               "the prompts are encoded once each."),
-                io.Vae.Input("vae", tooltip="The Flux VAE: decodes the samples the scorer judges."),
+                io.Model.Input("model", tooltip="The Flux or Qwen-Image diffusion model to train a LoRA for (e.g. "
+                                                 "from Load Diffusion Model); other models are refused. It is not "
+                                                 "changed; the output MODEL carries the LoRA."),
+                io.Clip.Input("clip", tooltip="The model's text encoders (Flux: CLIP-L + T5, DualCLIPLoader type flux; "
+                                               "Qwen-Image: Qwen2.5-VL, CLIPLoader type qwen_image): the prompts are "
+                                               "encoded once each."),
+                io.Vae.Input("vae", tooltip="The model's VAE: decodes the samples the scorer judges."),
                 scorer_input(),
+                io.Conditioning.Input("negative", optional=True,
+                                      tooltip="Qwen-Image only (true CFG, when guidance > 1): the negative prompt's "
+                                              "conditioning; without it the prompt \" \" is encoded. Flux ignores it "
+                                              "(its guidance is distilled)."),
                 *widget_inputs(WIDGETS),
             ],
             outputs=[
@@ -121,17 +128,18 @@ class SpatialScoreGRPOTrain(io.ComfyNode):
         return accept(errors)
 
     @classmethod
-    def execute(cls, model, clip, vae, scorer, **widgets) -> io.NodeOutput:
+    def execute(cls, model, clip, vae, scorer, negative=None, **widgets) -> io.NodeOutput:
         from training.grpo.eval_step import eval_images
         from training.grpo.trainer import train
 
-        from .logic.comfy_policy import ComfyFlowPolicy
+        from .logic.comfy_families import comfy_policy, default_lora_targets, family_of, spatial_ratio
 
+        family = family_of(model)  # one line naming the trainable families, before anything runs
         settings = NodeSettings(**widget_values(WIDGETS, widgets))
         errors = check_settings(settings)
         if errors:
             raise ValueError("; ".join(errors))
-        check_size_for_vae(settings.width, settings.height, vae.downscale_ratio)
+        check_size_for_vae(settings.width, settings.height, spatial_ratio(vae))
         check_grpo(model, vae, settings.group_size, sample_batch_size, settings.width, settings.height,
                    settings.sampling_steps, free_for_sampling())  # fmt: skip
         node_id = cls.hidden.unique_id if cls.hidden is not None else None
@@ -159,8 +167,10 @@ class SpatialScoreGRPOTrain(io.ComfyNode):
         base_name = getattr(getattr(model.model, "model_config", None), "__class__", type(model)).__name__
         scorer_name = scorer.describe() if hasattr(scorer, "describe") else type(scorer).__name__
         with torch.inference_mode(False), torch.enable_grad():
-            policy = ComfyFlowPolicy(model, clip, vae, lora_rank=settings.lora_rank, lora_alpha=settings.lora_alpha,
-                                     lora_targets=config.lora.targets, seed=settings.seed)  # fmt: skip
+            config.lora.targets = default_lora_targets(family)
+            policy = comfy_policy(model, clip, vae, negative=negative, lora_rank=settings.lora_rank,
+                                  lora_alpha=settings.lora_alpha, lora_targets=config.lora.targets,
+                                  seed=settings.seed)  # fmt: skip
             # the run's config.json records the model as ComfyUI loaded it, not the headless defaults
             config.model.dtype = str(policy.dtype).removeprefix("torch.")
             config.model.gradient_checkpointing = policy.gradient_checkpointing

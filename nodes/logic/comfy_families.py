@@ -53,6 +53,12 @@ def family_of(model) -> str:
     raise UnsupportedModel(f"GRPO cannot train this MODEL ({name}): it trains {SUPPORTED} diffusion models")
 
 
+def spatial_ratio(vae) -> int:
+    """The VAE's spatial downscale: an int for Flux's VAE, (time, height, width) rules for the Wan VAE of Qwen-Image."""
+    ratio = vae.downscale_ratio
+    return int(ratio[-1]) if isinstance(ratio, (tuple, list)) else int(ratio)
+
+
 def default_lora_targets(family: str) -> list[str]:
     from training.grpo.config import FLUX_LORA_TARGETS
 
@@ -122,6 +128,10 @@ class ComfyQwenImagePolicy(ComfyFlowPolicy):
         negative, negative_mask = _padded([self._negative])
         return MaskedPromptEmbeds(embeds.to(self.device), mask.to(self.device), negative.to(self.device),
                                   negative_mask.to(self.device))  # fmt: skip
+
+    def latent_size(self, height: int, width: int) -> tuple[int, int]:
+        ratio = spatial_ratio(self.vae) if self.vae is not None else 8
+        return 2 * (height // (ratio * 2)), 2 * (width // (ratio * 2))
 
     # ------------------------------------------------------------------------------------------------ model
 
