@@ -17,10 +17,9 @@ import time
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from training.grpo.shipped import resolve_generator
     from training.grpo.config import load_config
-    from training.grpo.sample import load_policy, settings_for
-    from training.grpo.sampling import sample_generators, sample_trajectories
+    from training.grpo.sampling import load_policy, sample_generators, sample_trajectories, settings_for
+    from training.grpo.shipped import resolve_generator
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_shapes_generator", description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)

@@ -31,7 +31,9 @@ STAGES = ("training.common", "training.dataset", "training.reward", "training.gr
 ENTRY = len(STAGES)  # the entry points' layer
 TOP = {"training.demo": ENTRY + 1, "training.demo_grpo": ENTRY + 1, "nodes": ENTRY + 2}
 # `python -m <name>` commands whose code moved under the stage's cli/: the module at the old name only runs it
-COMMANDS = {"training.bestofn.measure": "training.bestofn.cli.measure"}
+COMMANDS = {"training.grpo.sample": "training.grpo.cli.sample",
+            "training.grpo.sample_eval": "training.grpo.cli.sample_eval",
+            "training.bestofn.measure": "training.bestofn.cli.measure"}
 
 
 def module_name(path: Path, root: Path) -> str:

@@ -32,9 +32,9 @@ def live_grpo(out: Path, steps: int) -> tuple[Path, list[dict]]:
 
 def before_after(out: Path, n_prompts: int) -> tuple[dict, dict, Path]:
     from .grpo.eval_step import grid_indices
+    from .grpo.evaluate.oracle_rates import judged_samples
     from .grpo.prompts import load_prompts
     from .grpo.reports import save_comparison_grid
-    from .grpo.sample_eval import judged_samples
 
     prompts = load_prompts(Path(__file__).parent / "grpo" / "configs" / "shapes_heldout.txt")[:n_prompts]
     before_images, before = judged_samples("shapes", None, prompts)

@@ -8,7 +8,7 @@ def load_probe(model: str, lora: str | None):
     """(the preset's sample settings, the held-out prompts, the policy)."""
     from training.grpo.config import load_config
     from training.grpo.prompts import load_prompts
-    from training.grpo.sample import load_policy
+    from training.grpo.sampling import load_policy
     from training.grpo.shapes_generator import TEXT_LENGTH
     from training.grpo.shipped import resolve_generator, resolve_lora
 

@@ -12,7 +12,7 @@ from training.bestofn.__main__ import main
 
 @pytest.fixture
 def no_models(monkeypatch):
-    import training.grpo.sample as sample_module
+    import training.grpo.sampling as sample_module
     import training.reward.scorer as scorer_module
 
     monkeypatch.setattr(sample_module, "load_policy", lambda *a, **k: pytest.fail("the generator loaded"))

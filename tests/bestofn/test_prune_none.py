@@ -1,4 +1,4 @@
-"""--prune none is plain best-of-N: the kept images equal plain sampling (training.grpo.sample.generate) followed
+"""--prune none is plain best-of-N: the kept images equal plain sampling (training.grpo.sampling.generate) followed
 by the Rerank node's logic; a pruned run finishes its survivors into the very images the full run made, for fewer
 transformer forwards."""
 
@@ -16,7 +16,7 @@ N, STEPS = 6, 4
 
 @pytest.fixture(scope="module")
 def setup(shapes_generator_dir):
-    from training.grpo.sample import load_policy, settings_for
+    from training.grpo.sampling import load_policy, settings_for
     from training.reward.scorer import load_scorer
 
     settings = settings_for(shapes_generator_dir, argparse.Namespace(num_steps=STEPS, guidance=None, height=None,
@@ -36,7 +36,7 @@ def test_prune_none_equals_plain_sampling_then_rerank(setup):
     from nodes.logic.rerank import rerank
     from nodes.logic.scoring import ScoreTable
     from training.bestofn.sampler import best_of_n, prompt_seed
-    from training.grpo.sample import generate
+    from training.grpo.sampling import generate
 
     policy, settings, scorer = setup
     seed = prompt_seed(7, 3)

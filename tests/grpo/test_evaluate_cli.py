@@ -35,7 +35,7 @@ def no_sampling(monkeypatch):
 
 
 def test_shapes_oracle_rates_equal_sample_eval_for_the_same_seed(tmp_path, capsys):
-    from training.grpo.sample_eval import evaluate_generator
+    from training.grpo.evaluate.oracle_rates import evaluate_generator
 
     prompts = tmp_path / "heldout.txt"
     lines = [line for line in open(evaluate_run.__file__.replace("evaluate/run.py", "configs/shapes_heldout.txt"))

@@ -8,7 +8,7 @@ import tracemalloc
 
 import pytest
 
-from training.grpo import sample as sample_module
+from training.grpo.cli import sample as sample_module
 from training.grpo.prompts import MAX_PROMPT_CHARS, PromptFileError, load_prompts
 
 PROMPT = "a red circle to the left of a blue square"
@@ -108,9 +108,10 @@ def test_sample_cli_device_cuda_without_cuda(tmp_path, capsys, no_models, monkey
 
 
 def test_sample_eval_refuses_a_binary_prompt_file_and_a_folder_for_json(bad_files, tmp_path, capsys, monkeypatch):
-    from training.grpo import sample_eval
+    from training.grpo.cli import sample_eval
+    from training.grpo.evaluate import oracle_rates
 
-    monkeypatch.setattr(sample_eval, "judged_samples", lambda *a, **k: pytest.fail("sampled before the checks"))
+    monkeypatch.setattr(oracle_rates, "judged_samples", lambda *a, **k: pytest.fail("sampled before the checks"))
     line = _one_error_line(capsys, sample_eval.main, ["--model", "shapes", "--prompts", str(bad_files["png"])])
     assert "picture.txt:1: byte 0x89 is not UTF-8" in line
     prompts = tmp_path / "p.txt"

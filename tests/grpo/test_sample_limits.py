@@ -8,7 +8,7 @@ import re
 import pytest
 
 from training.common import memory_guard
-from training.grpo.sample import main
+from training.grpo.cli.sample import main
 
 
 @pytest.fixture

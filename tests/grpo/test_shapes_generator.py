@@ -46,8 +46,7 @@ def _pipeline_images(folder, prompts, noise, settings, lora=None):
 def _compare_with_pipeline(folder, lora=None):
     import argparse
 
-    from training.grpo.sample import generate, load_policy, settings_for
-    from training.grpo.sampling import sample_generators
+    from training.grpo.sampling import generate, load_policy, sample_generators, settings_for
 
     settings = settings_for(folder, argparse.Namespace(num_steps=None, guidance=None, height=None, width=None))
     prompts = ["a red circle to the left of a blue square",
@@ -69,7 +68,7 @@ def test_project_sampling_at_noise_0_equals_the_pipeline(random_generator_dir):
 def test_declared_sampling_settings_are_the_defaults(random_generator_dir):
     import argparse
 
-    from training.grpo.sample import settings_for
+    from training.grpo.sampling import settings_for
 
     settings = settings_for(random_generator_dir, argparse.Namespace(num_steps=3, guidance=None, height=None,
                                                                      width=None))
@@ -149,7 +148,7 @@ def test_sample_cli_writes_samples_and_refuses_bad_input(random_generator_dir, t
 
 
 def _sample_cli_cases(random_generator_dir, tmp_path):
-    from training.grpo.sample import main
+    from training.grpo.cli.sample import main
 
     prompts = tmp_path / "p.txt"
     prompts.write_text("a red circle to the left of a blue square\n\na blue square above a green circle\n")
@@ -182,7 +181,7 @@ def _sample_cli_cases(random_generator_dir, tmp_path):
 
 
 def test_sample_cli_rejects_bad_numbers(random_generator_dir, tmp_path):
-    from training.grpo.sample import main
+    from training.grpo.cli.sample import main
 
     prompts = tmp_path / "p.txt"
     prompts.write_text("a red circle to the left of a blue square\n")

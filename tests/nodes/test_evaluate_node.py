@@ -110,7 +110,7 @@ def tiny_flux_dir(tmp_path_factory):
 
 def test_node_sampling_gives_each_prompt_the_command_lines_noise(tiny_flux_dir):
     from tests.grpo.conftest import make_policy, perturb_lora
-    from training.grpo.sample import generate
+    from training.grpo.sampling import generate
 
     policy = make_policy(Path(tiny_flux_dir))
     perturb_lora(policy, scale=0.3)

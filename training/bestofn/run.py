@@ -30,7 +30,7 @@ def check_memory(model: Path, settings: dict, cfg: BestOfNConfig, prompts: int) 
     the largest N or size that would). The N candidates go through the transformer as one batch; their decoded x0
     previews and every prompt's kept images stay in RAM."""
     from training.common.memory_guard import check_fits, checked_folder_sizes, free_memory, sampling_need
-    from training.grpo.sample import VAE_BATCH
+    from training.grpo.sampling import VAE_BATCH
 
     height, width = settings["height"], settings["width"]
     device, sizes = checked_folder_sizes(model, cfg.device, settings)
@@ -47,7 +47,7 @@ def load_everything(cfg: BestOfNConfig):
     import argparse
 
     from training.grpo.prompts import load_prompts
-    from training.grpo.sample import load_policy, settings_for
+    from training.grpo.sampling import load_policy, settings_for
     from training.grpo.shipped import resolve_generator, resolve_lora
     from training.reward.scorer import load_scorer
 

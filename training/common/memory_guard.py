@@ -312,7 +312,7 @@ def _flux_sizes(transformer: dict, vae: dict, channels: list[int], act_bytes: in
 def checked_folder_sizes(folder: str | os.PathLike, device_name: str | None, settings: dict):
     """(the run's torch.device, the folder's FlowSizes at the run's dtype: bf16 on a GPU, where the text encoders
     only visit, fp32 on a CPU), after checking the sampling settings ("height", "width", "num_steps",
-    "max_sequence_length", as training.grpo.sample.settings_for gives them) against what the model takes."""
+    "max_sequence_length", as training.grpo.sampling.settings_for gives them) against what the model takes."""
     device = run_device(device_name)
     gpu = device.type == "cuda"
     sizes = flux_folder_sizes(folder, 2 if gpu else 4, settings["max_sequence_length"], encoders_visit=gpu)

@@ -1,7 +1,7 @@
 """The variants of an evaluation (the base model, and the base with each LoRA) and their images, headless.
 
-Sampling is `training.grpo.sample`'s (FluxPolicy + the SDE step at noise 0, i.e. the Euler ODE) and `sample_eval`
-uses the same functions, so the base and LoRA pictures here are `sample_eval`'s pictures for the same seed: image
+Sampling is `training.grpo.sampling.generate` (FluxPolicy + the SDE step at noise 0, i.e. the Euler ODE), which
+`sample_eval` uses too, so the base and LoRA pictures here are `sample_eval`'s pictures for the same seed: image
 j of prompt i is drawn from the noise `sample_eval --seed SEED+j` gives prompt i, for every variant alike. The base
 pictures come from the first LoRA's policy with its adapter switched off (peft's disabled adapter is the base layer
 itself), so the model is loaded once per LoRA and never only for the base.
@@ -90,7 +90,7 @@ def check_lora_fits(model: Path, lora: Path, shown: str) -> None:
 
 def sampling_settings(model: Path, num_steps=None, guidance=None, height=None, width=None) -> dict:
     """The model's own sampling settings (a shipped generator's file; FLUX.1-dev's defaults), as `sample` uses."""
-    from ..sample import settings_for
+    from ..sampling import settings_for
 
     return settings_for(model, argparse.Namespace(num_steps=num_steps, guidance=guidance, height=height, width=width))
 
@@ -100,7 +100,7 @@ def sample_variants(model_name: str, variants: list[Variant], prompts: list[str]
                     progress=None) -> dict[str, torch.Tensor]:  # fmt: skip
     """{variant name: images [P, K, H, W, 3] in 0..1}; image j of every variant from `sample_eval`'s noise for
     seed + j. `progress(done, total)` after each batch of images."""
-    from ..sample import generate, load_policy
+    from ..sampling import generate, load_policy
 
     model = resolve_generator(model_name)
     total = len(prompts) * images_per_prompt * len(variants)

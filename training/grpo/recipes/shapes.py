@@ -116,7 +116,7 @@ def grpo(out: Path, model: Path, train_prompts: Path, heldout: Path, extra: list
 
 
 def evaluate(model: Path, lora: Path | None, heldout: Path) -> dict:
-    from ..sample_eval import evaluate_generator
+    from ..evaluate.oracle_rates import evaluate_generator
 
     return evaluate_generator(str(model), str(lora) if lora else None, heldout)
 

@@ -82,8 +82,7 @@ def build_generated_pairs(out: Path, model: str = "shapes", lora: str | None = N
     from ...common.atomic import write_text
     from ...dataset.prompts import plain_prompt
     from ..config import load_config
-    from ..sample import load_policy
-    from ..sampling import sample_generators, sample_trajectories
+    from ..sampling import load_policy, sample_generators, sample_trajectories
     from ..shipped import resolve_generator, resolve_lora
     from .shapes_data import distinct_scenes, heldout_prompts
 
