@@ -31,7 +31,7 @@ class FluxPolicy:
     def __init__(self, pipeline, device: torch.device | str, *, lora_rank: int, lora_alpha: float,
                  lora_targets: list[str], seed: int = 0, gradient_checkpointing: bool = True,
                  offload_text_encoders: bool = True, vae_batch_size: int = 4, max_sequence_length: int = 512,
-                 weight_dtype: str = "default"):
+                 weight_dtype: str = "default", offload_transformer_while_encoding: bool = False):
         self.pipeline = pipeline
         self.device = torch.device(device)
         self.transformer = pipeline.transformer
@@ -39,6 +39,7 @@ class FluxPolicy:
         self.vae_batch_size = vae_batch_size
         self.max_sequence_length = max_sequence_length
         self.offload_text_encoders = offload_text_encoders
+        self.offload_transformer_while_encoding = offload_transformer_while_encoding
         self._cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         encoder_device = "cpu" if offload_text_encoders else self.device
         for encoder in (pipeline.text_encoder, pipeline.text_encoder_2):
@@ -71,6 +72,10 @@ class FluxPolicy:
         new = list(dict.fromkeys(p for p in prompts if p not in self._cache))
         if new:
             encoders = (self.pipeline.text_encoder, self.pipeline.text_encoder_2)
+            # the transformer (with its LoRA) steps off while T5 visits: the two never share the card
+            visiting = self.offload_transformer_while_encoding and self.offload_text_encoders
+            if visiting:
+                self.transformer.to("cpu")
             if self.offload_text_encoders:
                 for encoder in encoders:
                     encoder.to(self.device)
@@ -84,6 +89,8 @@ class FluxPolicy:
                         encoder.to("cpu")
                     if self.device.type == "cuda":
                         torch.cuda.empty_cache()
+                if visiting:
+                    self.transformer.to(self.device)
             for i, prompt in enumerate(new):
                 self._cache[prompt] = (embeds[i].cpu(), pooled[i].cpu())
         rows = [self._cache[p] for p in prompts]

@@ -75,6 +75,7 @@ def build_policy(config: GRPOConfig, device: torch.device, prompts: list[str] = 
         path, device, dtype=m.dtype, lora_rank=lo.rank, lora_alpha=lo.alpha, lora_targets=lo.targets,
         seed=config.train.seed, gradient_checkpointing=m.gradient_checkpointing,
         offload_text_encoders=m.offload_text_encoders, vae_batch_size=m.vae_batch_size, weight_dtype=m.weight_dtype,
+        offload_transformer_while_encoding=m.offload_transformer_while_encoding,
         max_sequence_length=m.max_sequence_length or (declared.max_sequence_length if declared else 512), **extra,
     )  # fmt: skip
     if not m.max_sequence_length and declared is None:
