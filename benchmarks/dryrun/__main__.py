@@ -25,7 +25,7 @@ from training.common.output_file import check_output_arg
 
 from .measure import DEFAULT_UTILISATION, GIB
 
-SHAPES = {"score": ("7b", "3b", "tiny"), "reward-train": ("7b", "3b", "tiny"), "grpo": ("flux-dev", "tiny")}
+SHAPES = {"score": ("7b", "3b", "tiny"), "reward-train": ("7b", "3b", "tiny"), "grpo": ("flux-dev", "tiny", "qwen-image", "tiny-qwen-image")}
 SCORER_SHAPES = ("7b", "3b", "tiny")
 # The oldest torch the dry runs are tested with: torch 2.11's FlopCounterMode cannot count grouped-query attention
 # ("sdpa_flop_count: query/key/value shapes are incompatible"); the pack itself runs on versions.TORCH_FLOOR.
@@ -139,8 +139,9 @@ def run(args) -> tuple[str, dict]:
     overrides = {}
     if args.sample_batch:
         overrides["sample.batch_size"] = args.sample_batch
-    config = grpo.load_grpo_config(args.train_batch, overrides)
-    scorer = args.scorer or ("7b" if args.shape == "flux-dev" else "tiny")
+    qwen_image = "qwen-image" in args.shape
+    config = grpo.load_grpo_config(args.train_batch, overrides, "qwen_image_spatial" if qwen_image else "flux_dev_spatial")
+    scorer = args.scorer or ("7b" if args.shape in ("flux-dev", "qwen-image") else "tiny")
     text_tokens = args.text_tokens or grpo.AUTO_TEXT_TOKENS
     meter, weights = grpo.run(args.shape, scorer, fake, config, px=args.px, text_tokens=text_tokens)
     title = (f"grpo: {args.shape} + {scorer} scorer, G={config.sample.group_size}, {config.sample.num_steps} steps, "
@@ -160,6 +161,12 @@ def run(args) -> tuple[str, dict]:
                      + "  | " + "; ".join(f"{c}: {v}" for c, v in verdict.items()))
         out["residency"][name] = {"phases": report.phase_rows(phases, u), "fits": report.fits(phases),
                                   "verdicts": verdict}
+    if qwen_image:  # the 141 GB card and 8 x 80 GB with FSDP (qwen_image.py)
+        from .qwen_image import NUM_BLOCKS, plan_lines
+
+        more, plans = plan_lines(variants, weights, NUM_BLOCKS[args.shape], config.prompts.per_step, u)
+        lines += more
+        out.update(plans)
     return "\n".join(lines), out
 
 

@@ -28,13 +28,13 @@ from .measure import Meter
 from .score import PROMPT, build_scorer_model, random_images
 
 
-def load_grpo_config(train_batch: int | None = None, overrides: dict | None = None):
+def load_grpo_config(train_batch: int | None = None, overrides: dict | None = None, preset: str = "flux_dev_spatial"):
     from training.grpo.config import load_config
 
     values = {"model.path": "@tiny", "reward.path": "@tiny", **(overrides or {})}
     if train_batch:
         values["train.batch_size"] = train_batch
-    return load_config(preset="flux_dev_spatial", overrides=values)
+    return load_config(preset=preset, overrides=values)
 
 
 # T5 tokens a prompt when model.max_sequence_length is 0 (auto). The trainer then fits the length to its training
@@ -46,6 +46,19 @@ AUTO_TEXT_TOKENS = 128
 
 def build_policy(shape: str, fake: bool, config, dtype=torch.bfloat16, text_tokens: int = AUTO_TEXT_TOKENS):
     from training.grpo.flux_policy import FluxPolicy
+
+    if "qwen-image" in shape:  # qwen_image.py: the same step with QwenImagePolicy
+        from training.grpo.qwen_image_policy import QwenImagePolicy
+
+        from .qwen_image import build_qwen_image_pipeline
+
+        pipeline = build_qwen_image_pipeline(shape, fake, dtype, text_tokens=text_tokens)
+        lo, m = config.lora, config.model
+        with building(fake, dtype):
+            return QwenImagePolicy(pipeline, "cpu", lora_rank=lo.rank, lora_alpha=lo.alpha, lora_targets=lo.targets,
+                                   seed=config.train.seed, gradient_checkpointing=m.gradient_checkpointing,
+                                   offload_text_encoders=m.offload_text_encoders, vae_batch_size=m.vae_batch_size,
+                                   negative_prompt=config.sample.negative_prompt, max_sequence_length=text_tokens)
 
     pipeline = build_flux_pipeline(shape, fake, dtype)
     lo, m = config.lora, config.model
@@ -86,7 +99,7 @@ def _run(policy_shape, scorer_shape, fake, config, px, text_tokens):
     scorer = Scorer(scorer_model, batch_size=config.reward.batch_size)
     pipe = policy.pipeline
     models = {"transformer": policy.transformer, "vae": pipe.vae, "text encoders": _Pair(pipe.text_encoder,
-                                                                                          pipe.text_encoder_2),
+                                                                                          getattr(pipe, "text_encoder_2", None)),
               "scorer": scorer_model}
     params = list(policy.named_trainable_parameters().values())
     optimizer = torch.optim.AdamW(params, lr=t.learning_rate, betas=(t.adam_beta1, t.adam_beta2),
@@ -99,7 +112,8 @@ def _run(policy_shape, scorer_shape, fake, config, px, text_tokens):
     group = config.prompts.per_step * s.group_size
 
     with meter.phase("encode", models, [optimizer],
-                     note=f"CLIP-L + T5-XXL of {len(prompts)} prompts, {policy.max_sequence_length} T5 tokens each"):
+                     note=f"{'Qwen2.5-VL' if 'qwen' in policy_shape else 'CLIP-L + T5-XXL'} of {len(prompts)} prompts, "
+                          f"{policy.max_sequence_length} text tokens each"):
         embeds = policy.encode_prompts(prompts)
 
     sigmas = policy.sigmas(s.num_steps, s.height, s.width)
