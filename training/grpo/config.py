@@ -98,6 +98,9 @@ class SampleConfig:
     batch_size: int = 8  # per-device sampling micro-batch; must divide group_size
     ode_outside_window: bool = False  # deterministic (noise 0) steps where no timestep is trained
     eval_noise_level: float = 0.0  # sample grids use the ODE by default
+    # every step at noise 0 (the ODE): only for train.algorithm nft / awm, which need no log-probs (DiffusionNFT's
+    # config/nft.py samples with sample.deterministic = True)
+    deterministic: bool = False
 
 
 @dataclass
@@ -123,6 +126,19 @@ class TrainConfig:
     timestep_fraction: float = 1.0  # train on the first int(fraction * num_steps) steps (truncated, as Flow-GRPO)
     timestep_window: list[int] = field(default_factory=list)  # [start, end) step indices; overrides the fraction
     seed: int = 0
+    # "flow_grpo" (Flow-GRPO, arXiv 2505.05470: the PPO ratio of the SDE steps' log-probs, loss.py), "nft"
+    # (DiffusionNFT, arXiv 2509.16117: the flow-matching loss on implicit positive / negative policies, nft_loss.py)
+    # or "awm" (Advantage Weighted Matching, arXiv 2509.25050: the flow-matching loss times the advantage,
+    # awm_loss.py). nft and awm train on the clean samples with fresh noise at the sigmas of the trained steps
+    # (forward_rl.py); the prompts, sampling, rewards, advantages (top_k, adv_std, adv_clip), LoRA, EMA and
+    # checkpoints are shared. `beta` is then their KL weight on the velocities, mean((v - v_ref)^2), as in both codes.
+    algorithm: str = "flow_grpo"
+    # DiffusionNFT's mixing beta of v+- = v_old +- beta (v_theta - v_old) (NVlabs/DiffusionNFT config/nft.py:
+    # config.beta = 1.0, 0.1 for OCR). Its KL weight there is train.beta = 1e-4 and adv_clip_max = 5 (config/base.py).
+    nft_beta: float = 1.0
+    # AWM's per-sample matching weight: "uniform" or "t" (Flow-Factory trainers/awm.py: awm_weighting, default
+    # "Uniform"; kl_beta default 0)
+    awm_weighting: str = "uniform"
     # EMA of the LoRA weights for evaluation and export (0: off). Flow-GRPO's FLUX runs keep one; ema.py says why.
     ema_decay: float = 0.0
     # Stop after the step in which this many minutes of this run have passed (0: off); the stop is a normal last

@@ -9,6 +9,8 @@ One GRPO step:
   4. training  the kept samples' trajectories are gathered and dealt out evenly over the processes; each process
                accumulates the loss gradient of its share over the trained timesteps, normalised by the global
                count, and one all-reduce per optimizer step sums the gradients (see `_all_reduce_gradients`).
+               The loss is train.algorithm's: Flow-GRPO's log-prob ratio of the SDE steps (loss.py), or DiffusionNFT's
+               or AWM's flow-matching loss on the clean samples noised afresh (forward_rl.py).
   5. records   metrics.jsonl, the reward curve, sample grids of the eval prompts, atomic checkpoints.
 
 A caller may follow a step from inside with `progress(step, phase, done, total)` (the ComfyUI node's progress
@@ -34,6 +36,7 @@ from .checkpoint import EMA_FILE, check_compatible, list_checkpoints, load_check
 from .config import ConfigError, GRPOConfig, check_paths, check_world
 from .ema import LoraEMA, maybe_swapped_in
 from .eval_step import evaluate, save_before_after
+from .forward_rl import OldPolicy, forward_noise, forward_step_loss
 from .guards import apply_resumed_settings, check_finite_step, check_finite_weights, output_folder
 from .lora import save_lora_file
 from .loss import grpo_step_loss
@@ -231,6 +234,8 @@ def _train(config, resume, policy, scorer, accelerator, callback, progress) -> R
     sigmas = policy.sigmas(s.num_steps, s.height, s.width)
     trained = config.trained_steps()
     noise_levels = [s.noise_level if (j in trained or not s.ode_outside_window) else 0.0 for j in range(s.num_steps)]
+    if s.deterministic:  # the ODE everywhere: train.algorithm nft / awm only (validation.py)
+        noise_levels = [0.0] * s.num_steps
     group_total = config.prompts.per_step * s.group_size
     local = range(rank * group_total // world, (rank + 1) * group_total // world)  # contiguous: gather keeps order
     top_k = t.top_k if 0 < t.top_k and 2 * t.top_k < s.group_size else None
@@ -287,33 +292,43 @@ def _train(config, resume, policy, scorer, accelerator, callback, progress) -> R
         totals = [0.0] * 6  # loss, policy loss, kl, ratio, clipped, terms
         ratio_min, ratio_max, grad_norms = math.inf, -math.inf, []
         chunks = torch.tensor_split(order, t.updates_per_step)
+        # DiffusionNFT's v_old is the LoRA that sampled: after this step's first update, a copy of it (forward_rl.py)
+        old = OldPolicy(named_params) if t.algorithm == "nft" and len(chunks) > 1 else None
         kept_trained, kept_here = 0, sum(len(chunk[rank::world]) for chunk in chunks)
         report(step + 1, "training", 0, kept_here)
-        for chunk in chunks:
+        for c, chunk in enumerate(chunks):
             weight = 1.0 / (len(chunk) * len(trained))
             mine = chunk[rank::world]
             for first in bar(range(0, len(mine), t.batch_size), desc="training", leave=False):
                 batch = mine[first:first + t.batch_size]
                 batch_embeds = embeds.select((batch // s.group_size).tolist())
                 batch_latents = all_latents[batch].to(accelerator.device)
-                for j in trained:
-                    log_prob, mean, std = step_log_prob(
-                        policy, batch_latents[:, j], batch_latents[:, j + 1], sigmas[j].item(),
-                        sigmas[j + 1].item(), noise_levels[j], batch_embeds, guidance=s.guidance, sde_type=s.sde_type,
-                    )  # fmt: skip
-                    ref_mean = None
-                    if t.beta > 0:
-                        with torch.no_grad(), policy.reference():
-                            _, ref_mean, _ = step_log_prob(
-                                policy, batch_latents[:, j], batch_latents[:, j + 1], sigmas[j].item(),
-                                sigmas[j + 1].item(), noise_levels[j], batch_embeds, guidance=s.guidance,
-                                sde_type=s.sde_type,
-                            )  # fmt: skip
-                    terms = grpo_step_loss(
-                        log_prob, all_log_probs[batch, j].to(log_prob.device),
-                        advantages.flatten()[batch].to(log_prob.device), t.clip_range, t.adv_clip, t.beta,
-                        mean, ref_mean, std,
-                    )  # fmt: skip
+                if t.algorithm != "flow_grpo":  # nft / awm: each sample's fresh noise for each trained sigma
+                    fresh = forward_noise(policy, t.seed, step, batch.tolist(), len(trained), s.height, s.width)
+                for k, j in enumerate(trained):
+                    if t.algorithm != "flow_grpo":  # DiffusionNFT or AWM: the flow-matching loss on x0 (forward_rl.py)
+                        terms = forward_step_loss(policy, config, batch_latents[:, -1], fresh[:, k], sigmas[j].item(),
+                                                  batch_embeds, advantages.flatten()[batch], named_params,
+                                                  old if c > 0 else None)  # fmt: skip
+                    else:  # Flow-GRPO: the PPO ratio of the SDE step's log-probability (loss.py)
+                        log_prob, mean, std = step_log_prob(
+                            policy, batch_latents[:, j], batch_latents[:, j + 1], sigmas[j].item(),
+                            sigmas[j + 1].item(), noise_levels[j], batch_embeds, guidance=s.guidance,
+                            sde_type=s.sde_type,
+                        )  # fmt: skip
+                        ref_mean = None
+                        if t.beta > 0:
+                            with torch.no_grad(), policy.reference():
+                                _, ref_mean, _ = step_log_prob(
+                                    policy, batch_latents[:, j], batch_latents[:, j + 1], sigmas[j].item(),
+                                    sigmas[j + 1].item(), noise_levels[j], batch_embeds, guidance=s.guidance,
+                                    sde_type=s.sde_type,
+                                )  # fmt: skip
+                        terms = grpo_step_loss(
+                            log_prob, all_log_probs[batch, j].to(log_prob.device),
+                            advantages.flatten()[batch].to(log_prob.device), t.clip_range, t.adv_clip, t.beta,
+                            mean, ref_mean, std,
+                        )  # fmt: skip
                     (terms.loss.sum() * weight).backward()
                     for k, v in enumerate((terms.loss.detach(), terms.policy_loss, terms.kl, terms.ratio,
                                            terms.clipped.float())):  # fmt: skip

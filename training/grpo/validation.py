@@ -14,6 +14,8 @@ from .oracle_judge import ORACLE_REWARDS, ORACLES
 
 DTYPES = ("float32", "bfloat16", "float16")
 WEIGHT_DTYPES = ("default", "fp8_e4m3fn", "fp8_e5m2")  # model.weight_dtype: weight_storage.py
+ALGORITHMS = ("flow_grpo", "nft", "awm")  # train.algorithm: loss.py, nft_loss.py, awm_loss.py
+AWM_WEIGHTINGS = ("uniform", "t")  # train.awm_weighting: awm_loss.py
 
 
 class ConfigError(ValueError):
@@ -65,6 +67,13 @@ def validate(config) -> None:
         need(s.noise_level <= 1, f"sample.noise_level must be <= 1 with sde_type 'cps', got {s.noise_level}")
 
     need(t.steps >= 1, f"train.steps must be >= 1, got {t.steps}")
+    need(t.algorithm in ALGORITHMS, f"train.algorithm must be one of {list(ALGORITHMS)}, got {t.algorithm!r}")
+    need(t.nft_beta > 0, f"train.nft_beta must be > 0, got {t.nft_beta}")
+    need(t.awm_weighting in AWM_WEIGHTINGS,
+         f"train.awm_weighting must be one of {list(AWM_WEIGHTINGS)}, got {t.awm_weighting!r}")
+    need(not (s.deterministic and t.algorithm == "flow_grpo"),
+         "sample.deterministic samples without noise, which Flow-GRPO cannot train on (its loss is the SDE steps' "
+         "log-probabilities): use train.algorithm nft or awm, or sample.ode_outside_window")
     need(t.top_k >= 0, f"train.top_k must be >= 0 (0 keeps every sample), got {t.top_k}")
     need(2 * t.top_k <= s.group_size,
          f"train.top_k={t.top_k} is more than half the group (G={s.group_size}): the top and bottom "

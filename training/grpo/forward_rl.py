@@ -1,0 +1,78 @@
+"""The forward-process algorithms' training step: DiffusionNFT (nft_loss.py) and AWM (awm_loss.py).
+
+Both train on the clean samples x0 = the last latent of each trajectory, noised afresh at the sampling sigmas of the
+trained steps, x_t = sigma * noise + (1 - sigma) * x0 (the flow's convention, policy.py), with the velocity target
+noise - x0. Neither needs the sampler's log-probabilities, so they train the same way whatever sampled x0.
+
+Each sample's fresh noise comes from its own generator (seeded from run seed, GRPO step, global sample index, as
+the sampling noise, on a stream of its own): the same on any process split and after a resume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+import torch
+
+from .awm_loss import awm_step_loss
+from .loss import StepLoss
+from .nft_loss import nft_step_loss
+from .policy import FlowPolicy, PromptEmbeds
+from .sampling import sample_generators
+
+from .validation import ALGORITHMS  # noqa: F401  (train.algorithm)
+
+
+class OldPolicy:
+    """The LoRA as it sampled this step (DiffusionNFT's v_old), for the updates after the step's first."""
+
+    def __init__(self, params: dict[str, torch.nn.Parameter]):
+        self.weights = {n: p.detach().clone() for n, p in params.items()}
+
+    @contextlib.contextmanager
+    def swapped_in(self, params: dict[str, torch.nn.Parameter]):
+        live = {n: p.detach().clone() for n, p in params.items()}
+        with torch.no_grad():
+            for name, p in params.items():
+                p.copy_(self.weights[name])
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for name, p in params.items():
+                    p.copy_(live[name])
+
+
+def forward_noise(policy: FlowPolicy, seed: int, step: int, indices: Sequence[int], count: int, height: int,
+                  width: int) -> torch.Tensor:
+    """[B, count, C, h, w]: `count` fresh noises for each sample (one per trained step), on the CPU."""
+    generators = sample_generators(seed, step, indices, stream="forward")
+    return torch.stack([policy.initial_noise(generators, height, width).cpu() for _ in range(count)], dim=1)
+
+
+def forward_step_loss(policy: FlowPolicy, config, x0: torch.Tensor, noise: torch.Tensor, sigma: float,
+                      embeds: PromptEmbeds, advantages: torch.Tensor, named_params: dict[str, torch.nn.Parameter],
+                      old: OldPolicy | None) -> StepLoss:
+    """One trained sigma of a batch under train.algorithm "nft" or "awm". `old` None: the live LoRA is the one that
+    sampled (the step's first update), so v_old is the trained forward, detached; else `old` is swapped in."""
+    t, s = config.train, config.sample
+    x0, noise = x0.to(policy.device).float(), noise.to(policy.device).float()
+    sigmas = torch.full((len(x0),), sigma, dtype=torch.float32, device=policy.device)
+    x_t = sigma * noise + (1.0 - sigma) * x0
+    velocity = policy.velocity(x_t, sigmas, embeds, s.guidance)
+    ref_velocity = None
+    if t.beta > 0:
+        with torch.no_grad(), policy.reference():
+            ref_velocity = policy.velocity(x_t, sigmas, embeds, s.guidance)
+    advantages = advantages.to(policy.device)
+    if t.algorithm == "awm":
+        return awm_step_loss(velocity, noise, x0, sigmas, advantages, t.adv_clip, t.awm_weighting, t.beta,
+                             ref_velocity)  # fmt: skip
+    if old is None:
+        old_velocity = velocity.detach()
+    else:
+        with torch.no_grad(), old.swapped_in(named_params):
+            old_velocity = policy.velocity(x_t, sigmas, embeds, s.guidance)
+    return nft_step_loss(velocity, old_velocity, x_t, x0, sigmas, advantages, t.nft_beta, t.adv_clip, t.beta,
+                         ref_velocity)  # fmt: skip
