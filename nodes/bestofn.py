@@ -1,7 +1,7 @@
 """SpatialScore Best-of-N Sampler: N candidates of one prompt, pruned on the scores of their predicted clean images
 while sampling, so only the promising ones are finished.
 
-A thin V3 node: the segmented sampling is ComfyUI's own (nodes/logic/comfy_segments.py), the driver and the report
+A thin V3 node: the segmented sampling is ComfyUI's own (nodes/comfy/segments.py), the driver and the report
 are nodes/logic/bestofn_node.py over training.bestofn (schedule, pruner, report format shared with the CLI).
 """
 
@@ -11,10 +11,10 @@ import comfy.samplers
 import comfy.utils
 from comfy_api.latest import io
 
-from .comfy_models import free_for_sampling
+from .comfy.models import free_for_sampling
+from .comfy.segments import ComfySegments, decode_images, vae_downscale
 from .common import scorer_input, ui_payload, widget_errors
 from .logic.bestofn_node import BestOfNSettings, check_settings, pruned_best_of_n
-from .logic.comfy_segments import ComfySegments, decode_images, vae_downscale
 from .logic.memory_check import check_best_of_n
 from .logic.scoring import score_images, warning_lines
 from .logic.widget_limits import accept

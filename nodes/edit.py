@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from .comfy_models import ComfyPlacement, compute_devices, resolve_dtype
+from .comfy.models import ComfyPlacement, compute_devices, resolve_dtype
 from .common import progress_callback, ui_payload, widget_errors
 from .loader import model_roots
 from .logic.annotate import format_score, score_lines

@@ -106,7 +106,7 @@ class SpatialScoreEvaluate(io.ComfyNode):
         from training.grpo.evaluate.pictures import save_gains_losses
         from training.grpo.evaluate.report import headline, write_report
 
-        from .logic.comfy_policy import ComfyFlowPolicy
+        from .comfy.policy import ComfyFlowPolicy
 
         s = EvaluateSettings(**widget_values(WIDGETS, widgets))
         errors = check_settings(s)

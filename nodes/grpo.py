@@ -1,6 +1,6 @@
 """SpatialScore GRPO Train: Spatial GRPO on the user's loaded Flux (MODEL, CLIP, VAE) against a SpatialScore scorer.
 
-A thin V3 node: the run is training.grpo.trainer.train with a ComfyUI policy (nodes/logic/comfy_policy.py); the
+A thin V3 node: the run is training.grpo.trainer.train with a ComfyUI policy (nodes/comfy/policy.py); the
 widgets (declared once, WIDGETS), the settings' checks, the LoRA's publication and the chart data are in
 nodes/logic/grpo_node.py.
 """
@@ -17,7 +17,7 @@ import folder_paths
 import torch
 from comfy_api.latest import io
 
-from .comfy_models import free_for_sampling
+from .comfy.models import free_for_sampling
 from .common import scorer_input, widget_errors, widget_inputs
 from .logic.grpo_node import (
     BAR_PER_STEP,
@@ -132,7 +132,7 @@ class SpatialScoreGRPOTrain(io.ComfyNode):
         from training.grpo.eval_step import eval_images
         from training.grpo.trainer import train
 
-        from .logic.comfy_families import comfy_policy, default_lora_targets, family_of, spatial_ratio
+        from .comfy.families import comfy_policy, default_lora_targets, family_of, spatial_ratio
 
         family = family_of(model)  # one line naming the trainable families, before anything runs
         settings = NodeSettings(**widget_values(WIDGETS, widgets))

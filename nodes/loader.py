@@ -5,7 +5,7 @@ from __future__ import annotations
 import folder_paths
 from comfy_api.latest import io
 
-from .comfy_models import ComfyPlacement, compute_devices, resolve_dtype
+from .comfy.models import ComfyPlacement, compute_devices, resolve_dtype
 from .logic.discovery import (
     ScorerChoiceError,
     builtin_scorers,

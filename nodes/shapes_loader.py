@@ -1,6 +1,6 @@
 """SpatialScore Shapes Generator Loader: the shipped small FLUX.1 (the shapes world) as MODEL, CLIP and VAE.
 
-ComfyUI's stock loaders cannot load a Flux this small; nodes/logic/shapes_generator_comfy.py builds the three with
+ComfyUI's stock loaders cannot load a Flux this small; nodes/comfy/shapes_generator.py builds the three with
 ComfyUI's own classes. For the CPU examples (GRPO, best-of-N) that run in minutes.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from .logic.shapes_generator_comfy import SHAPES_NAME, WEIGHT_DTYPES, load_shapes_generator, resolve_shapes_folder
+from .comfy.shapes_generator import SHAPES_NAME, WEIGHT_DTYPES, load_shapes_generator, resolve_shapes_folder
 from .socket_types import CATEGORY
 
 

@@ -190,6 +190,32 @@ def test_a_kept_command_name_only_runs_its_command_line():
             assert len(mods[old].read_text(encoding="utf-8").splitlines()) <= 12, f"{old} is more than a thin entry"
 
 
+COMFY_MODULES = ("comfy", "comfy_api", "comfy_execution", "comfy_extras", "folder_paths", "server", "execution")
+
+
+def external_imports(path: Path) -> set[str]:
+    """The top-level names of every absolute import in a file, at its top or inside a function."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_nodes_logic_imports_no_comfy():
+    """nodes/logic/ is the ComfyUI-free part of the nodes: no module there imports ComfyUI, or nodes/comfy/ (what
+    runs on ComfyUI's classes), even lazily."""
+    mods = modules()
+    edges, _ = import_graph(mods)
+    logic = [m for m in mods if m == "nodes.logic" or m.startswith("nodes.logic.")]
+    assert logic
+    bad = [(m, name) for m in logic for name in sorted(external_imports(mods[m]) & set(COMFY_MODULES))]
+    bad += [(m, target) for m in logic for target in sorted(edges[m]) if target.startswith("nodes.comfy")]
+    assert bad == [], "\n".join(f"{m} imports {name}" for m, name in bad)
+
+
 def test_no_private_name_imported_across_files():
     assert GRAPH["private"] == [], "\n".join(f"{a} <- {b}.{n}" for a, b, n in GRAPH["private"])
 

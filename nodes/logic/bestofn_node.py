@@ -2,7 +2,7 @@
 finish only the candidates whose predicted clean image (x0) scores best.
 
 No ComfyUI here: the sampling of one segment, the decoding and the scoring come in as functions (the node gives
-ComfyUI's sampler, VAE and scorer, nodes/logic/comfy_segments.py; tests give their own). The decisions, the
+ComfyUI's sampler, VAE and scorer, nodes/comfy/segments.py; tests give their own). The decisions, the
 record of who was dropped when and the report are training.bestofn's (one implementation for the CLI and the node).
 """
 

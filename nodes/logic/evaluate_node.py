@@ -3,7 +3,7 @@ prompt set, the LoRA checks, sampling the variants from the same noise, and the 
 
 The numbers are the headless evaluation's (training/grpo/evaluate/analysis.py: the same scores, paired win rates,
 pairwise judge, oracle rates and report); the node only samples with the user's MODEL / CLIP / VAE through the GRPO
-node's policy (comfy_policy.py), with the noise the command line gives the same prompt index and seed.
+node's policy (nodes/comfy/policy.py), with the noise the command line gives the same prompt index and seed.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ the headless GRPOConfig, score through the Loader's handle, publish the LoRA int
 what the node says in the graph's terms (a run already there, the phase in progress, what Cancel saved).
 
 The run itself is training.grpo.trainer.train (one implementation): the node only supplies a ComfyUI policy
-(comfy_policy.py), a scorer and a per-step callback. The node's widgets are declared once, in WIDGETS.
+(nodes/comfy/policy.py), a scorer and a per-step callback. The node's widgets are declared once, in WIDGETS.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 from .training_import import import_training
 
 import_training("grpo")
-from training.common.memory_guard import (  # noqa: E402, F401 - Free and available_ram for nodes/comfy_models.py
+from training.common.memory_guard import (  # noqa: E402, F401 - Free and available_ram for nodes/comfy/models.py
     FLOAT32,
     LIVE_LATENTS,
     FlowSizes,

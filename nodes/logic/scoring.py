@@ -1,7 +1,7 @@
 """The scorer handle that travels between nodes, and batch scoring through it.
 
 A handle pairs a loaded scorer with a placement policy: where the weights go just before scoring and where they go
-after. ComfyUI's nodes pass a placement built on comfy.model_management (see nodes/comfy_models.py); tests and
+after. ComfyUI's nodes pass a placement built on comfy.model_management (see nodes/comfy/models.py); tests and
 scripts use `DirectPlacement`. Keeping the weights on the accelerator only while scoring is the default: a 7B scorer
 must not sit on the GPU while Flux generates the next batch.
 """

@@ -1,4 +1,4 @@
-"""The Best-of-N Sampler on ComfyUI's own sampling (nodes/logic/comfy_segments.py), in process, on the shipped shapes
+"""The Best-of-N Sampler on ComfyUI's own sampling (nodes/comfy/segments.py), in process, on the shipped shapes
 generator loaded the ComfyUI way and the shipped shapes scorer:
 
 - schedule none is KSampler on a batch of N with the same seed, VAE-decoded, then the Rerank node's logic: the
@@ -25,9 +25,9 @@ N, STEPS, SEED, SIZE = 6, 6, 123, 64
 
 @pytest.fixture(scope="module")
 def world():
+    from nodes.comfy.shapes_generator import load_shapes_generator
     from nodes.logic.discovery import ScorerFolder
     from nodes.logic.scoring import DirectPlacement, ScorerHandle
-    from nodes.logic.shapes_generator_comfy import load_shapes_generator
     from training.reward.scorer import load_scorer
 
     torch.set_num_threads(1)
@@ -39,8 +39,8 @@ def world():
 
 
 def best_of_n(world, n=N, keep=1, schedule="none", cfg=1.0, negative=None, sampler="euler", trace=None):
+    from nodes.comfy.segments import ComfySegments, decode_images
     from nodes.logic.bestofn_node import BestOfNSettings, pruned_best_of_n
-    from nodes.logic.comfy_segments import ComfySegments, decode_images
     from nodes.logic.scoring import score_images
 
     model, positive, vae, handle = world
@@ -103,7 +103,7 @@ def test_pruned_survivors_finish_into_their_full_batch_images(world):
 
 
 def test_cfg_needs_a_negative_and_counts_both(world):
-    from nodes.logic.comfy_segments import ComfySegments
+    from nodes.comfy.segments import ComfySegments
 
     model, positive, _, _ = world
     with pytest.raises(ValueError, match="negative: cfg 3 needs a negative"):

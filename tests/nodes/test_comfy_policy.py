@@ -1,4 +1,4 @@
-"""The ComfyUI GRPO backend (nodes/logic/comfy_policy.py) against the diffusers one (training/grpo/flux_policy.py):
+"""The ComfyUI GRPO backend (nodes/comfy/policy.py) against the diffusers one (training/grpo/flux_policy.py):
 the same shapes-generator weights, prompt embeddings, LoRA and noise give the same velocities, log-probs and LoRA
 gradients within 1e-4; the export is the diffusers export. Skipped with the reason when ComfyUI does not import here.
 """
@@ -20,8 +20,8 @@ TOL = 1e-4
 
 @pytest.fixture(scope="module")
 def backends(tmp_path_factory):
-    from nodes.logic.comfy_policy import ComfyFlowPolicy
-    from nodes.logic.shapes_generator_comfy import load_shapes_generator
+    from nodes.comfy.policy import ComfyFlowPolicy
+    from nodes.comfy.shapes_generator import load_shapes_generator
     from training.grpo.config import FLUX_LORA_TARGETS
     from training.grpo.flux_policy import FluxPolicy
     from training.grpo.shapes_generator import (
@@ -128,8 +128,8 @@ def test_trajectories_log_probs_and_gradients(backends):
 def test_a_model_loaded_under_inference_mode_trains_the_same(backends):
     """ComfyUI's executor runs nodes under torch.inference_mode(): the MODEL, CLIP and VAE the loader returns are
     inference tensors. The node trains under inference_mode(False); the gradients must be the reference's."""
-    from nodes.logic.comfy_policy import ComfyFlowPolicy
-    from nodes.logic.shapes_generator_comfy import load_shapes_generator
+    from nodes.comfy.policy import ComfyFlowPolicy
+    from nodes.comfy.shapes_generator import load_shapes_generator
     from training.grpo.config import FLUX_LORA_TARGETS
     from training.grpo.sampling import sample_generators, sample_trajectories
 

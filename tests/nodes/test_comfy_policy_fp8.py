@@ -25,7 +25,13 @@ FP8 = {"fp8_e4m3fn": torch.float8_e4m3fn, "fp8_e5m2": torch.float8_e5m2}
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    from training.grpo.shapes_generator import SAMPLING_FILE, GeneratorShape, Sampling, build_pipeline, sampling_record
+    from training.grpo.shapes_generator import (
+        SAMPLING_FILE,
+        GeneratorShape,
+        Sampling,
+        build_pipeline,
+        sampling_record,
+    )
 
     path = tmp_path_factory.mktemp("tiny_flux")
     build_pipeline(GeneratorShape(), seed=3).save_pretrained(str(path))
@@ -34,7 +40,7 @@ def folder(tmp_path_factory):
 
 
 def _policy(model, clip, vae, lora):
-    from nodes.logic.comfy_policy import ComfyFlowPolicy
+    from nodes.comfy.policy import ComfyFlowPolicy
     from training.grpo.config import FLUX_LORA_TARGETS
 
     policy = ComfyFlowPolicy(model, clip, vae, lora_rank=4, lora_alpha=8.0, lora_targets=FLUX_LORA_TARGETS)
@@ -63,7 +69,7 @@ def _grpo_step_gradients(policy, embeds, run, sigmas, advantages):
 
 @pytest.mark.parametrize("weight_dtype", ["fp8_e4m3fn", "fp8_e5m2"])
 def test_lora_gradients_through_fp8_weights_equal_the_dequantized_ones(folder, weight_dtype):
-    from nodes.logic.shapes_generator_comfy import load_shapes_generator
+    from nodes.comfy.shapes_generator import load_shapes_generator
     from training.grpo.sampling import sample_generators, sample_trajectories
 
     storage = FP8[weight_dtype]
@@ -116,7 +122,7 @@ def test_lora_gradients_through_fp8_weights_equal_the_dequantized_ones(folder, w
 
 
 def test_the_loader_refuses_an_unknown_weight_dtype(folder):
-    from nodes.logic.shapes_generator_comfy import load_shapes_generator
+    from nodes.comfy.shapes_generator import load_shapes_generator
 
     with pytest.raises(ValueError, match="weight_dtype"):
         load_shapes_generator(str(folder), weight_dtype="fp8_e4m3fn_fast")

@@ -1,4 +1,4 @@
-"""The ComfyUI Qwen-Image backend (nodes/logic/comfy_families.py) against the diffusers one
+"""The ComfyUI Qwen-Image backend (nodes/comfy/families.py) against the diffusers one
 (training/grpo/qwen_image_policy.py): ComfyUI's own Qwen-Image transformer, built by ComfyUI's classes from the tiny
 pipeline's weights, with the same LoRA, conditioning and noise gives the same velocities (with and without true CFG),
 CFG log-probs and LoRA gradients within 1e-4; the export is the diffusers export, and ComfyUI's LoRA loader applies
@@ -62,7 +62,7 @@ def comfy_qwen_image_model(transformer):
 
 @pytest.fixture(scope="module")
 def backends(tmp_path_factory):
-    from nodes.logic.comfy_families import ComfyQwenImagePolicy
+    from nodes.comfy.families import ComfyQwenImagePolicy
     from training.common.tiny_qwen_image import save_tiny_qwen_image_pipeline
     from training.grpo.qwen_image_policy import QWEN_IMAGE_LORA_TARGETS, QwenImagePolicy
 
@@ -152,7 +152,7 @@ def test_export_loads_through_comfyui_lora_loader(backends, caplog):
 
 
 def test_other_families_are_refused_in_one_line():
-    from nodes.logic.comfy_families import UnsupportedModel, family_of
+    from nodes.comfy.families import UnsupportedModel, family_of
 
     class SD3:  # a model_base class the node does not train
         pass

@@ -288,7 +288,7 @@ import comfy.model_management as mm
 spec = importlib.util.spec_from_file_location("spatialscore_pack", PACK + "/__init__.py",
                                               submodule_search_locations=[PACK])
 pack = importlib.util.module_from_spec(spec); sys.modules["spatialscore_pack"] = pack; spec.loader.exec_module(pack)
-from spatialscore_pack.nodes.comfy_models import ComfyPlacement
+from spatialscore_pack.nodes.comfy.models import ComfyPlacement
 
 class Scorer:  # the parts of training.reward.Scorer the placement uses
     def __init__(self):

@@ -120,7 +120,7 @@ def test_the_workflow_values_of_the_examples_pass():
 def shapes():
     import torch
 
-    from nodes.logic.shapes_generator_comfy import load_shapes_generator
+    from nodes.comfy.shapes_generator import load_shapes_generator
 
     torch.set_num_threads(1)
     model, clip, vae = load_shapes_generator("shapes")

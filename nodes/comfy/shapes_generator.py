@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from .training_import import import_training
+from ..logic.training_import import import_training
 
 import_training("grpo")  # the pack's `training` in sys.modules (inside ComfyUI the pack is not on sys.path)
 SHAPES_NAME = "shapes"

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 import torch
 
 # inside ComfyUI the pack is not on sys.path: this puts its `training` package in sys.modules first
-from .training_import import import_training
+from ..logic.training_import import import_training
 
 import_training("grpo")
 from training.grpo.lora import PREFIX, target_regex  # noqa: E402
@@ -165,7 +165,7 @@ class ComfyFlowPolicy:
         self._mm = mm
 
     def _lora_layout(self, unet_config: dict, shapes: dict, targets: list[str]) -> dict[str, list]:
-        """{ComfyUI weight key: [(diffusers module, row offset, rows)]}; other families: comfy_families.py."""
+        """{ComfyUI weight key: [(diffusers module, row offset, rows)]}; other families: families.py."""
         return lora_layout(unet_config, shapes, targets)
 
     # ------------------------------------------------------------------------------------------------ placement

@@ -5,7 +5,7 @@ noise + (1 - sigma) * x_0, the model predicting noise - x_0, as the SDE of train
 LoRA it exports in diffusers keys is one ComfyUI's own LoRA loader maps back onto that model (comfy/lora.py,
 `model_lora_keys_unet`). Any other MODEL is refused with one line naming these families.
 
-- Flux (`model_base.Flux`: FLUX.1 dev/schnell and compatible): comfy_policy.ComfyFlowPolicy.
+- Flux (`model_base.Flux`: FLUX.1 dev/schnell and compatible): policy.ComfyFlowPolicy.
 - Qwen-Image (`model_base.QwenImage`): ComfyQwenImagePolicy below. ComfyUI's Qwen-Image transformer keeps the
   diffusers module names (transformer_blocks.N.attn.to_q, img_mlp.net.0.proj, ...), and comfy/lora.py maps
   "transformer.<module>" onto "diffusion_model.<module>.weight", so each diffusers target is one ComfyUI weight, whole.
@@ -20,8 +20,8 @@ from collections.abc import Sequence
 
 import torch
 
-from .comfy_policy import PROMPT_CACHE_SIZE, ComfyFlowPolicy, _checkpointed
-from .training_import import import_training
+from ..logic.training_import import import_training
+from .policy import PROMPT_CACHE_SIZE, ComfyFlowPolicy, _checkpointed
 
 import_training("grpo")
 from training.grpo.flux_policy import FluxPolicy  # noqa: E402
@@ -34,7 +34,7 @@ from training.grpo.qwen_image_policy import (  # noqa: E402
     cfg_combine,
 )
 
-# model_base class name -> (family shown to the user, policy class name in this module or comfy_policy)
+# model_base class name -> (family shown to the user, policy class name in this module or policy.py)
 FAMILIES = {"Flux": "Flux", "QwenImage": "Qwen-Image"}
 SUPPORTED = "Flux (FLUX.1 dev / schnell and compatible) and Qwen-Image"
 

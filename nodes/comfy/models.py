@@ -14,7 +14,7 @@ import comfy.model_management as mm
 import comfy.model_patcher
 import torch
 
-from .logic.memory_check import Free, available_ram
+from ..logic.memory_check import Free, available_ram
 
 
 class SpatialScoreWeights(torch.nn.Module):
