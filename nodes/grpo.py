@@ -123,7 +123,7 @@ class SpatialScoreGRPOTrain(io.ComfyNode):
         # **inputs: every widget is checked here against its schema limits (ComfyUI then checks none of them); a
         # missing input is ComfyUI's own error
         errors = widget_errors(cls, inputs)
-        if not errors and all(inputs.get(w.name) is not None for w in WIDGETS):
+        if not errors and all(w.optional or inputs.get(w.name) is not None for w in WIDGETS):
             errors = check_settings(NodeSettings(**widget_values(WIDGETS, inputs)))
         return accept(errors)
 

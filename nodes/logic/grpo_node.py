@@ -25,6 +25,7 @@ from training.grpo.checkpoint import list_checkpoints  # noqa: E402
 from training.grpo.config import GRPOConfig, validate  # noqa: E402
 from training.grpo.lora import save_lora_file  # noqa: E402
 from training.grpo.reports import MetricsLog  # noqa: E402
+from training.grpo.validation import ALGORITHMS  # noqa: E402
 
 LORA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 SIZE_MULTIPLE = 16  # Flux packs 2x2 latent patches; FLUX.1's VAE downsamples 8x (the shapes VAE 4x)
@@ -72,6 +73,12 @@ WIDGETS = (
     Widget("resume", bool, False,
            tooltip="Continue the run of this lora_name from its last checkpoint (after an interrupt, or with more "
                    "steps). Off: an existing run is an error."),
+    Widget("algorithm", str, "flow_grpo", options=ALGORITHMS, optional=True,
+           tooltip="The training loss. flow_grpo: Flow-GRPO, the ratio of the SDE steps' log-probabilities (the "
+                   "shipped LoRAs). nft: DiffusionNFT, the flow-matching loss on the clean samples, contrasting "
+                   "good and bad ones through implicit positive and negative policies; no log-probabilities. awm: "
+                   "Advantage Weighted Matching, the flow-matching loss on the clean samples times their "
+                   "advantage. Same sampling, reward, advantages and LoRA for all three."),
 )
 NodeSettings = settings_class("NodeSettings", WIDGETS, __name__, "The GRPO node's widget values, one field per widget.")
 
@@ -101,6 +108,8 @@ def check_settings(s: NodeSettings) -> list[str]:
         errors.append(f"steps: {s.steps}; at least 1 GRPO step")
     if s.sampling_steps < 2:
         errors.append(f"sampling_steps: {s.sampling_steps}; at least 2 denoising steps")
+    if s.algorithm not in ALGORITHMS:  # ComfyUI does not check a V3 combo's value
+        errors.append(f"algorithm: {s.algorithm!r}; expected one of {', '.join(ALGORITHMS)}")
     return errors
 
 
@@ -198,6 +207,7 @@ def build_config(s: NodeSettings, run_dir: Path) -> GRPOConfig:
     config.train.top_k = s.top_k
     config.train.learning_rate = s.learning_rate
     config.train.beta = s.kl_beta
+    config.train.algorithm = s.algorithm
     config.train.seed = s.seed
     config.lora.rank, config.lora.alpha = s.lora_rank, s.lora_alpha
     config.output.dir = str(run_dir)

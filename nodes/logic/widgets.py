@@ -29,10 +29,13 @@ class Widget:
     multiline: bool | None = None
     control_after_generate: bool | None = None
     options: tuple[str, ...] | None = None
+    # an input added after a release: optional in the schema, so saved workflows without it still queue, and its
+    # default where a workflow does not give it (widget_values)
+    optional: bool | None = None
 
     def schema_options(self) -> dict:
         """The keyword arguments of the schema input (besides its name and, for a combo, its choices)."""
-        keys = ("default", "min", "max", "step", "round", "multiline", "control_after_generate", "tooltip")
+        keys = ("default", "min", "max", "step", "round", "multiline", "control_after_generate", "tooltip", "optional")
         return {key: getattr(self, key) for key in keys if getattr(self, key) is not None}
 
 
@@ -54,5 +57,6 @@ def settings_class(name: str, widgets: Sequence[Widget], module: str, doc: str) 
 
 
 def widget_values(widgets: Iterable[Widget], values: dict) -> dict:
-    """The widgets' entries of `values` (the inputs ComfyUI hands a node), by name."""
-    return {w.name: values[w.name] for w in widgets}
+    """The widgets' entries of `values` (the inputs ComfyUI hands a node), by name; an optional widget's default
+    where `values` lacks it."""
+    return {w.name: values.get(w.name, w.default) if w.optional else values[w.name] for w in widgets}

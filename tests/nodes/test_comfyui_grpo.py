@@ -84,6 +84,25 @@ def test_grpo_trains_through_fp8_weights(comfy):
         errors="replace")  # ComfyUI's own log line: the MODEL really is stored in fp8
 
 
+def test_grpo_trains_with_the_nft_algorithm(comfy):
+    """algorithm nft (DiffusionNFT) trains 2 steps through /prompt: finite LoRA, the run's config says nft, and its
+    records carry no log-prob ratio (1 everywhere)."""
+    from safetensors import safe_open
+
+    entry = run(comfy, grpo_graph(comfy, "grpo_nft", algorithm="nft"))
+    assert execution_error(entry) is None, execution_error(entry)
+    with safe_open(str(comfy.base / "models" / "loras" / "grpo_nft.safetensors"), framework="pt") as f:
+        assert f.metadata()["spatialscore.steps"] == "2"
+        tensors = [f.get_tensor(k) for k in f.keys()]
+    assert tensors and all(t.isfinite().all() for t in tensors)
+    assert any(t.abs().max() > 0 for t in tensors)
+    run_dir = comfy.base / "output" / "spatialscore_grpo" / "grpo_nft"
+    assert json.loads((run_dir / "config.json").read_text())["train"]["algorithm"] == "nft"
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    trained = [r for r in metrics if r["step"] > 0]
+    assert [r["step"] for r in trained] == [1, 2] and all(r["ratio_mean"] == 1.0 for r in trained)
+
+
 def run(comfy, prompt, timeout=900):
     code, body = comfy.queue(prompt)
     assert code == 200 and not body.get("node_errors"), body
