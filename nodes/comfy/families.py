@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 
 from ..logic.training_import import import_training
-from .policy import PROMPT_CACHE_SIZE, ComfyFlowPolicy, _checkpointed
+from .policy import PROMPT_CACHE_SIZE, ComfyFlowPolicy, checkpointed
 
 import_training("grpo")
 from training.grpo.flux_policy import FluxPolicy  # noqa: E402
@@ -30,8 +30,8 @@ from training.grpo.qwen_image_policy import (  # noqa: E402
     DEFAULT_NEGATIVE_PROMPT,
     QWEN_IMAGE_LORA_TARGETS,
     MaskedPromptEmbeds,
-    _padded,
     cfg_combine,
+    padded,
 )
 
 # model_base class name -> (family shown to the user, policy class name in this module or policy.py)
@@ -124,8 +124,8 @@ class ComfyQwenImagePolicy(ComfyFlowPolicy):
             self._cache.popitem(last=False)
         if self._negative is None:
             self._negative = self._encode(self.negative_prompt)
-        embeds, mask = _padded([self._cache[p] for p in prompts])
-        negative, negative_mask = _padded([self._negative])
+        embeds, mask = padded([self._cache[p] for p in prompts])
+        negative, negative_mask = padded([self._negative])
         return MaskedPromptEmbeds(embeds.to(self.device), mask.to(self.device), negative.to(self.device),
                                   negative_mask.to(self.device))  # fmt: skip
 
@@ -164,7 +164,7 @@ class ComfyQwenImagePolicy(ComfyFlowPolicy):
         timestep = self.patcher.get_model_object("model_sampling").timestep(sigma).float()
         blocks = list(self.base.diffusion_model.transformer_blocks)
         patched = self.gradient_checkpointing and torch.is_grad_enabled()
-        originals = [_checkpointed(block) for block in blocks] if patched else []
+        originals = [checkpointed(block) for block in blocks] if patched else []
         try:
             prediction = self._forward(x, timestep, embeds.prompt_embeds, embeds.mask)
             if guidance > 1:

@@ -115,7 +115,7 @@ def _fresh(value):
     return value.clone() if isinstance(value, torch.Tensor) and value.is_floating_point() else value
 
 
-def _checkpointed(block: torch.nn.Module):
+def checkpointed(block: torch.nn.Module):
     """The block's forward under non-reentrant activation checkpointing, on copies of its tensor inputs.
 
     Why the copies: Flux's blocks add their residuals in place into their inputs (`x += ...` in SingleStreamBlock,
@@ -236,7 +236,7 @@ class ComfyFlowPolicy:
         options = dict(self.patcher.model_options.get("transformer_options", {}))
         blocks = [*self.base.diffusion_model.double_blocks, *self.base.diffusion_model.single_blocks]
         patched = self.gradient_checkpointing and torch.is_grad_enabled()
-        originals = [_checkpointed(block) for block in blocks] if patched else []
+        originals = [checkpointed(block) for block in blocks] if patched else []
         try:
             out = self.base.diffusion_model(x.to(self.device, self.dtype), timestep,
                                             context=embeds.prompt_embeds.to(self.device, self.dtype),

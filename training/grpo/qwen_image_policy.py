@@ -59,7 +59,7 @@ class MaskedPromptEmbeds:
                                   self.negative_mask.to(device))  # fmt: skip
 
 
-def _padded(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def padded(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Unpadded [L_i, D] rows -> ([N, max L, D] zero-padded, [N, max L] bool mask)."""
     length = max(r.shape[0] for r in rows)
     embeds = torch.stack([torch.cat([r, r.new_zeros(length - r.shape[0], r.shape[1])]) for r in rows])
@@ -138,8 +138,8 @@ class QwenImagePolicy(FluxPolicy):
             self._cache.move_to_end(p)
         while len(self._cache) > max(PROMPT_CACHE_SIZE, len(set(prompts)) + 1):
             self._cache.popitem(last=False)
-        embeds, mask = _padded([self._cache[p] for p in prompts])
-        negative, negative_mask = _padded([self._cache[self.negative_prompt]])
+        embeds, mask = padded([self._cache[p] for p in prompts])
+        negative, negative_mask = padded([self._cache[self.negative_prompt]])
         return MaskedPromptEmbeds(embeds.to(self.device, self.dtype), mask.to(self.device),
                                   negative.to(self.device, self.dtype), negative_mask.to(self.device))  # fmt: skip
 
