@@ -1,11 +1,14 @@
 """SpatialScore Best-of-N Sampler: N candidates of one prompt, pruned on the scores of their predicted clean images
 while sampling, so only the promising ones are finished.
 
-A thin V3 node: the segmented sampling is ComfyUI's own (nodes/comfy/segments.py), the driver and the report
-are nodes/logic/bestofn_node.py over training.bestofn (schedule, pruner, report format shared with the CLI).
+A thin V3 node: the segmented sampling is ComfyUI's own (nodes/comfy/segments.py), the widgets (declared once,
+WIDGETS), the driver and the report are nodes/logic/bestofn_node.py over training.bestofn (schedule, pruner, report
+format shared with the CLI).
 """
 
 from __future__ import annotations
+
+from dataclasses import fields
 
 import comfy.samplers
 import comfy.utils
@@ -13,8 +16,8 @@ from comfy_api.latest import io
 
 from .comfy.models import free_for_sampling
 from .comfy.segments import ComfySegments, decode_images, vae_downscale
-from .common import scorer_input, ui_payload, widget_errors
-from .logic.bestofn_node import BestOfNSettings, check_settings, pruned_best_of_n
+from .common import scorer_input, ui_payload, widget_errors, widget_inputs
+from .logic.bestofn_node import WIDGETS, BestOfNSettings, check_settings, pruned_best_of_n
 from .logic.memory_check import check_best_of_n
 from .logic.scoring import score_images, warning_lines
 from .logic.widget_limits import accept
@@ -47,34 +50,8 @@ class SpatialScoreBestOfNSampler(io.ComfyNode):
                 io.Vae.Input("vae", tooltip="The model's VAE: decodes the x0 previews the scorer judges and the "
                                              "final images."),
                 scorer_input(),
-                io.String.Input("prompt", multiline=True, default="",
-                                tooltip="The text the scorer checks the images against: the same prompt as the "
-                                        "positive conditioning (connect one text node to both)."),
-                io.Int.Input("n", default=16, min=1, max=256,
-                             tooltip="Candidates sampled (N). They start as one batch; pruning shrinks it."),
-                io.Int.Input("keep", default=1, min=1, max=256,
-                             tooltip="Images returned (K), best first by final score. At most n."),
-                io.String.Input("schedule", default="default",
-                                tooltip="When to prune: KEEP@FRACTION,... keeps the KEEP best after that fraction of "
-                                        "the steps (e.g. 8@0.25,2@0.5). 'default': 2@0.34, the best measured, "
-                                        "where it fits n and keep. 'none': plain best-of-N (same images as "
-                                        "KSampler on a batch of n, then Rerank)."),
-                io.Combo.Input("sampler_name", options=list(comfy.samplers.KSampler.SAMPLERS), default="euler",
-                               tooltip="ComfyUI's sampler. One-step samplers (euler) give survivors exactly their "
-                                       "unpruned images; multistep ones restart their history at pruning points."),
-                io.Combo.Input("scheduler", options=list(comfy.samplers.KSampler.SCHEDULERS), default="simple",
-                               tooltip="ComfyUI's noise schedule (simple for Flux)."),
-                io.Int.Input("steps", default=20, min=1, max=1000,
-                             tooltip="Sampling steps; pruning fractions map to whole steps (round(F x steps))."),
-                io.Float.Input("cfg", default=1.0, min=0.0, max=100.0, step=0.1, round=0.01,
-                               tooltip="Classifier-free guidance. 1.0 for Flux (guidance is in the conditioning); "
-                                       "other values need a negative."),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
-                             tooltip="Noise seed of the batch (as KSampler's for a batch of n)."),
-                io.Int.Input("width", default=1024, min=16, max=8192, step=16,
-                             tooltip="Image width in pixels; a multiple of 2 x the VAE's downscale."),
-                io.Int.Input("height", default=1024, min=16, max=8192, step=16,
-                             tooltip="Image height in pixels; a multiple of 2 x the VAE's downscale."),
+                *widget_inputs(WIDGETS, options={"sampler_name": comfy.samplers.KSampler.SAMPLERS,
+                                                 "scheduler": comfy.samplers.KSampler.SCHEDULERS}),
                 io.Conditioning.Input("negative", optional=True,
                                       tooltip="Negative conditioning, for models sampled with cfg != 1. Leave empty "
                                               "for Flux."),
@@ -98,7 +75,7 @@ class SpatialScoreBestOfNSampler(io.ComfyNode):
         # **inputs: every widget is checked here against its schema limits (ComfyUI then checks none of them)
         # (a missing input is ComfyUI's own error, so only the values given are checked)
         errors = widget_errors(cls, inputs)
-        counts = [inputs.get(name) for name in ("n", "keep", "schedule", "steps")]
+        counts = [inputs.get(f.name) for f in fields(BestOfNSettings)]  # n, keep, schedule, steps
         if not errors and None not in counts:  # the schedule's checks take counts inside the widgets' limits
             errors = check_settings(BestOfNSettings(*counts))
         sampler, scheduler = inputs.get("sampler_name"), inputs.get("scheduler")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .training_import import import_training
+from .widgets import Widget
 
 import_training("bestofn")  # inside ComfyUI the pack is not on sys.path
 from training.bestofn.pruning import Pruner  # noqa: E402
@@ -28,6 +29,38 @@ from training.bestofn.schedule import ScheduleError, Stage, default_schedule, fo
 SegmentFn = Callable[[torch.Tensor, int, int, list[int]], tuple[torch.Tensor, torch.Tensor]]
 DecodeFn = Callable[[torch.Tensor], torch.Tensor]  # LATENT samples -> IMAGE [B,H,W,3]
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]  # IMAGE -> reward means [B]
+
+
+# The node's widgets, declared once: the schema's inputs (after model, positive, vae and scorer; the optional negative
+# follows them) are made from this table; BestOfNSettings takes the four that set the pruning.
+WIDGETS = (
+    Widget("prompt", str, "", multiline=True,
+           tooltip="The text the scorer checks the images against: the same prompt as the positive conditioning "
+                   "(connect one text node to both)."),
+    Widget("n", int, 16, min=1, max=256,
+           tooltip="Candidates sampled (N). They start as one batch; pruning shrinks it."),
+    Widget("keep", int, 1, min=1, max=256, tooltip="Images returned (K), best first by final score. At most n."),
+    Widget("schedule", str, "default",
+           tooltip="When to prune: KEEP@FRACTION,... keeps the KEEP best after that fraction of the steps (e.g. "
+                   "8@0.25,2@0.5). 'default': 2@0.34, the best measured, where it fits n and keep. 'none': plain "
+                   "best-of-N (same images as KSampler on a batch of n, then Rerank)."),
+    Widget("sampler_name", str, "euler", options=(),  # ComfyUI's samplers: the node lists them
+           tooltip="ComfyUI's sampler. One-step samplers (euler) give survivors exactly their unpruned images; "
+                   "multistep ones restart their history at pruning points."),
+    Widget("scheduler", str, "simple", options=(),  # ComfyUI's schedulers: the node lists them
+           tooltip="ComfyUI's noise schedule (simple for Flux)."),
+    Widget("steps", int, 20, min=1, max=1000,
+           tooltip="Sampling steps; pruning fractions map to whole steps (round(F x steps))."),
+    Widget("cfg", float, 1.0, min=0.0, max=100.0, step=0.1, round=0.01,
+           tooltip="Classifier-free guidance. 1.0 for Flux (guidance is in the conditioning); other values need a "
+                   "negative."),
+    Widget("seed", int, 0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
+           tooltip="Noise seed of the batch (as KSampler's for a batch of n)."),
+    Widget("width", int, 1024, min=16, max=8192, step=16,
+           tooltip="Image width in pixels; a multiple of 2 x the VAE's downscale."),
+    Widget("height", int, 1024, min=16, max=8192, step=16,
+           tooltip="Image height in pixels; a multiple of 2 x the VAE's downscale."),
+)
 
 
 @dataclass
