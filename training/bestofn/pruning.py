@@ -1,6 +1,6 @@
 """Who is alive during a pruned best-of-N, and the record of who was dropped when with what score.
 
-Model-agnostic: the headless sampler (sampler.py) and the ComfyUI node (nodes/logic/bestofn.py) step their own
+Model-agnostic: the headless sampler (sampler.py) and the ComfyUI node (nodes/logic/bestofn_node.py) step their own
 models and call `Pruner.after_step` with the scores of the living candidates' x0 previews. Ranking is on absolute
 scores, highest first, ties in candidate order (the same rule as the Rerank node), so `--prune none` followed by
 the final ranking is exactly plain sampling followed by Rerank.

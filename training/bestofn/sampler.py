@@ -1,9 +1,10 @@
 """Pruned best-of-N on a FLUX pipeline (a FluxPolicy): one prompt's N candidates sampled as one shrinking batch.
 
 Sampling is the project's one implementation (training/grpo: FluxPolicy velocity, the SDE step at noise 0 =
-FluxPipeline's Euler ODE). Prompt p's candidates are `generate([prompt] * N, seed=prompt_seed(seed, p))`: noise of
-candidate i comes from (that seed, i), so the first 8 of 16 candidates are the 8 of best-of-8, and `--prune none`
-equals plain sampling followed by reranking.
+FluxPipeline's Euler ODE). Prompt p's candidates are
+`training.grpo.sampling.generate([prompt] * N, seed=prompt_seed(seed, p))`: noise of candidate i comes from (that
+seed, i), so the first 8 of 16 candidates are the 8 of best-of-8, and `--prune none` equals plain sampling followed
+by reranking.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""LoRA on a diffusers Flux transformer: which modules, how to attach it, and the one-file export.
+"""LoRA on a diffusers transformer (Flux; Qwen-Image, whose blocks are also `transformer_blocks.N`): which modules,
+how to attach it, and the one-file export.
 
-The exported file holds only `transformer.<module>.lora_A.weight` / `lora_B.weight` (diffusers' Flux LoRA keys),
+The exported file holds only `transformer.<module>.lora_A.weight` / `lora_B.weight` (diffusers' LoRA keys),
 with the adapter's scale (alpha / rank) multiplied into lora_B: a file without alpha entries is read at scale 1 by
 both diffusers' `load_lora_weights` and ComfyUI's comfy/lora.py, so folding makes every loader apply exactly the
 delta that was trained.
@@ -26,7 +27,8 @@ PREFIX = "transformer."
 
 
 def target_regex(targets: list[str]) -> str:
-    """A full-match regex for `targets` (names inside a block) in Flux's double and single blocks only.
+    """A full-match regex for `targets` (names inside a block) in the transformer's blocks only (Flux's double and
+    single blocks, Qwen-Image's blocks).
 
     Matching inside blocks keeps e.g. "proj_out" from also catching the transformer's final projection.
     """

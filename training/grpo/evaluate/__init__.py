@@ -7,5 +7,7 @@ their sources and licences), relations.py (relation words, object counts), varia
 sampled from the same noise; a LoRA for another model refused), judge.py (scorer, pairwise judge, whether the
 scorer can read the prompts), statistics.py (paired win rates and their intervals), analysis.py (the report's
 numbers, shared with the ComfyUI node), report.py and pictures.py (what is written), run.py (the whole
-evaluation). The command line is ../cli/evaluate.py.
+evaluation), oracle_rates.py (the pixel oracle's rates of one generator and LoRA on a prompt list, the shapes world's
+held-out judgement: `python -m training.grpo.sample_eval`). The command lines are ../cli/evaluate.py and
+../cli/sample_eval.py.
 """
