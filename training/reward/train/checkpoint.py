@@ -70,7 +70,11 @@ def read_state(path: Path) -> dict:
 
 def check_resumable(path: Path) -> None:
     """CheckpointError if the checkpoint's state.json or a tensor file is damaged: said before any model loads."""
-    read_state(path)
+    state = read_state(path)
+    missing = [k for k in ("step", "config", "data", "python_rng") if k not in state]
+    if missing:  # e.g. an edit run's checkpoint from before edit pairs trained in this loop
+        raise CheckpointError(f"{path}: state.json has no {', '.join(missing)}: it was written by another trainer; "
+                              "start a new run (a new --out)")
     ckpt.check_tensor_files(path, [TRAINABLE_FILE, OPTIMIZER_FILE, RNG_FILE])
 
 
