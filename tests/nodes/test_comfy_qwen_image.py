@@ -4,8 +4,9 @@ pipeline's weights, with the same LoRA, conditioning and noise gives the same ve
 CFG log-probs and LoRA gradients within 1e-4; the export is the diffusers export, and ComfyUI's LoRA loader applies
 it to every adapted weight. A MODEL of another family is refused with one line naming the supported ones.
 
-The text encoder is not ComfyUI's here: its Qwen2.5-VL-7B config is fixed in comfy/text_encoders, so a tiny one
-cannot be built through comfy.sd.CLIP. A CLIP stand-in hands both backends the diffusers pipeline's encoding.
+The MODEL is ComfyUI's QwenImage class with the tiny weights; the text encoder is not ComfyUI's (its Qwen2.5-VL-7B
+config is fixed in comfy/text_encoders): a CLIP stand-in hands both backends the diffusers pipeline's encoding
+(tests/nodes/tiny_qwen_image_comfy.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 import torch
 
 from .comfy_inprocess import import_comfy
+from .tiny_qwen_image_comfy import PipelineClip, comfy_qwen_image_model
 
 REASON = import_comfy()
 pytestmark = [pytest.mark.skipif(bool(REASON), reason=REASON or "ComfyUI importable"), pytest.mark.slow,
@@ -24,40 +26,6 @@ PROMPTS = ["a red circle to the left of a blue square", "a cat under a big green
 TOL = 1e-4
 H = W = 64
 CFG = 4.0
-
-
-class PipelineClip:
-    """tokenize / encode_from_tokens as ComfyUI's CLIP, answered by the diffusers pipeline's encode_prompt."""
-
-    def __init__(self, pipeline):
-        self.pipeline = pipeline
-
-    def tokenize(self, text):
-        return text
-
-    def encode_from_tokens(self, text, return_pooled=False, return_dict=False):
-        with torch.no_grad():
-            embeds, _ = self.pipeline.encode_prompt(prompt=[text], device="cpu")
-        return {"cond": embeds, "pooled_output": None}
-
-
-def comfy_qwen_image_model(transformer):
-    """ComfyUI's QwenImage MODEL with a diffusers QwenImageTransformer2DModel's weights (sizes from its config)."""
-    import comfy.model_management
-    import comfy.model_patcher
-    import comfy.supported_models
-
-    c = transformer.config
-    unet = {"image_model": "qwen_image", "in_channels": c.in_channels, "out_channels": c.out_channels,
-            "num_layers": c.num_layers, "attention_head_dim": c.attention_head_dim,
-            "num_attention_heads": c.num_attention_heads, "joint_attention_dim": c.joint_attention_dim,
-            "axes_dims_rope": tuple(c.axes_dims_rope), "patch_size": c.patch_size}  # fmt: skip
-    model_config = comfy.supported_models.QwenImage(unet)
-    model_config.set_inference_dtype(torch.float32, None)
-    sd = {k: v.detach().clone() for k, v in transformer.state_dict().items()}
-    model = model_config.get_model(sd, "", device=torch.device("cpu"))
-    model.load_model_weights(sd, "")
-    return comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
 
 
 @pytest.fixture(scope="module")
