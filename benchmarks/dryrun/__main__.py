@@ -70,6 +70,11 @@ def parse(argv):
     g.add_argument("--scorer", default=None, help="scorer shape: 7b (default with flux-dev), 3b, tiny")
     g.add_argument("--train-batch", type=int, default=None, help="train.batch_size (preset: 4)")
     g.add_argument("--sample-batch", type=int, default=None, help="sample.batch_size (preset: 8)")
+    g.add_argument("--weight-dtype", default="default", choices=("default", "fp8_e4m3fn", "fp8_e5m2"),
+                   help="model.weight_dtype: the transformer's frozen block weights stored in fp8, cast to bf16 where "
+                        "used (default: bf16)")
+    g.add_argument("--group-size", type=int, default=None, help="sample.group_size, G (preset: 24)")
+    g.add_argument("--prompts-per-step", type=int, default=None, help="prompts.per_step (preset: 8)")
     g.add_argument("--text-tokens", type=int, default=None,
                    help="T5 tokens a prompt when the preset's model.max_sequence_length is 0 (auto; default 128, what "
                         "auto gives the paper's ~77-token spatial prompts)")
@@ -88,7 +93,8 @@ def parse(argv):
         parser.exit(2, f"--scorer: one of {', '.join(SCORER_SHAPES)}, got {args.scorer!r}\n")
     if args.px > MAX_PX:
         parser.exit(2, f"--px: at most {MAX_PX} (FLUX.1's pictures are up to about 2 megapixels), got {args.px}\n")
-    for name in ("batch", "micro_batch", "accumulation", "lora_rank", "train_batch", "sample_batch"):
+    for name in ("batch", "micro_batch", "accumulation", "lora_rank", "train_batch", "sample_batch", "group_size",
+                 "prompts_per_step"):
         value = getattr(args, name, None)
         if value is not None and not 1 <= value <= MAX_COUNT:
             parser.exit(2, f"--{name.replace('_', '-')}: 1..{MAX_COUNT}, got {value}\n")
@@ -139,6 +145,12 @@ def run(args) -> tuple[str, dict]:
     overrides = {}
     if args.sample_batch:
         overrides["sample.batch_size"] = args.sample_batch
+    if args.weight_dtype != "default":
+        overrides["model.weight_dtype"] = args.weight_dtype
+    if args.group_size:
+        overrides["sample.group_size"] = args.group_size
+    if args.prompts_per_step:
+        overrides["prompts.per_step"] = args.prompts_per_step
     qwen_image = "qwen-image" in args.shape
     config = grpo.load_grpo_config(args.train_batch, overrides, "qwen_image_spatial" if qwen_image else "flux_dev_spatial")
     scorer = args.scorer or ("7b" if args.shape in ("flux-dev", "qwen-image") else "tiny")
@@ -147,14 +159,17 @@ def run(args) -> tuple[str, dict]:
     title = (f"grpo: {args.shape} + {scorer} scorer, G={config.sample.group_size}, {config.sample.num_steps} steps, "
              f"{args.px}x{args.px}, {config.model.max_sequence_length or text_tokens} T5 tokens, "
              f"k={config.train.top_k}, train batch {config.train.batch_size}, sample batch "
-             f"{config.sample.batch_size}, LoRA rank {config.lora.rank}; text encoders offloaded, scorer resident")
+             f"{config.sample.batch_size}, LoRA rank {config.lora.rank}"
+             + (f", block weights {args.weight_dtype}" if args.weight_dtype != "default" else "")
+             + "; text encoders offloaded, scorer resident")
     variants = grpo_residency(meter.phases, weights)
     text = report.table(variants["text encoders offloaded, scorer resident"], u, title)
     lines = [text, "", "residency (peak GiB by phase; fits 24/48/80 GB):"]
     out = report.result(variants["text encoders offloaded, scorer resident"], u,
                         weights_gib={k: round(v / GIB, 3) for k, v in weights.items()}, residency={},
                         groups_per_step=config.prompts.per_step, train_batch=config.train.batch_size,
-                        text_tokens=config.model.max_sequence_length or text_tokens)
+                        text_tokens=config.model.max_sequence_length or text_tokens,
+                        weight_dtype=args.weight_dtype, group_size=config.sample.group_size)
     for name, phases in variants.items():
         verdict = report.verdicts(phases)
         lines.append(f"  {name:<44} " + " ".join(f"{p.name} {p.peak / GIB:6.2f}" for p in phases)
@@ -184,10 +199,14 @@ def grpo_residency(phases, weights) -> dict:
             out.append(p.without(gone))
         return out
 
+    def phased(phases):  # offload_transformer_while_encoding: the transformer and its LoRA leave while T5 visits
+        return [p.without({"transformer": weights["transformer"]}) if p.name == "encode" else p for p in phases]
+
     return {"text encoders offloaded, scorer resident": variant(False, True),
             "text encoders offloaded, scorer offloaded": variant(False, False),
             "text encoders resident, scorer resident": variant(True, True),
-            "text encoders resident, scorer offloaded": variant(True, False)}
+            "text encoders resident, scorer offloaded": variant(True, False),
+            "all offloaded, transformer off while encoding": phased(variant(False, False))}
 
 
 def main(argv=None) -> int:

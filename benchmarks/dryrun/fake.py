@@ -70,6 +70,45 @@ def _identity_to_is_free(self, *args, **kwargs):
     return _MODULE_TO(self, *args, **kwargs)
 
 
+@contextlib.contextmanager
+def fake_layerwise_casting(active: bool = True):
+    """Within: diffusers' layerwise casting hooks (training/grpo/weight_storage.py: fp8 storage of the frozen weights)
+    work on fake tensors. The hooks cast with Module.to, which cannot swap fake parameters; here the same casts are
+    made by putting the cast tensor in the module's parameter slot for the forward and the stored one back after.
+    Memory: the real hook frees the fp8 storage while the compute-dtype copy is live, this keeps both (one layer's
+    fp8 weight more, at most 36 MiB in FLUX.1-dev); what autograd saves for backward is the same cast copy."""
+    from diffusers.hooks.layerwise_casting import LayerwiseCastingHook
+
+    saved = (LayerwiseCastingHook.initialize_hook, LayerwiseCastingHook.pre_forward, LayerwiseCastingHook.post_forward)
+
+    def initialize_hook(self, module):
+        for name, p in list(module._parameters.items()):
+            if p is not None and p.is_floating_point():
+                module._parameters[name] = torch.nn.Parameter(p.detach().to(self.storage_dtype), requires_grad=False)
+        return module
+
+    def pre_forward(self, module, *args, **kwargs):
+        module._stored_parameters = dict(module._parameters)
+        for name, p in module._stored_parameters.items():
+            if p is not None and p.is_floating_point():
+                module._parameters[name] = p.detach().to(self.compute_dtype)
+        return args, kwargs
+
+    def post_forward(self, module, output):
+        module._parameters.update(module.__dict__.pop("_stored_parameters"))
+        return output
+
+    if active:
+        LayerwiseCastingHook.initialize_hook = initialize_hook
+        LayerwiseCastingHook.pre_forward = pre_forward
+        LayerwiseCastingHook.post_forward = post_forward
+    try:
+        yield
+    finally:
+        (LayerwiseCastingHook.initialize_hook, LayerwiseCastingHook.pre_forward,
+         LayerwiseCastingHook.post_forward) = saved
+
+
 def is_fake(t: torch.Tensor) -> bool:
     from torch._subclasses.fake_tensor import FakeTensor
 

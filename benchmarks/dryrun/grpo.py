@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from .fake import build_flux_pipeline, building, identity_to_is_free
+from .fake import build_flux_pipeline, building, fake_layerwise_casting, identity_to_is_free
 from .measure import Meter
 from .score import PROMPT, build_scorer_model, random_images
 
@@ -66,7 +66,7 @@ def build_policy(shape: str, fake: bool, config, dtype=torch.bfloat16, text_toke
         return FluxPolicy(pipeline, "cpu", lora_rank=lo.rank, lora_alpha=lo.alpha, lora_targets=lo.targets,
                           seed=config.train.seed, gradient_checkpointing=m.gradient_checkpointing,
                           offload_text_encoders=m.offload_text_encoders, vae_batch_size=m.vae_batch_size,
-                          max_sequence_length=m.max_sequence_length or text_tokens)
+                          max_sequence_length=m.max_sequence_length or text_tokens, weight_dtype=m.weight_dtype)
 
 
 def _steady_state(optimizer, params, accumulating: bool) -> None:
@@ -80,7 +80,7 @@ def _steady_state(optimizer, params, accumulating: bool) -> None:
 def run(policy_shape: str = "flux-dev", scorer_shape: str = "7b", fake: bool = True, config=None,
         px: int | None = None, text_tokens: int = AUTO_TEXT_TOKENS) -> tuple[Meter, dict]:
     """Measure one GRPO step; returns the meter and the weight bytes of each model (for residency variants)."""
-    with identity_to_is_free(fake):
+    with identity_to_is_free(fake), fake_layerwise_casting(fake):  # model.weight_dtype fp8 on fake tensors
         return _run(policy_shape, scorer_shape, fake, config, px, text_tokens)
 
 

@@ -89,6 +89,29 @@ class PeakTracker(MemTracker):
         return result
 
 
+class _NoModuleTracking:
+    """What FlopCounterMode's per-module tracker is replaced by: every FLOP counts under "Global" only."""
+
+    parents = frozenset({"Global"})
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *args) -> None:
+        pass
+
+
+class TotalFlops(FlopCounterMode):
+    """FlopCounterMode counting only the total. Its ModuleTracker hooks every module's outputs for backward, and
+    those hooks keep the activations inside a checkpointed block alive until backward: with it, a FLUX.1-dev
+    training micro-batch measured 9.5 GiB of activations a sample instead of 0.7 (31 instead of about 1
+    [tokens, width] tensors a block), as if gradient checkpointing were off. The FLOPs are the same."""
+
+    def __init__(self):
+        super().__init__(display=False)
+        self.mod_tracker = _NoModuleTracking()
+
+
 @dataclass
 class Phase:
     name: str
@@ -139,7 +162,7 @@ class Meter:
               note: str = ""):
         """Measure the body as phase `name`; `resident`: the modules on the accelerator during it, by name."""
         gc.collect()  # the tracker sees every live tensor: garbage of an earlier run must not count, whenever GC runs
-        tracker, counter = PeakTracker(), FlopCounterMode(display=False)
+        tracker, counter = PeakTracker(), TotalFlops()
         tracker.track_external(*resident.values(), *optimizers)
         for opt in optimizers:  # gradients alive from an earlier phase (accumulation) belong to this one too
             for group in opt.param_groups:
