@@ -140,8 +140,8 @@ class SpatialScoreGRPOTrain(io.ComfyNode):
         if errors:
             raise ValueError("; ".join(errors))
         check_size_for_vae(settings.width, settings.height, spatial_ratio(vae))
-        check_grpo(model, vae, settings.group_size, sample_batch_size, settings.width, settings.height,
-                   settings.sampling_steps, free_for_sampling())  # fmt: skip
+        train_rows = check_grpo(model, vae, settings.group_size, sample_batch_size, settings.width, settings.height,
+                                settings.sampling_steps, free_for_sampling(), settings.lora_rank)  # fmt: skip
         node_id = cls.hidden.unique_id if cls.hidden is not None else None
         run_dir = run_folder(folder_paths.get_output_directory(), settings.lora_name)
         problem = existing_run_problem(run_dir, settings.lora_name, settings.resume)
@@ -149,6 +149,7 @@ class SpatialScoreGRPOTrain(io.ComfyNode):
             _send_status(node_id, problem, "problem")
             raise ValueError(problem)
         config = build_config(settings, run_dir)
+        config.train.batch_size = train_rows  # micro-batch 1 where 2 does not fit: the same update (accumulated)
         prompts = prompt_lines(settings.prompts)
         bar = comfy.utils.ProgressBar(settings.steps * BAR_PER_STEP)
         records: list[dict] = []

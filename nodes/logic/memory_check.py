@@ -9,6 +9,8 @@ ComfyUI's loaded models hold, sampling streams them as needed (0) and GRPO train
 
 from __future__ import annotations
 
+import dataclasses
+
 from .training_import import import_training
 
 import_training("grpo")
@@ -17,6 +19,7 @@ from training.common.memory_guard import (  # noqa: E402, F401 - Free and availa
     LIVE_LATENTS,
     FlowSizes,
     Free,
+    MemoryLimitError,
     Need,
     available_ram,
     check_fits,
@@ -95,16 +98,55 @@ def check_best_of_n(model, vae, positive, n: int, width: int, height: int, cfg: 
     check_fits("n=", n, height, width, need, free, 2 * scale)
 
 
+FP8 = ("float8_e4m3fn", "float8_e5m2")
+
+
+def lora_train_bytes(net, rank: int) -> int:
+    """The LoRA of the default targets (every attention and MLP projection of Flux's blocks, MLP ratio 4) in fp32,
+    with its gradients and AdamW's two moments: rank x width x (36 a double block + 17 a single block) parameters
+    (FLUX.1-dev at rank 32: 130.7 M, 0.49 GiB, the dry run's figure), 16 bytes each."""
+    hidden, double, single = int(net.hidden_size), len(net.double_blocks), len(net.single_blocks)
+    return 16 * rank * hidden * (36 * double + 17 * single)
+
+
+def block_cast_bytes(net, act_bytes: int) -> int:
+    """The largest block's weights cast to the compute dtype (comfy/ops.py makes a copy of every weight that has a
+    LoRA wrapper; autograd keeps it for the block's backward): a double block holds 36 width^2 weights."""
+    return (36 if len(net.double_blocks) else 15) * int(net.hidden_size) ** 2 * act_bytes
+
+
 def check_grpo(model, vae, group_size: int, sample_rows, width: int, height: int, sampling_steps: int,
-               free: Free) -> None:
-    """One GRPO step of the group: sampled `sample_rows(group)` at a time, trained TRAIN_ROWS at a time with
-    gradients. On a GPU the transformer is loaded whole for training, so its weights count there."""
+               free: Free, lora_rank: int = 32) -> int:
+    """One GRPO step of the group: sampled `sample_rows(group)` at a time, then trained with gradients, every block
+    checkpointed, TRAIN_ROWS samples at a time or 1 (gradient accumulation: the same update). On a GPU the
+    transformer is loaded whole for training, so its weights count there, at their real bytes (fp8 weights from
+    UNETLoader's weight_dtype count 1 byte). The LoRA's training state counts everywhere. Returns the train
+    micro-batch that fits; MemoryLimitError (one line naming what would fit) when not even 1 does."""
     sizes = comfy_sizes(model, vae, weight_bytes=0 if free.shared else int(model.model_size()))
     if sizes is None:
-        return  # GRPO's policy is Flux only; the policy itself refuses another model with its own message
+        return TRAIN_ROWS  # GRPO's policy is Flux only; the policy itself refuses another model with its own message
+    net = model.model.diffusion_model
+    state, cast = lora_train_bytes(net, lora_rank), block_cast_bytes(net, sizes.act_bytes)
 
-    def need(group: int, h: int, w: int) -> Need:
-        return grpo_need(sizes, group=group, sample_rows=sample_rows(group), train_rows=TRAIN_ROWS, height=h,
-                         width=w, steps=sampling_steps)  # fmt: skip
+    def needs(rows: int, weight_bytes: int = sizes.weight_bytes):
+        fitted = dataclasses.replace(sizes, weight_bytes=weight_bytes)
 
-    check_fits("group_size=", group_size, height, width, need, free, sizes.multiple, least=2)
+        def need(group: int, h: int, w: int) -> Need:
+            return grpo_need(fitted, group=group, sample_rows=sample_rows(group), train_rows=rows, height=h, width=w,
+                             steps=sampling_steps, train_state_bytes=state, block_bytes=cast)  # fmt: skip
+
+        return need
+
+    for rows in dict.fromkeys((TRAIN_ROWS, 1)):
+        if free.fits(needs(rows)(group_size, height, width)):
+            return rows
+    try:
+        check_fits("group_size=", group_size, height, width, needs(1), free, sizes.multiple, least=2)
+    except MemoryLimitError as exc:
+        stored = str(getattr(model.model, "get_dtype", lambda: "")()).removeprefix("torch.")
+        halved = sizes.weight_bytes * 1 // max(1, DTYPE_BYTES.get(stored, 2))
+        if stored not in FP8 and sizes.weight_bytes and free.fits(needs(1, halved)(group_size, height, width)):
+            raise MemoryLimitError(f"{exc}; with the MODEL's weights in fp8 (UNETLoader weight_dtype fp8_e4m3fn) "
+                                   "it would fit") from None
+        raise
+    return 1

@@ -9,7 +9,7 @@ parameter bytes). The device holds the weights plus the largest of the run's pha
                             + text tokens x text width x act bytes (conditioning)
                             + (stored steps + LIVE_LATENTS) x latent channels x h x w x 4 (float32 latents)
     decoding   decode bytes per pixel x H x W for each image decoded at once, with the rows' stored latents
-    training   per row: GRAD_WIDTHS_PER_BLOCK x blocks x tokens x width x act bytes (GRPO)
+    training   per row: (GRAD_WIDTHS_RECOMPUTE + GRAD_WIDTHS_PER_BLOCK x blocks) x tokens x width x act bytes (GRPO)
     encoding   text encoders that live in RAM and visit the GPU only to encode
 
 and RAM holds the decoded images (H x W x 3 x 4 each, kept until the run writes them) and the visiting encoders.
@@ -36,10 +36,14 @@ MAX_STEPS = 1000  # sampling steps, as the Best-of-N node's widget (FLUX.1-dev s
 # 512x512 (1.3); the full-size dry run (docs/memory_plan.md) puts FLUX.1-dev's sampling at 0.19 GiB a 512x512 row
 # with 128 text tokens, 28 widths.
 ACTIVATION_WIDTHS = 30
-# training through the transformer keeps about this many [tokens, width] tensors a block for the backward pass: the
-# project's full-size dry run (docs/memory_plan.md) puts a 512x512 FLUX.1-dev sample (1152 tokens, 57 blocks, width
-# 3072, bf16) at 9.5 GiB of training activations with gradient checkpointing, 25 widths a block
-GRAD_WIDTHS_PER_BLOCK = 26
+# training through the transformer with every block checkpointed keeps GRAD_WIDTHS_PER_BLOCK [tokens, width]
+# tensors a block for the backward pass (its input, and the copy comfy/policy.py gives each block), plus one block
+# recomputed whole in backward, GRAD_WIDTHS_RECOMPUTE. Dry run of FLUX.1-dev's transformer at 1152 tokens, bf16, with
+# its LoRA (full width, 3 and 6 blocks): 50 widths at 3 blocks, about 1 more a block. (An earlier dry run measured
+# 25 widths a block: its FLOP counter's module hooks kept the checkpointed activations alive; benchmarks/dryrun/
+# measure.py TotalFlops.)
+GRAD_WIDTHS_PER_BLOCK = 2
+GRAD_WIDTHS_RECOMPUTE = 60
 LIVE_LATENTS = 4  # x, the velocity, the predicted x0 and the step's noise, in float32
 # widest-level tensors live at once in a VAE decoder: measured 260-300 bytes a pixel for the shapes VAE on a CPU at
 # 1024-2048 px, where 6 copies of its 16 full-resolution channels estimate 384
@@ -78,7 +82,7 @@ class FlowSizes:
     def row_bytes(self, height: int, width: int, stored_latents: int, grad: bool = False) -> int:
         """One image row through the transformer: activations, its conditioning, its latents; with `grad`, what
         training keeps for the backward pass."""
-        widths = GRAD_WIDTHS_PER_BLOCK * self.blocks if grad else ACTIVATION_WIDTHS
+        widths = GRAD_WIDTHS_RECOMPUTE + GRAD_WIDTHS_PER_BLOCK * self.blocks if grad else ACTIVATION_WIDTHS
         sequence = self.tokens(height, width) + self.text_tokens
         return (widths * sequence * self.hidden * self.act_bytes + self.text_tokens * self.text_width * self.act_bytes
                 + (stored_latents + LIVE_LATENTS) * self.latent_bytes(height, width))  # fmt: skip
@@ -340,11 +344,14 @@ def sampling_need(sizes: FlowSizes, *, rows: int, height: int, width: int, store
 
 
 def grpo_need(sizes: FlowSizes, *, group: int, sample_rows: int, train_rows: int, height: int, width: int,
-              steps: int) -> Need:
+              steps: int, train_state_bytes: int = 0, block_bytes: int = 0) -> Need:
     """One GRPO step: the group sampled `sample_rows` at a time (every step's latent kept) and decoded, then
-    `train_rows` at a time through the transformer with gradients; the group's latents and images stay in RAM."""
+    `train_rows` at a time through the transformer with gradients; the group's latents and images stay in RAM.
+    `train_state_bytes` (the LoRA, its gradients and AdamW moments) is held throughout; `block_bytes` (one block's
+    weights cast to the compute dtype, kept for its backward) adds to training."""
     sampling = sample_rows * sizes.row_bytes(height, width, steps + 1)
     decoding = sizes.decode_bytes(height, width) + sample_rows * (steps + 1) * sizes.latent_bytes(height, width)
-    training = train_rows * sizes.row_bytes(height, width, 2, grad=True)
+    training = train_rows * sizes.row_bytes(height, width, 2, grad=True) + block_bytes
     held = group * ((steps + 1) * sizes.latent_bytes(height, width) + image_bytes(height, width))
-    return _with_weights(sizes, [sampling, decoding, training], held)
+    need = _with_weights(sizes, [sampling, decoding, training], held)
+    return Need(need.device + train_state_bytes, need.host) if train_state_bytes else need
