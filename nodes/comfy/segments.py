@@ -57,8 +57,11 @@ class ComfySegments:
     def empty_latent(self, n: int, height: int, width: int, downscale: int) -> torch.Tensor:
         import comfy.model_management as mm
 
+        import comfy.sample
+
         channels = self.model.get_model_object("latent_format").latent_channels
-        return torch.zeros([n, channels, height // downscale, width // downscale], device=mm.intermediate_device())
+        latent = torch.zeros([n, channels, height // downscale, width // downscale], device=mm.intermediate_device())
+        return comfy.sample.fix_empty_latent_channels(self.model, latent)  # as KSampler: one frame for Qwen-Image
 
     def __call__(self, x: torch.Tensor, start: int, end: int, alive: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         import comfy.model_management as mm
@@ -86,6 +89,8 @@ class ComfySegments:
 def vae_downscale(vae) -> int:
     """The VAE's spatial downscale factor, or an error for a VAE that is not an image VAE."""
     ratio = getattr(vae, "downscale_ratio", None)
+    if isinstance(ratio, (tuple, list)) and len(ratio) == 3 and ratio[1] == ratio[2] and isinstance(ratio[1], int):
+        ratio = ratio[1]  # (frames rule, h, w): the Wan VAE of Qwen-Image, which decodes one frame as an image
     if not isinstance(ratio, int):
         raise ValueError(f"vae: expected an image VAE with a whole downscale factor, got {ratio!r} (video and audio "
                          "VAEs are not supported)")
