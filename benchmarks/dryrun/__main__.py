@@ -199,14 +199,15 @@ def grpo_residency(phases, weights) -> dict:
             out.append(p.without(gone))
         return out
 
-    def phased(phases):  # offload_transformer_while_encoding: the transformer and its LoRA leave while T5 visits
-        return [p.without({"transformer": weights["transformer"]}) if p.name == "encode" else p for p in phases]
+    def phased(phases):  # model.offload_transformer: the transformer and its LoRA leave while T5 or the scorer work
+        return [p.without({"transformer": weights["transformer"]}) if p.name in ("encode", "reward") else p
+                for p in phases]
 
     return {"text encoders offloaded, scorer resident": variant(False, True),
             "text encoders offloaded, scorer offloaded": variant(False, False),
             "text encoders resident, scorer resident": variant(True, True),
             "text encoders resident, scorer offloaded": variant(True, False),
-            "all offloaded, transformer off while encoding": phased(variant(False, False))}
+            "phases apart (all offloaded, transformer off while encoding and scoring)": phased(variant(False, False))}
 
 
 def main(argv=None) -> int:

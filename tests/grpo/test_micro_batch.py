@@ -1,5 +1,5 @@
 """Train micro-batch 1 with gradient accumulation is the same update as a larger batch, and the phase offloading
-(the transformer off the device while the text encoders encode) changes nothing: the same LoRA after 2 steps."""
+(the transformer off the device while the text encoders encode and while the scorer scores) changes nothing: the same LoRA after 2 steps."""
 
 from __future__ import annotations
 
@@ -44,13 +44,13 @@ def test_micro_batch_1_gives_the_update_of_batch_2_and_4(tmp_path, models):
         assert worst <= 1e-4 * scale, (batch, worst, scale)
 
 
-def test_the_transformer_off_while_encoding_changes_nothing(tmp_path, models):
+def test_the_transformer_off_while_encoding_and_scoring_changes_nothing(tmp_path, models):
     flux, scorer = models
     outs = []
     for offload in (False, True):
         out = tmp_path / f"offload{offload}"
         train(tiny_config(out, flux, scorer, **RUN, **{"train.batch_size": 1,
-                                                       "model.offload_transformer_while_encoding": offload}))
+                                                       "model.offload_transformer": offload}))
         outs.append(_lora(out))
     assert outs[0].keys() == outs[1].keys()
     assert all(torch.equal(outs[0][k], outs[1][k]) for k in outs[0])

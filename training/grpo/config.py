@@ -46,10 +46,11 @@ class ModelConfig:
     device: str = "auto"  # "auto": the GPU accelerate assigns to this process (the CPU without GPUs); or "cpu"
     gradient_checkpointing: bool = True
     offload_text_encoders: bool = True  # keep CLIP/T5 on the CPU, on the device only while encoding new prompts
-    # with offload_text_encoders: the transformer (and its LoRA) goes to the CPU while CLIP/T5 encode new prompts,
-    # so that T5-XXL (9.1 GiB) and the transformer never share the card (24 GB cards; docs/memory_plan.md). Costs
-    # two host-device copies of the transformer per step with new prompts (11 GiB in fp8: about 1 s over PCIe 4).
-    offload_transformer_while_encoding: bool = False
+    # Phases apart: the transformer (and its LoRA) goes to the CPU while CLIP/T5 encode new prompts (with
+    # offload_text_encoders) and while the scorer scores, so that neither T5-XXL (9.1 GiB) nor the 7B scorer (15.5
+    # GiB) shares the card with it (24 GB cards with weight_dtype fp8: docs/memory_plan.md). Costs two host-device
+    # copies of the transformer per reward phase (11 GiB in fp8: about 1 s over PCIe 4, against ~130 s a step).
+    offload_transformer: bool = False
     vae_batch_size: int = 4  # decode latents in slices of this many images
     # T5 tokens. 0 (auto): the length the model declares (a shipped generator's spatialscore_generator.json), else
     # the smallest multiple of 64 that holds the run's longest prompt, at most 512. Why not FluxPipeline's 512:

@@ -31,7 +31,7 @@ class FluxPolicy:
     def __init__(self, pipeline, device: torch.device | str, *, lora_rank: int, lora_alpha: float,
                  lora_targets: list[str], seed: int = 0, gradient_checkpointing: bool = True,
                  offload_text_encoders: bool = True, vae_batch_size: int = 4, max_sequence_length: int = 512,
-                 weight_dtype: str = "default", offload_transformer_while_encoding: bool = False):
+                 weight_dtype: str = "default", offload_transformer: bool = False):
         self.pipeline = pipeline
         self.device = torch.device(device)
         self.transformer = pipeline.transformer
@@ -39,7 +39,7 @@ class FluxPolicy:
         self.vae_batch_size = vae_batch_size
         self.max_sequence_length = max_sequence_length
         self.offload_text_encoders = offload_text_encoders
-        self.offload_transformer_while_encoding = offload_transformer_while_encoding
+        self.offload_transformer = offload_transformer
         self._cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         encoder_device = "cpu" if offload_text_encoders else self.device
         for encoder in (pipeline.text_encoder, pipeline.text_encoder_2):
@@ -73,7 +73,7 @@ class FluxPolicy:
         if new:
             encoders = (self.pipeline.text_encoder, self.pipeline.text_encoder_2)
             # the transformer (with its LoRA) steps off while T5 visits: the two never share the card
-            visiting = self.offload_transformer_while_encoding and self.offload_text_encoders
+            visiting = self.offload_transformer and self.offload_text_encoders
             if visiting:
                 self.transformer.to("cpu")
             if self.offload_text_encoders:
@@ -179,6 +179,21 @@ class FluxPolicy:
             return_dict=False,
         )[0]
         return self.unpack(tokens.float(), h, w)
+
+    @contextlib.contextmanager
+    def offloaded(self):
+        """Context in which the transformer and its LoRA are off the device (the scorer's phase), with
+        offload_transformer; otherwise nothing moves."""
+        if not self.offload_transformer:
+            yield
+            return
+        self.transformer.to("cpu")
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        try:
+            yield
+        finally:
+            self.transformer.to(self.device)
 
     @contextlib.contextmanager
     def reference(self):

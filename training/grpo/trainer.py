@@ -19,6 +19,7 @@ bar); it only reads counts, so a run with it is bit-for-bit the run without it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -78,7 +79,7 @@ def build_policy(config: GRPOConfig, device: torch.device, prompts: list[str] = 
         path, device, dtype=m.dtype, lora_rank=lo.rank, lora_alpha=lo.alpha, lora_targets=lo.targets,
         seed=config.train.seed, gradient_checkpointing=m.gradient_checkpointing,
         offload_text_encoders=m.offload_text_encoders, vae_batch_size=m.vae_batch_size, weight_dtype=m.weight_dtype,
-        offload_transformer_while_encoding=m.offload_transformer_while_encoding,
+        offload_transformer=m.offload_transformer,
         max_sequence_length=m.max_sequence_length or (declared.max_sequence_length if declared else 512), **extra,
     )  # fmt: skip
     if not m.max_sequence_length and declared is None:
@@ -144,11 +145,15 @@ def _sum(accelerator, values: list[float]) -> list[float]:
     return accelerator.reduce(torch.tensor(values, dtype=torch.float64, device=accelerator.device), "sum").tolist()
 
 
-def _score(scorer, images: torch.Tensor, prompts: list[str], config: GRPOConfig) -> torch.Tensor:
-    result = scorer.score(images, prompts)
-    rewards = result.mean.float() - config.reward.std_penalty * result.std.float()
-    if not config.reward.keep_loaded and hasattr(scorer, "release"):
-        scorer.release()
+def _score(scorer, images: torch.Tensor, prompts: list[str], config: GRPOConfig,
+           policy: FlowPolicy | None = None) -> torch.Tensor:
+    # a policy that can leave the device does so while the scorer is on it (FluxPolicy with model.offload_transformer)
+    away = getattr(policy, "offloaded", None)
+    with away() if away is not None else contextlib.nullcontext():
+        result = scorer.score(images, prompts)
+        rewards = result.mean.float() - config.reward.std_penalty * result.std.float()
+        if not config.reward.keep_loaded and hasattr(scorer, "release"):
+            scorer.release()
     return rewards.cpu()
 
 
@@ -239,7 +244,7 @@ def _train(config, resume, policy, scorer, accelerator, callback, progress) -> R
     group_total = config.prompts.per_step * s.group_size
     local = range(rank * group_total // world, (rank + 1) * group_total // world)  # contiguous: gather keeps order
     top_k = t.top_k if 0 < t.top_k and 2 * t.top_k < s.group_size else None
-    score = partial(_score, scorer, config=config)
+    score = partial(_score, scorer, config=config, policy=policy)
     records = []
     if main and start == 0 and eval_prompts:
         report(0, "evaluation", 0, len(eval_prompts))
@@ -276,7 +281,7 @@ def _train(config, resume, policy, scorer, accelerator, callback, progress) -> R
         # ---- 3. rewards, gathered, then advantages on the whole [P, G] table
         timer = time.perf_counter()
         report(step + 1, "scoring", 0, len(images))
-        local_rewards = _score(scorer, images, [prompts[i // s.group_size] for i in local], config)
+        local_rewards = _score(scorer, images, [prompts[i // s.group_size] for i in local], config, policy)
         report(step + 1, "scoring", len(images), len(images))
         rewards = _gather(accelerator, local_rewards).view(config.prompts.per_step, s.group_size)
         check_finite_step(step + 1, "the rewards", rewards)
