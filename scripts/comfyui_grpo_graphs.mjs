@@ -18,7 +18,7 @@ function shapesPrompts() {
 // tail of both graphs: the same prompt, seed and noise sampled by the base MODEL and by the trained one, decoded and
 // saved side by side (the first half of the batch before, the second after).
 export const GRPO_HELPERS = () => {
-  window.__ssBeforeAfter = (H, { base, trained, clip, vae, prompt, latent, sampler, flux }) => {
+  window.__ssBeforeAfter = (H, { base, trained, clip, vae, prompt, latent, sampler, flux, negativeNode }) => {
     const [x, y] = [920, 340];
     const encode = H.add("CLIPTextEncode", [x, y], { text: prompt }, { size: [280, 110], title: "Before/after prompt" });
     H.link(clip, "CLIP", encode, "clip");
@@ -30,6 +30,7 @@ export const GRPO_HELPERS = () => {
       negative = H.add("ConditioningZeroOut", [x, y + 240], {}, { width: 280 });
       H.link(encode, "CONDITIONING", negative, "conditioning");
     }
+    if (negativeNode) negative = negativeNode; // true CFG (Qwen-Image): the graph's own negative prompt
     const empty = H.add(latent.type, [x, y + (flux ? 310 : 150)], latent.widgets, { width: 280, title: latent.title });
     const decoded = [];
     for (const [i, [model, title]] of [[base, "before (base MODEL)"], [trained, "after (with the LoRA)"]].entries()) {
@@ -147,6 +148,67 @@ export const GRPO_GRAPHS = {
         prompt: "a red apple to the left of a green cup, with a blue book lying on top of the cup",
         latent: { type: "EmptySD3LatentImage", widgets: { width: 512, height: 512, batch_size: 2 }, title: "Empty latent" },
         sampler: { seed: 0, control_after_generate: "fixed", steps: 20, cfg: 1.0, sampler_name: "euler", scheduler: "simple", denoise: 1.0 },
+      });
+      return { run: false };
+    },
+  },
+  spatialscore_qwen_image_grpo: {
+    arg: () => ({}),
+    graph: () => {
+      const H = window.__ss;
+      H.clear();
+      const note = H.add("MarkdownNote", [40, 40], {}, { size: [380, 460] });
+      note.widgets[0].value = [
+        "## Spatial GRPO of a Qwen-Image LoRA against SpatialScore",
+        "Trains a LoRA on **your loaded Qwen-Image** (ComfyUI's own model, no diffusers copy) with true CFG against the negative prompt: groups of samples per prompt, scored by SpatialScore, the better-placed ones reinforced. Then draws the same prompt, seed and noise before and after.",
+        "",
+        "**Download first** (none ship with the pack; Comfy-Org/Qwen-Image_ComfyUI):",
+        "- `qwen_image_fp8_e4m3fn.safetensors` -> `models/diffusion_models/`",
+        "- `qwen_2.5_vl_7b_fp8_scaled.safetensors` -> `models/text_encoders/`",
+        "- `qwen_image_vae.safetensors` -> `models/vae/`",
+        "- a scorer folder -> `models/spatialscore/<name>/`: a trained SpatialScore (has `spatialscore.json`) or the plain **Qwen/Qwen2.5-VL-7B-Instruct** folder; press R and pick it in the loader (`SpatialScore-Qwen2.5-VL-7B` below is a placeholder).",
+        "",
+        "**Memory**: Qwen-Image is a 20B model; docs/memory_plan.md has the plan (one 80 GB card with the scorer off the GPU between uses, the loader's keep_loaded off; a 141 GB card holds both).",
+        "",
+        "The LoRA goes to `models/loras/spatialscore_qwen_image_grpo.safetensors` (diffusers keys: QwenImagePipeline.load_lora_weights reads it too). The node's MODEL output already carries it. To reuse the file in another graph, use **LoraLoaderModelOnly** (below, muted until the file exists). `resume` continues an interrupted run.",
+      ].join("\n");
+      const unet = H.add("UNETLoader", [40, 540], { unet_name: "qwen_image_fp8_e4m3fn.safetensors" }, { width: 380 });
+      const clip = H.add("CLIPLoader", [40, 650], { clip_name: "qwen_2.5_vl_7b_fp8_scaled.safetensors", type: "qwen_image" }, { width: 380 });
+      const vae = H.add("VAELoader", [40, 790], { vae_name: "qwen_image_vae.safetensors" }, { width: 380 });
+      const scorer = H.add("SpatialScoreLoader", [40, 900], { scorer: "SpatialScore-Qwen2.5-VL-7B", keep_loaded: false }, { width: 380 });
+      const negative = H.add("CLIPTextEncode", [460, 1010], { text: " " }, { size: [420, 120], title: "Negative prompt (true CFG)" });
+      H.link(clip, "CLIP", negative, "clip");
+      const prompts = [
+        "a red apple to the left of a green cup",
+        "a cat sitting below a wooden table, a lamp on top of the table",
+        "a blue car to the right of a yellow house",
+        "a dog in front of a bicycle, a tree behind the bicycle",
+        "three books stacked on a chair, a plant to the left of the chair",
+        "a clock above a door, a bench to the right of the door",
+      ].join("\n");
+      const grpo = H.add("SpatialScoreGRPOTrain", [460, 40], {
+        prompts, steps: 300, group_size: 12, top_k: 3, learning_rate: 0.0003, lora_rank: 64, lora_alpha: 128,
+        sampling_steps: 10, noise_level: 1.2, width: 512, height: 512, seed: 0, control_after_generate: "fixed", kl_beta: 0, lora_name: "spatialscore_qwen_image_grpo",
+        resume: false,
+      }, { width: 420 });
+      H.link(unet, "MODEL", grpo, "model");
+      H.link(clip, "CLIP", grpo, "clip");
+      H.link(vae, "VAE", grpo, "vae");
+      H.link(scorer, "scorer", grpo, "scorer");
+      H.link(negative, "CONDITIONING", grpo, "negative");
+      const curve = H.add("PreviewImage", [920, 40], {}, { size: [300, 260], title: "Reward curve" });
+      const samples = H.add("PreviewImage", [1250, 40], {}, { size: [300, 260], title: "Eval samples (trained)" });
+      H.link(grpo, "reward_curve", curve, "images");
+      H.link(grpo, "eval_samples", samples, "images");
+      const reuse = H.add("LoraLoaderModelOnly", [460, 880], { lora_name: "spatialscore_qwen_image_grpo.safetensors", strength_model: 1.0 },
+        { width: 420, title: "Reuse the trained LoRA (un-mute once the file exists)" });
+      H.link(unet, "MODEL", reuse, "model");
+      reuse.mode = 2; // muted ("never"): not part of the prompt until the user un-mutes it
+      window.__ssBeforeAfter(H, {
+        base: unet, trained: grpo, clip, vae, flux: false, negativeNode: negative,
+        prompt: "a red apple to the left of a green cup, with a blue book lying on top of the cup",
+        latent: { type: "EmptySD3LatentImage", widgets: { width: 512, height: 512, batch_size: 2 }, title: "Empty latent" },
+        sampler: { seed: 0, control_after_generate: "fixed", steps: 20, cfg: 4.0, sampler_name: "euler", scheduler: "simple", denoise: 1.0 },
       });
       return { run: false };
     },

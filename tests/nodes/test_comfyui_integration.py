@@ -49,7 +49,9 @@ def comfy(tmp_path_factory):
     (wrong / "config.json").write_text(json.dumps({"model_type": "llama"}))
     # names the Flux example refers to (empty files: enough for validation, not for loading)
     for sub, name in [("unet", "flux1-dev.safetensors"), ("clip", "clip_l.safetensors"),
-                      ("clip", "t5xxl_fp16.safetensors"), ("vae", "ae.safetensors")]:
+                      ("clip", "t5xxl_fp16.safetensors"), ("vae", "ae.safetensors"),
+                      ("unet", "qwen_image_fp8_e4m3fn.safetensors"), ("clip", "qwen_2.5_vl_7b_fp8_scaled.safetensors"),
+                      ("vae", "qwen_image_vae.safetensors")]:
         (extra / sub).mkdir(parents=True, exist_ok=True)
         (extra / sub / name).write_bytes(b"")
     yaml = tmp / "extra_model_paths.yaml"
@@ -318,7 +320,8 @@ def test_placement_registers_with_comfy_model_management_and_unregisters():
     assert info == {"loaded": True, "after_offload": False, "before": 0, "after": 0, "device": "cpu"}, info
 
 
-@pytest.mark.parametrize("name", ["spatialscore_score_images", "spatialscore_flux_best_of_n", "spatialscore_flux_grpo"])
+@pytest.mark.parametrize("name", ["spatialscore_score_images", "spatialscore_flux_best_of_n", "spatialscore_flux_grpo",
+                                  "spatialscore_qwen_image_grpo"])
 def test_example_workflows_validate(comfy, name):
     workflow = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
     prompt = ui_to_api(workflow, comfy.object_info)
@@ -333,9 +336,9 @@ def test_example_workflows_validate(comfy, name):
         assert len(scores) == 4 and scores[0] == max(scores), scores  # the one true layout ranks first
         assert "warning" not in entry["outputs"][score_node]["text"][0]
     else:
-        # validated and queued; it then stops at the first Flux loader, whose weights are empty stand-ins here
+        # validated and queued; it then stops at the first model loader, whose weights are empty stand-ins here
         err = execution_error(entry)
-        assert err is not None and err["node_type"] in ("UNETLoader", "DualCLIPLoader", "VAELoader"), err
+        assert err is not None and err["node_type"] in ("UNETLoader", "DualCLIPLoader", "CLIPLoader", "VAELoader"), err
 
 
 def test_workflow_templates_are_served(comfy):

@@ -14,7 +14,7 @@ WORKFLOWS = ROOT / "workflows"
 FIXTURES = Path(__file__).parent / "fixtures"
 NAMES = ["spatialscore_score_images", "spatialscore_flux_best_of_n", "spatialscore_edit_rerank",
          "spatialscore_best_of_n_pruned", "spatialscore_shapes_grpo", "spatialscore_flux_grpo",
-         "spatialscore_evaluate_shapes"]
+         "spatialscore_evaluate_shapes", "spatialscore_qwen_image_grpo"]
 
 
 def load(name):
@@ -172,3 +172,24 @@ def test_evaluate_graph_runs_on_what_ships():
     # the shipped generator's own sampling: 6 steps, no guidance, 64 px
     assert [evaluate["inputs"][k] for k in ("steps", "guidance", "width", "height")] == [6, 0, 64, 64]
     assert by_type["SaveImage"][1]["inputs"]["images"] == [evaluate_id, 1]  # the report is the node's own text
+
+
+def test_qwen_image_grpo_graph_uses_the_stock_qwen_image_loaders_and_true_cfg():
+    api, by_type, grpo_id, grpo, before, after = _grpo_graph("spatialscore_qwen_image_grpo")
+    (unet_id, unet), = by_type["UNETLoader"]
+    (clip_id, clip), = by_type["CLIPLoader"]
+    (vae_id, vae), = by_type["VAELoader"]
+    assert unet["inputs"]["unet_name"] == "qwen_image_fp8_e4m3fn.safetensors"
+    assert clip["inputs"]["clip_name"] == "qwen_2.5_vl_7b_fp8_scaled.safetensors" and clip["inputs"]["type"] == "qwen_image"
+    assert vae["inputs"]["vae_name"] == "qwen_image_vae.safetensors"
+    assert [grpo["inputs"][k] for k in ("model", "clip", "vae")] == [[unet_id, 0], [clip_id, 0], [vae_id, 0]]
+    # the negative prompt feeds GRPO's true CFG and both before/after samplers (cfg > 1)
+    negative_id = grpo["inputs"]["negative"][0]
+    assert api[negative_id]["class_type"] == "CLIPTextEncode" and api[negative_id]["inputs"]["clip"] == [clip_id, 0]
+    assert before["inputs"]["negative"] == after["inputs"]["negative"] == [negative_id, 0] and before["inputs"]["cfg"] > 1
+    _assert_same_draw_before_and_after(grpo_id, grpo, before, after)
+    # flow_grpo's Qwen-Image LoRA and SDE settings (training/grpo/configs/qwen_image_spatial.toml)
+    assert (grpo["inputs"]["lora_rank"], grpo["inputs"]["lora_alpha"], grpo["inputs"]["noise_level"]) == (64, 128, 1.2)
+    ui = load("spatialscore_qwen_image_grpo")
+    (lora,) = [n for n in ui["nodes"] if n["type"] == "LoraLoaderModelOnly"]
+    assert lora["mode"] == 2 and lora["widgets_values"][0] == grpo["inputs"]["lora_name"] + ".safetensors"
