@@ -75,6 +75,9 @@ def parse(argv):
                         "used (default: bf16)")
     g.add_argument("--group-size", type=int, default=None, help="sample.group_size, G (preset: 24)")
     g.add_argument("--prompts-per-step", type=int, default=None, help="prompts.per_step (preset: 8)")
+    g.add_argument("--algorithm", default="flow_grpo", choices=("flow_grpo", "nft", "awm"),
+                   help="train.algorithm: flow_grpo (the SDE log-prob ratio), nft (DiffusionNFT) or awm (advantage-"
+                        "weighted matching); nft and awm train on the clean samples, with no log-prob recompute")
     g.add_argument("--text-tokens", type=int, default=None,
                    help="T5 tokens a prompt when the preset's model.max_sequence_length is 0 (auto; default 128, what "
                         "auto gives the paper's ~77-token spatial prompts)")
@@ -151,6 +154,8 @@ def run(args) -> tuple[str, dict]:
         overrides["sample.group_size"] = args.group_size
     if args.prompts_per_step:
         overrides["prompts.per_step"] = args.prompts_per_step
+    if args.algorithm != "flow_grpo":
+        overrides["train.algorithm"] = args.algorithm
     qwen_image = "qwen-image" in args.shape
     config = grpo.load_grpo_config(args.train_batch, overrides, "qwen_image_spatial" if qwen_image else "flux_dev_spatial")
     scorer = args.scorer or ("7b" if args.shape in ("flux-dev", "qwen-image") else "tiny")
@@ -161,6 +166,7 @@ def run(args) -> tuple[str, dict]:
              f"k={config.train.top_k}, train batch {config.train.batch_size}, sample batch "
              f"{config.sample.batch_size}, LoRA rank {config.lora.rank}"
              + (f", block weights {args.weight_dtype}" if args.weight_dtype != "default" else "")
+             + (f", algorithm {args.algorithm}" if args.algorithm != "flow_grpo" else "")
              + "; text encoders offloaded, scorer resident")
     variants = grpo_residency(meter.phases, weights)
     text = report.table(variants["text encoders offloaded, scorer resident"], u, title)
@@ -169,7 +175,8 @@ def run(args) -> tuple[str, dict]:
                         weights_gib={k: round(v / GIB, 3) for k, v in weights.items()}, residency={},
                         groups_per_step=config.prompts.per_step, train_batch=config.train.batch_size,
                         text_tokens=config.model.max_sequence_length or text_tokens,
-                        weight_dtype=args.weight_dtype, group_size=config.sample.group_size)
+                        weight_dtype=args.weight_dtype, group_size=config.sample.group_size,
+                        algorithm=config.train.algorithm)
     for name, phases in variants.items():
         verdict = report.verdicts(phases)
         lines.append(f"  {name:<44} " + " ".join(f"{p.name} {p.peak / GIB:6.2f}" for p in phases)

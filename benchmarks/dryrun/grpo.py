@@ -58,7 +58,8 @@ def build_policy(shape: str, fake: bool, config, dtype=torch.bfloat16, text_toke
             return QwenImagePolicy(pipeline, "cpu", lora_rank=lo.rank, lora_alpha=lo.alpha, lora_targets=lo.targets,
                                    seed=config.train.seed, gradient_checkpointing=m.gradient_checkpointing,
                                    offload_text_encoders=m.offload_text_encoders, vae_batch_size=m.vae_batch_size,
-                                   negative_prompt=config.sample.negative_prompt, max_sequence_length=text_tokens)
+                                   negative_prompt=config.sample.negative_prompt, max_sequence_length=text_tokens,
+                                   weight_dtype=m.weight_dtype)
 
     pipeline = build_flux_pipeline(shape, fake, dtype)
     lo, m = config.lora, config.model
@@ -153,6 +154,11 @@ def _run(policy_shape, scorer_shape, fake, config, px, text_tokens):
     old_log_probs = log_probs[torch.arange(batch) % sample_batch]
     batch_advantages = advantages.flatten()[keep.flatten()][:batch]
     _steady_state(optimizer, params, accumulating=micro_batches * len(trained) > 1)
+    if t.algorithm != "flow_grpo":  # DiffusionNFT / AWM: the forward-process step instead (_forward_training)
+        _forward_training(meter, models, optimizer, params, policy, config, embeds, sigmas, trained, all_latents,
+                          batch_advantages, kept, micro_batches)
+        weights = {name: sum(p.numel() * p.element_size() for p in m.parameters()) for name, m in models.items()}
+        return meter, weights
     note = (f"{batch} kept samples x 1 timestep (policy + reference forward, backward) + AdamW, "
             f"x{micro_batches * len(trained)} ({kept} kept, {len(trained)} trained steps)")
     with meter.phase("training", models, [optimizer], repeat=micro_batches * len(trained), note=note):
@@ -175,6 +181,42 @@ def _run(policy_shape, scorer_shape, fake, config, px, text_tokens):
         optimizer.zero_grad(set_to_none=True)
     weights = {name: sum(p.numel() * p.element_size() for p in m.parameters()) for name, m in models.items()}
     return meter, weights
+
+
+def _forward_training(meter, models, optimizer, params, policy, config, embeds, sigmas, trained, all_latents,
+                      advantages, kept, micro_batches) -> None:
+    """The training phase of train.algorithm nft / awm (training/grpo/forward_rl.py), measured like Flow-GRPO's: one
+    micro-batch at one trained sigma (the same trained steps as the preset), multiplied. Per micro-batch and sigma:
+    the clean latents noised afresh, the policy forward with grad and its backward, the reference forward (no grad)
+    when train.beta > 0; for nft after a step's first optimizer update (updates_per_step > 1) also the old policy's
+    forward (no grad), measured as its own phase. No SDE step log-probability is recomputed (the sampling phase is
+    the same as Flow-GRPO's: its log-probs cost one Gaussian density per step, nothing on the transformer)."""
+    from training.grpo.forward_rl import OldPolicy, forward_step_loss
+
+    t = config.train
+    named = policy.named_trainable_parameters()
+    batch = min(t.batch_size, kept)
+    x0 = all_latents[:, -1]
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+    batch_embeds = embeds.select([0] * batch)
+    j = trained[0]
+    chunks = min(t.updates_per_step, micro_batches)
+    # micro-batches in the first update (v_old is the live forward, detached) and in the later ones (nft: + v_old)
+    first = -(-micro_batches // chunks) if t.algorithm == "nft" else micro_batches
+    rest = micro_batches - first
+    passes = f"policy{' + reference' if t.beta > 0 else ''} forward, backward"
+    for name, count, old in (("training", first, None), ("training, v_old", rest, OldPolicy(named))):
+        if count == 0:
+            continue
+        note = (f"{t.algorithm}: {batch} kept samples x 1 sigma ({passes}{' + old-policy forward' if old else ''}) "
+                f"+ AdamW, x{count * len(trained)} ({kept} kept, {len(trained)} trained sigmas, no log-prob recompute)")
+        with meter.phase(name, models, [optimizer], repeat=count * len(trained), note=note):
+            terms = forward_step_loss(policy, config, x0, noise, sigmas[j].item(), batch_embeds, advantages, named,
+                                      old)
+            (terms.loss.sum() / (kept * len(trained))).backward()
+            torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
 
 
 class _Pair(torch.nn.Module):
