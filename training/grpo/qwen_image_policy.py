@@ -79,7 +79,8 @@ class QwenImagePolicy(FluxPolicy):
     def __init__(self, pipeline, device: torch.device | str, *, lora_rank: int, lora_alpha: float,
                  lora_targets: list[str], seed: int = 0, gradient_checkpointing: bool = True,
                  offload_text_encoders: bool = True, vae_batch_size: int = 4, max_sequence_length: int = 1024,
-                 weight_dtype: str = "default", negative_prompt: str = DEFAULT_NEGATIVE_PROMPT):
+                 weight_dtype: str = "default", offload_transformer: bool = False,
+                 negative_prompt: str = DEFAULT_NEGATIVE_PROMPT):
         self.pipeline = pipeline
         self.device = torch.device(device)
         self.transformer = pipeline.transformer
@@ -87,6 +88,7 @@ class QwenImagePolicy(FluxPolicy):
         self.vae_batch_size = vae_batch_size
         self.max_sequence_length = max_sequence_length or 1024
         self.offload_text_encoders = offload_text_encoders
+        self.offload_transformer = offload_transformer  # FluxPolicy.offloaded: off the device in the reward phase
         self.negative_prompt = negative_prompt
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()  # prompt -> unpadded [L, D] on the CPU
         pipeline.text_encoder.requires_grad_(False).eval().to("cpu" if offload_text_encoders else self.device)
@@ -118,6 +120,10 @@ class QwenImagePolicy(FluxPolicy):
         if not new:
             return
         encoder = self.pipeline.text_encoder
+        # the transformer (with its LoRA) steps off while Qwen2.5-VL visits: the two never share the card
+        visiting = self.offload_transformer and self.offload_text_encoders
+        if visiting:
+            self.transformer.to("cpu")
         if self.offload_text_encoders:
             encoder.to(self.device)
         try:
@@ -128,6 +134,8 @@ class QwenImagePolicy(FluxPolicy):
                 encoder.to("cpu")
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
+            if visiting:
+                self.transformer.to(self.device)
         lengths = [embeds.shape[1]] * len(new) if mask is None else mask.sum(1).tolist()
         for i, prompt in enumerate(new):
             self._cache[prompt] = embeds[i, : int(lengths[i])].cpu()
