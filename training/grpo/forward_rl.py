@@ -65,6 +65,10 @@ def forward_step_loss(policy: FlowPolicy, config, x0: torch.Tensor, noise: torch
     x0, noise = x0.to(policy.device).float(), noise.to(policy.device).float()
     sigmas = torch.full((len(x0),), sigma, dtype=torch.float32, device=policy.device)
     x_t = sigma * noise + (1.0 - sigma) * x0
+    old_velocity = None
+    if t.algorithm == "nft" and old is not None:  # before the trained forward: the swap writes the LoRA in place
+        with torch.no_grad(), old.swapped_in(named_params):
+            old_velocity = policy.velocity(x_t, sigmas, embeds, s.guidance)
     velocity = policy.velocity(x_t, sigmas, embeds, s.guidance)
     ref_velocity = None
     if t.beta > 0:
@@ -74,10 +78,7 @@ def forward_step_loss(policy: FlowPolicy, config, x0: torch.Tensor, noise: torch
     if t.algorithm == "awm":
         return awm_step_loss(velocity, noise, x0, sigmas, advantages, t.adv_clip, t.awm_weighting, t.beta,
                              ref_velocity)  # fmt: skip
-    if old is None:
+    if old_velocity is None:
         old_velocity = velocity.detach()
-    else:
-        with torch.no_grad(), old.swapped_in(named_params):
-            old_velocity = policy.velocity(x_t, sigmas, embeds, s.guidance)
     return nft_step_loss(velocity, old_velocity, x_t, x0, sigmas, advantages, t.nft_beta, t.adv_clip, t.beta,
                          ref_velocity)  # fmt: skip
