@@ -310,11 +310,12 @@ def _train(config, resume, policy, scorer, accelerator, callback, progress) -> R
                 batch_latents = all_latents[batch].to(accelerator.device)
                 if t.algorithm != "flow_grpo":  # nft / awm: each sample's fresh noise for each trained sigma
                     fresh = forward_noise(policy, t.seed, step, batch.tolist(), len(trained), s.height, s.width)
-                for k, j in enumerate(trained):
+                for slot, j in enumerate(trained):
                     if t.algorithm != "flow_grpo":  # DiffusionNFT or AWM: the flow-matching loss on x0 (forward_rl.py)
-                        terms = forward_step_loss(policy, config, batch_latents[:, -1], fresh[:, k], sigmas[j].item(),
-                                                  batch_embeds, advantages.flatten()[batch], named_params,
-                                                  old if c > 0 else None)  # fmt: skip
+                        terms = forward_step_loss(
+                            policy, config, batch_latents[:, -1], fresh[:, slot], sigmas[j].item(), batch_embeds,
+                            advantages.flatten()[batch], named_params, old if c > 0 else None,
+                        )  # fmt: skip
                     else:  # Flow-GRPO: the PPO ratio of the SDE step's log-probability (loss.py)
                         log_prob, mean, std = step_log_prob(
                             policy, batch_latents[:, j], batch_latents[:, j + 1], sigmas[j].item(),

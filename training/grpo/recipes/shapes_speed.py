@@ -12,12 +12,13 @@ Each method is the `shapes` preset (python -m training.grpo --preset shapes) wit
 Every run trains until its training phases (sampling, reward, training: the metrics' time_sample + time_reward +
 time_train, summed over steps) have used `--minutes`; evaluation is not counted and not run during training: a
 LoRA (the EMA, as exported) is kept every `--eval-every` steps and at the last step, and afterwards judged by the
-pixel oracle on the held-out prompts (evaluate/oracle_rates.py: noise 0, each prompt's noise fixed), so every point of a curve
-is the same picture set under another LoRA. Seeds change the LoRA's init, the prompt order and every sample's noise.
+pixel oracle on the held-out prompts (evaluate/oracle_rates.py: noise 0, each prompt's noise fixed), so every
+point of a curve is the same picture set under another LoRA. Seeds change the LoRA's init, the prompt order and
+every sample's noise. A learning-rate sweep is one study per value (--set train.learning_rate=X, its own --out).
 
 Written to --out: runs/<method>/seed<k>/ (each run's folder), results.json (every point: step, training seconds,
 (a) objects_ok, (c) all_ok, clean, (c) in a clean picture), curve.png ((c) and (c)-in-a-clean-picture against
-training seconds, mean over seeds) and table.md (per method: time to +20 points of (c) over the base generator,
+training seconds, one line per seed) and table.md (per method: time to +20 points of (c) over the base generator,
 best (c), best (c) in a clean picture, means over seeds; "not reached" where a seed never got there).
 """
 
