@@ -1,6 +1,6 @@
 """The machine the report runs on, probed in a process of its own (the report's own process never holds a CUDA
 context, which would take memory from the items): device, memory, driver, torch, CUDA, and whether diffusers is
-importable (the GPU image has no diffusers; the Flux item needs it).
+importable (the GPU image has no diffusers; the Flux and Qwen-Image items need it).
 
     python -m benchmarks.gpu_report.device     # prints the probe as JSON
 """
@@ -121,7 +121,7 @@ def diffusers_line(info: dict) -> str:
     """The preflight line for diffusers."""
     missing = diffusers_missing(info)
     return f"diffusers {info['diffusers']}: importable" if missing is None else \
-        f"{missing}. Until then grpo-flux-dev is skipped."
+        f"{missing}. Until then grpo-flux-dev and grpo-qwen-image are skipped."
 
 
 def describe(info: dict) -> str:

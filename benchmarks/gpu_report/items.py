@@ -2,7 +2,8 @@
 
 Order of value: scoring first (the cheapest item, and the scorer every other figure leans on: issue 2's 40 images/s
 goal), then the FLUX.1-dev GRPO group (the paper's method, issue 6's 50 s goal, and a predicted peak of 59 GiB that
-decides which card runs the preset), then the reward-training step, then Qwen-Image (no backend yet).
+decides which card runs the preset), then the reward-training step, then the
+Qwen-Image GRPO group (the costliest item: last, so a short budget skips it first).
 """
 
 from __future__ import annotations
@@ -68,8 +69,7 @@ def reward_train_measures() -> list[Measure]:
     return out
 
 
-def grpo_flux_measures() -> list[Measure]:
-    p = pred.grpo_flux()
+def grpo_measures(p: dict[str, Predicted], peak_label: str) -> list[Measure]:
     tflop = p["tflop_group"].value
 
     def utilisation(m: dict) -> float | None:
@@ -81,28 +81,28 @@ def grpo_flux_measures() -> list[Measure]:
         Measure("s_reward", "  reward (SpatialScore-7B on the group's images)", "s", p["s_reward"]),
         Measure("s_training", "  training (kept samples, policy + reference, backward, AdamW)", "s",
                 p["s_training"]),
-        Measure("peak_gib", "peak memory (scorer resident, text encoders offloaded)", "GiB", p["peak_gib"]),
+        Measure("peak_gib", peak_label, "GiB", p["peak_gib"]),
         Measure("utilisation", "utilisation: dry-run FLOPs / measured time / 989 TFLOP/s", "%", p["utilisation"],
                 derive=utilisation),
     ]
 
 
-QWEN_IMAGE_HINT = "qwen_image"  # a backend module under training/grpo/ would carry this in its name
+def grpo_flux_measures() -> list[Measure]:
+    return grpo_measures(pred.grpo_flux(), "peak memory (scorer resident, text encoders offloaded)")
+
+
+QWEN_IMAGE_BACKEND = Path(__file__).resolve().parents[2] / "training" / "grpo" / "qwen_image_policy.py"
 
 
 def qwen_image_blocked() -> str | None:
-    grpo = Path(__file__).resolve().parents[2] / "training" / "grpo"
-    found = sorted(p.name for p in grpo.glob(f"*{QWEN_IMAGE_HINT}*"))
-    if not found:
-        return ("not built yet: training/grpo has no Qwen-Image policy (FluxPolicy is the only GRPO backend; "
-                "issue 27 builds it), so there is nothing to run and no dry run to compare with")
-    return (f"not built yet in this report: training/grpo has {', '.join(found)}, but gpu_report has no runner or "
-            "dry run for it; add a run_qwen_image.py here beside run_grpo.py")
+    if not QWEN_IMAGE_BACKEND.is_file():
+        return ("not built yet: training/grpo has no qwen_image_policy.py (the Qwen-Image GRPO backend), so there "
+                "is nothing to run")
+    return None
 
 
 def qwen_image_measures() -> list[Measure]:
-    none = Predicted(None, "no dry run: no Qwen-Image backend")
-    return [Measure("s_group", "s a group", "s", none), Measure("peak_gib", "peak memory", "GiB", none)]
+    return grpo_measures(pred.grpo_qwen_image(), "peak memory (text encoder and scorer offloaded)")
 
 
 ITEMS = [
@@ -117,8 +117,12 @@ ITEMS = [
                                      "the real trainer",
                              "mini": "the tiny Qwen2.5-VL through the real trainer, 112 px, on the CPU"},
          "run_reward_train", reward_train_measures),
-    Item("grpo-qwen-image", {"full": "one Qwen-Image GRPO group", "mini": "one Qwen-Image GRPO group"},
-         None, qwen_image_measures, blocked=qwen_image_blocked),
+    Item("grpo-qwen-image", {"full": "one Qwen-Image GRPO group, qwen_image_spatial preset (G=24, 10 steps, 512 px, "
+                                     "true CFG 4, k=6, window of 2 steps, LoRA rank 64, train batch 1, KL on), "
+                                     "128 text tokens, SpatialScore-7B reward (offloaded between rewards)",
+                             "mini": "the tiny_qwen_image preset (tiny QwenImagePipeline and scorer), 64 px, "
+                                     "on the CPU"},
+         "run_qwen_image", qwen_image_measures, needs_diffusers=True, blocked=qwen_image_blocked),
 ]
 
 NAMES = [i.name for i in ITEMS]

@@ -26,13 +26,15 @@ LORA_WRAP_S = 5.0  # peft over FLUX.1-dev's 57 blocks x 14 targets, or the 7B's 
 FIRST_CALL_S = 2.0
 TRAINER_SETUP_S = 5.0  # the reward trainer: accelerate, the pairs written and checked, the run folder
 TRAINER_WRITES_S = 2.0  # its checkpoint and adapter at the last step (LoRA + AdamW, ~0.3 GB)
+BUILD_QWEN_IMAGE_S = 15.0  # Qwen-Image: 20.4 B parameters bf16 (~41 GB), 60 blocks, plus its Linear re-init
+QWEN_TEXT_ENCODER_S = 12.0  # its Qwen2.5-VL-7B text encoder built on the GPU (8 s) and offloaded to the CPU (16 GB)
 GRPO_WRITES_S = 5.0  # the GRPO trainer's last-step checkpoint and LoRA (LoRA, AdamW, EMA: ~2.5 GB)
 CONTEXT_GIB = 1.0  # CUDA context and cuBLAS workspace, on top of a dry run's peak
 FRAGMENTATION = 0.95  # the dry runs' rule: a peak fits in 95% of the memory (the rest lost to fragmentation)
 PROBE_S = 10.0  # the device probe before the items (torch, CUDA, diffusers imported once)
 
 # measured: OMP_NUM_THREADS=1, the 2-core development CPU shared with other jobs (load average 8, 2026-12-07)
-MINI_S = {"score-7b": 16.0, "grpo-flux-dev": 23.0, "reward-train-7b": 26.0}
+MINI_S = {"score-7b": 16.0, "grpo-flux-dev": 23.0, "reward-train-7b": 26.0, "grpo-qwen-image": 16.0}
 MINI_GIB = 1.5  # a mini item's peak RSS is under 1 GiB
 
 
@@ -83,7 +85,20 @@ def _grpo_flux() -> Cost:
     return Cost(sum(parts.values()), (p["peak_gib"].value or 59.0) + CONTEXT_GIB, parts)
 
 
-FULL = {"score-7b": _score, "reward-train-7b": _reward_train, "grpo-flux-dev": _grpo_flux}
+def _grpo_qwen_image() -> Cost:
+    from .run_qwen_image import SHAPES
+
+    p = pred.grpo_qwen_image()
+    steps = SHAPES["full"][1]
+    group = p["s_group"].value or 29.8
+    parts = {"start-up": STARTUP_S + DIFFUSERS_S,
+             "Qwen-Image + 7B builds": BUILD_QWEN_IMAGE_S + QWEN_TEXT_ENCODER_S + BUILD_7B_S + LORA_WRAP_S,
+             f"{steps} groups": steps * group + FIRST_CALL_S, "writes": GRPO_WRITES_S}
+    return Cost(sum(parts.values()), (p["peak_gib"].value or 59.3) + CONTEXT_GIB, parts)
+
+
+FULL = {"score-7b": _score, "reward-train-7b": _reward_train, "grpo-flux-dev": _grpo_flux,
+        "grpo-qwen-image": _grpo_qwen_image}
 
 
 def cost(item: Item, shape: str) -> Cost | None:

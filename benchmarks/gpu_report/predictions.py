@@ -19,7 +19,9 @@ except ModuleNotFoundError:  # Python 3.10 (a GPU image's python may be older th
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE.parent / "dryrun" / "results"
-GRPO_PRESET = HERE.parent.parent / "training" / "grpo" / "configs" / "flux_dev_spatial.toml"
+CONFIGS = HERE.parent.parent / "training" / "grpo" / "configs"
+GRPO_PRESET = CONFIGS / "flux_dev_spatial.toml"
+QWEN_IMAGE_PRESET = CONFIGS / "qwen_image_spatial.toml"
 FP32_PEAK = 67e12  # H100 SXM dense fp32 FLOP/s without tensor cores (torch's default: TF32 off for matmuls)
 
 
@@ -59,11 +61,12 @@ def _saved(name: str) -> Saved | str:
         return f"benchmarks/dryrun/results/{name} unreadable ({type(exc).__name__}: {exc})"
 
 
-def grpo_preset() -> dict:
-    """The shipped flux_dev_spatial preset's values the GRPO prediction depends on."""
-    data = tomllib.loads(GRPO_PRESET.read_text(encoding="utf-8"))
+def grpo_preset(path: Path = GRPO_PRESET) -> dict:
+    """A shipped GRPO preset's values the GRPO prediction depends on (flux_dev_spatial unless named)."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
     return {"train_batch": data["train"]["batch_size"], "per_step": data["prompts"]["per_step"],
-            "group_size": data["sample"]["group_size"]}
+            "group_size": data["sample"]["group_size"],
+            "scorer_resident": data["reward"].get("keep_loaded", True)}
 
 
 GRPO_TEXT_TOKENS = 128  # the dry run's T5 length for the preset's auto length; the GPU run sets the same
@@ -108,8 +111,30 @@ def grpo_flux() -> dict[str, Predicted]:
     if s.data.get("train_batch") != preset["train_batch"] or s.data.get("text_tokens") != GRPO_TEXT_TOKENS:
         why = f"{name} is train batch {s.data.get('train_batch')}, {s.data.get('text_tokens')} T5 tokens: not the preset"
         return {k: Predicted(None, why) for k in keys}
-    groups = s.data["groups_per_step"]
     residency = "text encoders offloaded, scorer resident"  # the preset's (offload_text_encoders, keep_loaded)
+    return _grpo_group(s, name, residency)
+
+
+def grpo_qwen_image() -> dict[str, Predicted]:
+    """One group of qwen_image_spatial: the saved Qwen-Image dry run's step divided by its groups."""
+    preset = grpo_preset(QWEN_IMAGE_PRESET)
+    keys = ("s_group", "s_sampling", "s_reward", "s_training", "peak_gib", "utilisation", "tflop_group")
+    name = "grpo_qwen_image.json"
+    s = _saved(name)
+    if isinstance(s, str):
+        why = f"{s}: run python -m benchmarks.dryrun grpo --shape qwen-image --json benchmarks/dryrun/results/{name}"
+        return {k: Predicted(None, why) for k in keys}
+    if s.data.get("train_batch") != preset["train_batch"] or s.data.get("text_tokens") != GRPO_TEXT_TOKENS:
+        why = (f"{name} is train batch {s.data.get('train_batch')}, {s.data.get('text_tokens')} text tokens: "
+               "not the preset")
+        return {k: Predicted(None, why) for k in keys}
+    # the preset's reward.keep_loaded = false: the scorer leaves the GPU after each reward phase
+    residency = f"text encoders offloaded, scorer {'resident' if preset['scorer_resident'] else 'offloaded'}"
+    return _grpo_group(s, name, residency)
+
+
+def _grpo_group(s: Saved, name: str, residency: str) -> dict[str, Predicted]:
+    groups = s.data["groups_per_step"]
     peak = max(p["peak_gib"] for p in s.data["residency"][residency]["phases"])
     where = f"{name} / {groups} groups a step, at 40% of 989 TFLOP/s"
     return {

@@ -42,19 +42,17 @@ def test_mini_run_writes_every_item_beside_its_prediction(tmp_path):
                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     summary = run.stdout.strip().splitlines()[-1]
-    assert summary.startswith("gpu_report (mini") and "3 of 4 items measured" in summary, run.stdout
+    assert summary.startswith("gpu_report (mini") and "4 of 4 items measured" in summary, run.stdout
 
     report = _report(out)
     assert report["finished"] and report["shape"] == "mini" and [e["name"] for e in report["items"]] == NAMES
-    for name in ("score-7b", "grpo-flux-dev", "reward-train-7b"):
+    for name in NAMES:
         entry = _item(report, name)
         assert entry["status"] == "done", entry
         assert (out / "items" / f"{name}.log").is_file()
         timed = [r for r in entry["rows"] if r["unit"] == "s"]
         # every timed figure measured, predicted from a saved dry run, and their ratio taken
         assert timed and all(r["measured"] > 0 and r["predicted"] > 0 and r["ratio"] > 0 for r in timed), timed
-    qwen = _item(report, "grpo-qwen-image")
-    assert qwen["status"] == "not built yet" and "Qwen-Image" in qwen["reason"]
     assert all("predicted" in r and r["predicted_source"] for e in report["items"] for r in e["rows"])
 
     table = (out / "gpu_report.md").read_text(encoding="utf-8")
@@ -84,18 +82,20 @@ def test_a_budget_too_small_skips_with_the_reason_and_keeps_what_was_done(monkey
     calls = []
     _stub_runs(monkeypatch, calls)
     # the first item's plan fits, the next ones' do not
+    monkeypatch.setitem(plan.MINI_S, "score-7b", 5.0)
     budget = plan.MINI_S["score-7b"] + 1
-    assert budget < min(plan.MINI_S["grpo-flux-dev"], plan.MINI_S["reward-train-7b"])
+    later = NAMES[1:]
+    assert budget < min(plan.MINI_S[name] for name in later)
     assert gpu_report.main(["--shape", "mini", "--out", str(tmp_path), "--budget-s", str(budget)]) == 0
     assert calls == ["score-7b"]
     report = _report(tmp_path)
     done = _item(report, "score-7b")
     assert done["status"] == "done" and done["rows"][0]["measured"] == 0.5 and done["rows"][0]["ratio"]
-    for name in ("grpo-flux-dev", "reward-train-7b"):
+    for name in later:
         skipped = _item(report, name)
         assert skipped["status"] == "skipped" and "of the budget left" in skipped["reason"], skipped
     out = capsys.readouterr().out
-    assert "grpo-flux-dev: skipped: needs about" in out and "skipped: grpo-flux-dev, reward-train-7b" in out
+    assert "grpo-flux-dev: skipped: needs about" in out and f"skipped: {', '.join(later)}" in out
     assert "| score-7b | s an image, batch 1 |" in (tmp_path / "gpu_report.md").read_text(encoding="utf-8")
 
 
@@ -111,15 +111,16 @@ def test_an_item_that_cannot_fit_in_free_memory_is_skipped(monkeypatch, tmp_path
     assert _item(_report(tmp_path), "reward-train-7b")["status"] == "not selected"
 
 
-def test_without_diffusers_the_flux_item_is_skipped_with_how_to_bring_it(monkeypatch, tmp_path, capsys):
+def test_without_diffusers_the_diffusers_items_are_skipped_with_how_to_bring_it(monkeypatch, tmp_path, capsys):
     _cpu_probe(monkeypatch, diffusers=None, diffusers_error="ModuleNotFoundError: No module named 'diffusers'")
     calls = []
     _stub_runs(monkeypatch, calls)
     assert gpu_report.main(["--shape", "mini", "--out", str(tmp_path)]) == 0
     assert calls == ["score-7b", "reward-train-7b"]
-    reason = _item(_report(tmp_path), "grpo-flux-dev")["reason"]
-    assert "diffusers is not importable" in reason and "pip install --no-deps" in reason and ".whl" in reason
-    assert "Until then grpo-flux-dev is skipped" in capsys.readouterr().out  # the preflight line
+    for name in ("grpo-flux-dev", "grpo-qwen-image"):  # both pipelines are diffusers'
+        reason = _item(_report(tmp_path), name)["reason"]
+        assert "diffusers is not importable" in reason and "pip install --no-deps" in reason and ".whl" in reason
+    assert "Until then grpo-flux-dev and grpo-qwen-image are skipped" in capsys.readouterr().out  # preflight
 
 
 def test_a_kill_keeps_what_was_measured(monkeypatch, tmp_path):
@@ -168,7 +169,7 @@ def test_a_folder_not_ours_is_refused_untouched(tmp_path, capsys):
 
 def test_the_plan_fits_eight_minutes_on_an_h100_and_reads_the_presets_dry_run():
     costs = {item.name: plan.cost(item, "full") for item in ITEMS}
-    assert costs["grpo-qwen-image"] is None
+    assert all(costs.values()), costs  # every item has something to run
     total = plan.PROBE_S + sum(c.seconds for c in costs.values() if c)
     assert total < 8 * 60, costs
     # each item's compute is in its plan, on top of the start-up and the builds
@@ -180,6 +181,10 @@ def test_the_plan_fits_eight_minutes_on_an_h100_and_reads_the_presets_dry_run():
     assert flux["s_group"].value == pytest.approx(16.3, abs=0.1)  # BENCHMARKS.md's "16.3 s a group"
     assert flux["peak_gib"].value == pytest.approx(59.0, abs=0.05)  # docs/memory_plan.md, train batch 2
     assert costs["grpo-flux-dev"].gib == pytest.approx(60.0, abs=0.05)  # the free-memory check: + CUDA context
+    qwen = predictions.grpo_qwen_image()
+    assert "grpo_qwen_image.json" in qwen["s_group"].source
+    assert qwen["s_group"].value == pytest.approx(29.8, abs=0.1)  # the Qwen-Image dry run's 29.8 s a group
+    assert qwen["peak_gib"].value == pytest.approx(59.3, abs=0.05)  # text encoder and scorer offloaded
 
 
 def test_an_item_over_its_time_is_killed_and_one_that_crashes_is_named(tmp_path):
