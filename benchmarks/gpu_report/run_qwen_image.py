@@ -2,8 +2,9 @@
 
 At --shape full: the dry run's own full-size Qwen-Image pipeline
 (benchmarks.dryrun.qwen_image.build_qwen_image_pipeline: QwenImageTransformer2DModel() at its published 20.4 B
-parameters, about 41 GB in bf16, AutoencoderKLQwenImage(), and the text encoder as the dry run has it: Qwen2.5-VL-7B's shape, vision tower included, with the tiny tokenizer and every prompt encoded at
-128 text tokens, since the real tokenizer is not here), built at random in bf16 straight on the GPU (the
+parameters, about 41 GB in bf16, AutoencoderKLQwenImage(), and the text encoder as the dry run has it: Qwen2.5-VL-7B's
+shape, vision tower included, with the tiny tokenizer and every prompt encoded at 128 text tokens, since the real
+tokenizer is not here), built at random in bf16 straight on the GPU (the
 transformer's Linear layers re-initialised at std 0.02, as bench_grpo does for Flux, so 60 random blocks stay finite in
 bf16). QwenImagePolicy wraps it as the dry run does (the text encoder offloaded to the CPU at once), then the dry
 run's SpatialScore-7B is built on the GPU, and the real trainer runs. One override makes it the dry run's
