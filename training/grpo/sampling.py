@@ -123,8 +123,10 @@ def check_memory(model: Path, settings: dict, device: str, batch_size: int, prom
     check_fits("--batch-size ", min(batch_size, prompts), height, width, need, free_memory(device), sizes.multiple)
 
 
-def load_policy(model: Path, lora: Path | None, device: str, max_sequence_length: int, dtype: str = "auto"):
-    """A FluxPolicy for sampling: the LoRA file's own rank and targets, or no adapter effect without one."""
+def load_policy(model: Path, lora: Path | None, device: str, max_sequence_length: int, dtype: str = "auto",
+                weight_dtype: str = "default"):
+    """A FluxPolicy for sampling: the LoRA file's own rank and targets, or no adapter effect without one;
+    `weight_dtype` "fp8_e4m3fn" / "fp8_e5m2" stores the transformer's block weights in fp8 (weight_storage.py)."""
     import torch
 
     from .config import FLUX_LORA_TARGETS
@@ -138,7 +140,7 @@ def load_policy(model: Path, lora: Path | None, device: str, max_sequence_length
     rank, targets = lora_file_spec(lora) if lora else (1, FLUX_LORA_TARGETS)
     policy = FluxPolicy.from_folder(model, device, dtype=dtype, lora_rank=rank, lora_alpha=float(rank),
                                     lora_targets=targets, gradient_checkpointing=False,
-                                    max_sequence_length=max_sequence_length)  # fmt: skip
+                                    max_sequence_length=max_sequence_length, weight_dtype=weight_dtype)  # fmt: skip
     if lora:
         policy.load_lora(lora)
     return policy

@@ -1,6 +1,7 @@
 """Held-out evaluation of a generator (and LoRA) by the pixel oracle, from fixed noise.
 
     python -m training.grpo.sample_eval --model shapes [--lora shapes-grpo] --prompts heldout.txt [--grid g.png]
+        [--weight-dtype fp8_e4m3fn]     # the generator's block weights stored in fp8, as a run trained with them
 
 The images are `training.grpo.sample`'s (noise 0, each prompt's noise seeded by its line), so a generator and the
 same generator with a LoRA are compared on identical starting noise.
@@ -25,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--grid", type=Path)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--weight-dtype", default="default", choices=("default", "fp8_e4m3fn", "fp8_e5m2"),
+                        help="store the generator's block weights in fp8 (as a run with model.weight_dtype)")
     args = parser.parse_args(argv)
     from ...common.output_file import OutputPathError, check_output_file
     from ..prompts import PromptFileError
@@ -34,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, path, example in (("--json", args.json, "eval.json"), ("--grid", args.grid, "grid.png")):
             if path is not None:  # before the sampling whose figures or pictures go there
                 check_output_file(path, name, example)
-        result = evaluate_generator(args.model, args.lora, args.prompts, seed=args.seed, grid=args.grid)
+        result = evaluate_generator(args.model, args.lora, args.prompts, seed=args.seed, grid=args.grid,
+                                    weight_dtype=args.weight_dtype)
     except (AssetError, PromptFileError, OutputPathError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
