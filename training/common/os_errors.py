@@ -53,10 +53,11 @@ def os_errors_name(path: str | os.PathLike) -> Iterator[None]:
         raise OSError(found.errno, found.strerror, str(path)) from exc
 
 
-def one_line_errors(call, debug: bool, expected: tuple[type[BaseException], ...]) -> tuple[object, int]:
+def one_line_errors(call, debug: bool, expected: tuple[type[BaseException], ...],
+                    fold: bool = False) -> tuple[object, int]:
     """(call(), 0); or, when it raises one of `expected` or an OSError (a full disk, an unwritable folder mid-run),
     (None, 2) after printing `error: ...` on one line to stderr. With `debug` (a CLI's --debug) the error is raised
-    instead, traceback and all."""
+    instead, traceback and all. `fold` joins a message's lines into one (for messages that quote prompt text)."""
     import sys
 
     try:
@@ -64,7 +65,7 @@ def one_line_errors(call, debug: bool, expected: tuple[type[BaseException], ...]
     except expected as exc:
         if debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {' '.join(str(exc).split()) if fold else exc}", file=sys.stderr)
     except OSError as exc:
         if debug:
             raise

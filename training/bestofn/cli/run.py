@@ -18,18 +18,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from ...common.cli_args import positive_int as _positive
+from ...common.os_errors import one_line_errors
 from ..config import BestOfNConfig
 from ..schedule import DEFAULT_SCHEDULE
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text}")
-    return value
 
 
 def parse_args(argv) -> argparse.Namespace:
@@ -69,13 +61,10 @@ def main(argv: list[str] | None = None) -> int:
                         trace=args.trace, oracle=args.oracle, limit=args.limit)  # fmt: skip
     from ..run import run
 
-    try:
-        out = run(cfg)
-    except (ValueError, OSError) as exc:  # the project's input errors are ValueErrors naming the argument
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    # the project's input errors are ValueErrors naming the argument
+    out, failed = one_line_errors(lambda: run(cfg), args.debug, (ValueError,))
+    if failed:
+        return failed
     print(f"samples: {out / 'samples.jsonl'}")
     return 0
 

@@ -17,25 +17,12 @@ the scorer cannot read, a LoRA for another model) gets one line and exit 2, befo
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
+from ...common.cli_args import nonnegative_float as _finite
+from ...common.cli_args import positive_int as _positive
 from ..evaluate.benches import BENCHES
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
-    return value
 
 
 def parse_args(argv):
@@ -71,13 +58,14 @@ def parse_args(argv):
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from ...common.device import check_device
+    from ...common.os_errors import one_line_errors
     from ...reward.config import ScorerFolderError
     from ..evaluate.judge import EvaluationInputError
     from ..evaluate.run import EvaluationArgs, evaluate
     from ..prompts import PromptFileError
     from ..shipped import AssetError
 
-    try:
+    def check_and_evaluate() -> None:
         check_device(args.device)
         evaluate(EvaluationArgs(
             model=args.model, out=args.out, loras=args.loras, bench=args.bench, prompts=args.prompts,
@@ -85,11 +73,11 @@ def main(argv: list[str] | None = None) -> int:
             limit=args.limit, num_steps=args.num_steps, guidance=args.guidance, height=args.height, width=args.width,
             batch_size=args.batch_size, device=args.device, confident_std=args.confident_std,
         ), log=lambda line: print(line, file=sys.stderr))  # fmt: skip
-    except (AssetError, PromptFileError, EvaluationInputError, ScorerFolderError, OSError, ValueError) as exc:
-        if args.debug:
-            raise
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+
+    _, failed = one_line_errors(check_and_evaluate, args.debug, (
+        AssetError, PromptFileError, EvaluationInputError, ScorerFolderError, ValueError), fold=True)
+    if failed:
+        return failed
     print(f"report: {args.out / 'report.md'}")
     return 0
 

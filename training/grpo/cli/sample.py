@@ -17,26 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
 from ...common.atomic import atomic_dir
+from ...common.cli_args import finite_float as _finite
+from ...common.cli_args import positive_int as _positive
+from ...common.os_errors import one_line_errors
 from ..sampling import check_memory, generate, load_policy, settings_for
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
-    return value
 
 
 def parse_args(argv):
@@ -98,13 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     from ..shipped import AssetError
     from ..validation import ConfigError
 
-    try:
-        out = run(args)
-    except (AssetError, PromptFileError, ConfigError, ValueError, OSError) as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    out, failed = one_line_errors(lambda: run(args), args.debug, (AssetError, PromptFileError, ConfigError, ValueError))
+    if failed:
+        return failed
     print(f"samples: {out / 'samples.jsonl'}")
     return 0
 
