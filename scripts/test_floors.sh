@@ -35,4 +35,6 @@ moved = {n: metadata.version(n) for n, v in read_floors().items() if release(met
 if moved:
     sys.exit(f"not on the floors: {moved}")
 EOF
-OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} "$VENV/bin/python" -m pytest -q -p no:cacheprovider "${TESTS[@]}" "$@"
+# as `make test` in CI: the real_parts tests (a real ComfyUI, a browser) belong to `make test-integration`
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
+    -m "not benchmark and not real_parts" "${TESTS[@]}" "$@"
