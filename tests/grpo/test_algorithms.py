@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import math
+from importlib import metadata
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from training.common.versions import release
 from training.grpo import __main__ as cli
 from training.grpo.config import ConfigError
 from training.grpo.trainer import train
@@ -38,6 +40,9 @@ def one_thread():
 
 
 @pytest.mark.skipif(torch.__version__ != "2.13.0+cpu", reason="the reference digest was made with torch 2.13.0+cpu")
+# and with transformers 5.16 or newer: older ones draw the tiny text encoders' random weights otherwise (the floor
+# in requirements.txt is older; every other test passes there)
+@pytest.mark.skipif(release(metadata.version("transformers")) < (5, 16), reason="the digest needs transformers >= 5.16")
 def test_the_default_is_the_pre_algorithm_trainer_bit_for_bit(tmp_path):
     out = tmp_path / "run"
     assert cli.main(["--preset", "tiny", "--steps", "2", "--prompts.num_eval", "0", "--out", str(out)]) == 0
