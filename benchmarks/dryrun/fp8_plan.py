@@ -69,7 +69,7 @@ def rows(folder: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     folder = Path(args[0] if args else Path(__file__).parent / "results_fp8")
-    print(f"limits on the peak (GiB): " + ", ".join(f"{c} GB {limit(c):.1f}" for c in CARDS))
+    print("limits on the peak (GiB): " + ", ".join(f"{c} GB {limit(c):.1f}" for c in CARDS))
     print("\n".join(rows(folder)))
     return 0
 

@@ -25,8 +25,12 @@ H200_GIB = 140.4  # an H200's 141 GB as the driver reports it (143771 MiB)
 def build_qwen_image_pipeline(shape: str, fake: bool, dtype: torch.dtype = torch.bfloat16, seed: int = 0,
                               text_tokens: int = 128):
     """A QwenImagePipeline: "qwen-image" (published shapes, fake tensors) or "tiny-qwen-image" (real or fake)."""
-    from diffusers import AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImagePipeline
-    from diffusers import QwenImageTransformer2DModel
+    from diffusers import (
+        AutoencoderKLQwenImage,
+        FlowMatchEulerDiscreteScheduler,
+        QwenImagePipeline,
+        QwenImageTransformer2DModel,
+    )
 
     from training.common.tiny_qwen_image import QWEN_IMAGE_SCHEDULER, build_tiny_qwen_image_pipeline
 

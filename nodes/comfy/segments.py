@@ -56,7 +56,6 @@ class ComfySegments:
 
     def empty_latent(self, n: int, height: int, width: int, downscale: int) -> torch.Tensor:
         import comfy.model_management as mm
-
         import comfy.sample
 
         channels = self.model.get_model_object("latent_format").latent_channels
