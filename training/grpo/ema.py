@@ -27,19 +27,9 @@ class LoraEMA:
         for name, p in params.items():
             self.shadow[name].lerp_(p.detach().float(), 1.0 - self.decay)
 
-    @contextlib.contextmanager
     def swapped_in(self, params: dict[str, torch.nn.Parameter]):
         """Inside: the parameters hold the average; afterwards the live weights are back, bit for bit."""
-        live = {n: p.detach().clone() for n, p in params.items()}
-        with torch.no_grad():
-            for name, p in params.items():
-                p.copy_(self.shadow[name])
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for name, p in params.items():
-                    p.copy_(live[name])
+        return swapped_weights(params, self.shadow)
 
     def load(self, file: Path) -> None:
         saved = load_file(str(file))
@@ -50,3 +40,18 @@ class LoraEMA:
 
 def maybe_swapped_in(ema: LoraEMA | None, params: dict[str, torch.nn.Parameter]):
     return ema.swapped_in(params) if ema is not None else contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def swapped_weights(params: dict[str, torch.nn.Parameter], weights: dict[str, torch.Tensor]):
+    """Inside: each parameter holds `weights[name]`; afterwards the live values are back, bit for bit."""
+    live = {n: p.detach().clone() for n, p in params.items()}
+    with torch.no_grad():
+        for name, p in params.items():
+            p.copy_(weights[name])
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for name, p in params.items():
+                p.copy_(live[name])

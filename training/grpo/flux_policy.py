@@ -28,6 +28,8 @@ PROMPT_CACHE_SIZE = 256  # distinct prompts kept on the CPU (FLUX.1-dev: ~2 MB e
 class FluxPolicy:
     """A FluxPipeline's transformer with a trainable LoRA, behind the `FlowPolicy` interface."""
 
+    PIPELINE = "FluxPipeline"  # the diffusers class from_folder loads
+
     def __init__(self, pipeline, device: torch.device | str, *, lora_rank: int, lora_alpha: float,
                  lora_targets: list[str], seed: int = 0, gradient_checkpointing: bool = True,
                  offload_text_encoders: bool = True, vae_batch_size: int = 4, max_sequence_length: int = 512,
@@ -42,7 +44,7 @@ class FluxPolicy:
         self.offload_transformer = offload_transformer
         self._cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         encoder_device = "cpu" if offload_text_encoders else self.device
-        for encoder in (pipeline.text_encoder, pipeline.text_encoder_2):
+        for encoder in self.text_encoders(pipeline):
             encoder.requires_grad_(False).eval().to(encoder_device)
         pipeline.vae.requires_grad_(False).eval().to(self.device)
         self.transformer.to(self.device)
@@ -52,16 +54,25 @@ class FluxPolicy:
         self.transformer.eval()  # no dropout anywhere: sampling and training see the same function
         if gradient_checkpointing:
             self.transformer.enable_gradient_checkpointing()
-        self.vae_scale_factor = 2 ** (len(pipeline.vae.config.block_out_channels) - 1)
+        self.vae_scale_factor = self.vae_scale(pipeline)
         self.latent_channels = self.transformer.config.in_channels // 4
+
+    @staticmethod
+    def text_encoders(pipeline) -> tuple:
+        return (pipeline.text_encoder, pipeline.text_encoder_2)
+
+    @staticmethod
+    def vae_scale(pipeline) -> int:
+        return 2 ** (len(pipeline.vae.config.block_out_channels) - 1)
 
     @classmethod
     def from_folder(cls, path: str | os.PathLike, device: torch.device | str, dtype: str = "bfloat16",
                     **kwargs) -> FluxPolicy:
-        """Load a FluxPipeline from a local folder only (never a hub) and wrap it."""
-        from diffusers import FluxPipeline
+        """Load the pipeline (cls.PIPELINE) from a local folder only (never a hub) and wrap it."""
+        import diffusers
 
-        pipeline = FluxPipeline.from_pretrained(str(path), torch_dtype=DTYPES[dtype], local_files_only=True)
+        pipeline = getattr(diffusers, cls.PIPELINE).from_pretrained(str(path), torch_dtype=DTYPES[dtype],
+                                                                    local_files_only=True)
         pipeline.set_progress_bar_config(disable=True)
         return cls(pipeline, device, **kwargs)
 

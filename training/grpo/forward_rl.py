@@ -10,12 +10,12 @@ the sampling noise, on a stream of its own): the same on any process split and a
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 
 import torch
 
 from .awm_loss import awm_step_loss
+from .ema import swapped_weights
 from .loss import StepLoss
 from .nft_loss import nft_step_loss
 from .policy import FlowPolicy, PromptEmbeds
@@ -35,18 +35,8 @@ class OldPolicy:
     def __init__(self, params: dict[str, torch.nn.Parameter]):
         self.weights = {n: p.detach().clone() for n, p in params.items()}
 
-    @contextlib.contextmanager
     def swapped_in(self, params: dict[str, torch.nn.Parameter]):
-        live = {n: p.detach().clone() for n, p in params.items()}
-        with torch.no_grad():
-            for name, p in params.items():
-                p.copy_(self.weights[name])
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for name, p in params.items():
-                    p.copy_(live[name])
+        return swapped_weights(params, self.weights)
 
 
 def forward_noise(policy: FlowPolicy, seed: int, step: int, indices: Sequence[int], count: int, height: int,

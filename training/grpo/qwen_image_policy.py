@@ -16,16 +16,12 @@ What differs from Flux (everything else, the schedule code, the 2x2 packing, the
 
 from __future__ import annotations
 
-import os
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from .flux_policy import DTYPES, PROMPT_CACHE_SIZE, FluxPolicy
-from .lora import attach_lora
-from .weight_storage import store_weights
+from .flux_policy import PROMPT_CACHE_SIZE, FluxPolicy
 
 QWEN_IMAGE_LORA_TARGETS = [
     # every QwenImageTransformerBlock (transformer_blocks.N.*): joint attention of the image and text streams, and
@@ -76,41 +72,21 @@ def cfg_combine(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch
 class QwenImagePolicy(FluxPolicy):
     """A QwenImagePipeline's transformer with a trainable LoRA, behind the `FlowPolicy` interface."""
 
-    def __init__(self, pipeline, device: torch.device | str, *, lora_rank: int, lora_alpha: float,
-                 lora_targets: list[str], seed: int = 0, gradient_checkpointing: bool = True,
-                 offload_text_encoders: bool = True, vae_batch_size: int = 4, max_sequence_length: int = 1024,
-                 weight_dtype: str = "default", offload_transformer: bool = False,
-                 negative_prompt: str = DEFAULT_NEGATIVE_PROMPT):
-        self.pipeline = pipeline
-        self.device = torch.device(device)
-        self.transformer = pipeline.transformer
-        self.dtype = self.transformer.dtype
-        self.vae_batch_size = vae_batch_size
-        self.max_sequence_length = max_sequence_length or 1024
-        self.offload_text_encoders = offload_text_encoders
-        self.offload_transformer = offload_transformer  # FluxPolicy.offloaded: off the device in the reward phase
+    PIPELINE = "QwenImagePipeline"
+
+    def __init__(self, pipeline, device: torch.device | str, *, max_sequence_length: int = 1024,
+                 negative_prompt: str = DEFAULT_NEGATIVE_PROMPT, **kwargs):
+        """FluxPolicy's arguments; the prompt cache holds unpadded [L, D] embeddings on the CPU."""
         self.negative_prompt = negative_prompt
-        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()  # prompt -> unpadded [L, D] on the CPU
-        pipeline.text_encoder.requires_grad_(False).eval().to("cpu" if offload_text_encoders else self.device)
-        pipeline.vae.requires_grad_(False).eval().to(self.device)
-        self.transformer.to(self.device)
-        self.lora_modules = attach_lora(self.transformer, lora_rank, lora_alpha, lora_targets, seed)
-        self.fp8_parameters = store_weights(self.transformer, weight_dtype, self.dtype)
-        self.transformer.eval()
-        if gradient_checkpointing:
-            self.transformer.enable_gradient_checkpointing()
-        self.vae_scale_factor = pipeline.vae_scale_factor
-        self.latent_channels = self.transformer.config.in_channels // 4
+        super().__init__(pipeline, device, max_sequence_length=max_sequence_length or 1024, **kwargs)
 
-    @classmethod
-    def from_folder(cls, path: str | os.PathLike, device: torch.device | str, dtype: str = "bfloat16",
-                    **kwargs) -> QwenImagePolicy:
-        """Load a QwenImagePipeline from a local folder only (never a hub) and wrap it."""
-        from diffusers import QwenImagePipeline
+    @staticmethod
+    def text_encoders(pipeline) -> tuple:
+        return (pipeline.text_encoder,)
 
-        pipeline = QwenImagePipeline.from_pretrained(str(path), torch_dtype=DTYPES[dtype], local_files_only=True)
-        pipeline.set_progress_bar_config(disable=True)
-        return cls(pipeline, device, **kwargs)
+    @staticmethod
+    def vae_scale(pipeline) -> int:
+        return pipeline.vae_scale_factor
 
     # ------------------------------------------------------------------------------------------------ prompts
 
