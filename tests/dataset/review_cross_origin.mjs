@@ -9,7 +9,7 @@
 //   - an auto-submitted form, enctype text/plain, whose body is the JSON verdict;
 //   - an auto-submitted urlencoded form.
 // Every POST whose answer Chromium reports to playwright is recorded with its status, Content-Type and answer (the
-// sandboxed iframe's is not reported; that its fetch resolved at all shows the server answered it).
+// sandboxed iframe's is reported on some runs only; that its fetch resolved at all shows the server answered it).
 import http from "node:http";
 import { createRequire } from "node:module";
 

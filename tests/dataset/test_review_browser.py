@@ -200,9 +200,12 @@ def test_a_page_on_another_port_cannot_record_a_verdict_but_the_review_page_can(
         # a no-cors fetch resolves (opaque) only once the server has answered; 403 is the answer to a foreign origin
         # (a missing Origin with these types would get 415)
         assert attack["results"]["no-cors text/plain naming json"] == "sent (opaque)"
+        # Chromium reports the sandboxed iframe's POST to playwright on some runs and not on others (the frame is an
+        # opaque origin), so it may add one more text/plain 403; every other POST is always reported
         seen = sorted((p["contentType"], p["status"]) for p in attack["posts"])
-        assert seen == sorted([("text/plain", 403), ("text/plain; charset=application/json", 403),
-                               ("text/plain", 403), ("application/x-www-form-urlencoded", 403)])
+        always = [("text/plain", 403), ("text/plain; charset=application/json", 403),
+                  ("text/plain", 403), ("application/x-www-form-urlencoded", 403)]
+        assert seen in (sorted(always), sorted(always + [("text/plain", 403)])), seen
         forms = [json.loads(p["answer"])["error"] for p in attack["posts"] if p["answer"]]
         assert len(forms) == 2 and all(f"not from a page of origin '{attacker}'" in e for e in forms)
         # the review page's own POST still goes through
