@@ -78,6 +78,13 @@ def parse(argv):
     g.add_argument("--algorithm", default="flow_grpo", choices=("flow_grpo", "nft", "awm"),
                    help="train.algorithm: flow_grpo (the SDE log-prob ratio), nft (DiffusionNFT) or awm (advantage-"
                         "weighted matching); nft and awm train on the clean samples, with no log-prob recompute")
+    g.add_argument("--sde-window", type=int, nargs=2, default=None, metavar=("START", "END"),
+                   help="train only steps START..END-1 and sample the ODE elsewhere (train.timestep_window, "
+                        "sample.ode_outside_window: Flow-GRPO-Fast / MixGRPO), e.g. 0 2")
+    g.add_argument("--steps-to-gain", type=float, default=None,
+                   help="GRPO steps the method needs for the gain (e.g. the shapes study's mean steps to +20 points "
+                        "of (c)): also print the predicted seconds to that gain, steps x seconds a step, an "
+                        "assumption that the shapes world's steps-to-gain carries over to full size")
     g.add_argument("--text-tokens", type=int, default=None,
                    help="T5 tokens a prompt when the preset's model.max_sequence_length is 0 (auto; default 128, what "
                         "auto gives the paper's ~77-token spatial prompts)")
@@ -96,6 +103,11 @@ def parse(argv):
         parser.exit(2, f"--scorer: one of {', '.join(SCORER_SHAPES)}, got {args.scorer!r}\n")
     if args.px > MAX_PX:
         parser.exit(2, f"--px: at most {MAX_PX} (FLUX.1's pictures are up to about 2 megapixels), got {args.px}\n")
+    if getattr(args, "steps_to_gain", None) is not None and not args.steps_to_gain > 0:
+        parser.exit(2, f"--steps-to-gain: a positive number of steps, got {args.steps_to_gain}\n")
+    window = getattr(args, "sde_window", None)
+    if window is not None and not 0 <= window[0] < window[1]:
+        parser.exit(2, f"--sde-window: START < END, both steps from 0, got {window[0]} {window[1]}\n")
     for name in ("batch", "micro_batch", "accumulation", "lora_rank", "train_batch", "sample_batch", "group_size",
                  "prompts_per_step"):
         value = getattr(args, name, None)
@@ -156,6 +168,9 @@ def run(args) -> tuple[str, dict]:
         overrides["prompts.per_step"] = args.prompts_per_step
     if args.algorithm != "flow_grpo":
         overrides["train.algorithm"] = args.algorithm
+    if args.sde_window:
+        overrides["train.timestep_window"] = list(args.sde_window)
+        overrides["sample.ode_outside_window"] = True
     qwen_image = "qwen-image" in args.shape
     config = grpo.load_grpo_config(args.train_batch, overrides, "qwen_image_spatial" if qwen_image else "flux_dev_spatial")
     scorer = args.scorer or ("7b" if args.shape in ("flux-dev", "qwen-image") else "tiny")
@@ -167,16 +182,26 @@ def run(args) -> tuple[str, dict]:
              f"{config.sample.batch_size}, LoRA rank {config.lora.rank}"
              + (f", block weights {args.weight_dtype}" if args.weight_dtype != "default" else "")
              + (f", algorithm {args.algorithm}" if args.algorithm != "flow_grpo" else "")
+             + (f", SDE window {args.sde_window[0]}-{args.sde_window[1] - 1} (ODE elsewhere)" if args.sde_window else "")
              + "; text encoders offloaded, scorer resident")
     variants = grpo_residency(meter.phases, weights)
     text = report.table(variants["text encoders offloaded, scorer resident"], u, title)
-    lines = [text, "", "residency (peak GiB by phase; fits 24/48/80 GB):"]
     out = report.result(variants["text encoders offloaded, scorer resident"], u,
                         weights_gib={k: round(v / GIB, 3) for k, v in weights.items()}, residency={},
                         groups_per_step=config.prompts.per_step, train_batch=config.train.batch_size,
                         text_tokens=config.model.max_sequence_length or text_tokens,
                         weight_dtype=args.weight_dtype, group_size=config.sample.group_size,
-                        algorithm=config.train.algorithm)
+                        algorithm=config.train.algorithm, sde_window=args.sde_window)
+    step_s = out["predicted_step_s"]
+    lines = [text, "", f"per group: {step_s / config.prompts.per_step:.2f} s predicted "
+                       f"({config.prompts.per_step} groups a step)"]
+    if args.steps_to_gain is not None:
+        out["steps_to_gain"] = args.steps_to_gain
+        out["predicted_s_to_gain"] = round(args.steps_to_gain * step_s, 1)
+        lines.append(f"to the gain: {args.steps_to_gain:g} steps x {step_s:.1f} s = {args.steps_to_gain * step_s:,.0f} s "
+                     f"({args.steps_to_gain * step_s / 3600:.2f} h) predicted, assuming the shapes study's "
+                     "steps-to-gain holds at full size")
+    lines += ["", "residency (peak GiB by phase; fits 24/48/80 GB):"]
     for name, phases in variants.items():
         verdict = report.verdicts(phases)
         lines.append(f"  {name:<44} " + " ".join(f"{p.name} {p.peak / GIB:6.2f}" for p in phases)

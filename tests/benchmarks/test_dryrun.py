@@ -99,6 +99,26 @@ def test_cli_writes_the_issue_json(tmp_path, capsys):
     assert "score" in capsys.readouterr().out
 
 
+def test_grpo_window_trains_fewer_steps_and_gain_is_steps_times_step_seconds(tmp_path, capsys):
+    """--sde-window 0 2 trains 2 of the tiny preset's steps instead of its fraction's; --steps-to-gain multiplies."""
+    from benchmarks.dryrun.__main__ import main
+
+    runs = {}
+    for name, extra in (("all", []), ("window", ["--sde-window", "0", "2"])):
+        out = tmp_path / f"{name}.json"
+        with one_torch_thread():
+            assert main(["grpo", "--shape", "tiny", "--px", "64", "--steps-to-gain", "12.5", "--json", str(out),
+                         *extra]) == 0
+        runs[name] = json.loads(out.read_text())
+    printed = capsys.readouterr().out
+    train = {k: next(p for p in v["phases"] if p["name"] == "training") for k, v in runs.items()}
+    assert train["window"]["tflop"] < train["all"]["tflop"]
+    assert runs["window"]["sde_window"] == [0, 2] and runs["all"]["sde_window"] is None
+    for run in runs.values():
+        assert run["predicted_s_to_gain"] == pytest.approx(12.5 * run["predicted_step_s"], abs=0.1)
+    assert "SDE window 0-1 (ODE elsewhere)" in printed and "to the gain: 12.5 steps x" in printed
+
+
 @pytest.mark.parametrize("argv, message", [
     (["score", "--shape", "13b"], "--shape"),
     (["grpo", "--shape", "flux-dev", "--real"], "--real"),
@@ -125,6 +145,8 @@ def test_bad_arguments_exit_2_with_one_line(argv, message, capsys):
     (["score", "--batch", "256", "--px", "1024"], "256 images of 1024x1024 are drawn for real; at most 67108864"),
     (["reward-train", "--micro-batch", "200"], "400 images of 512x512 are drawn for real"),
     (["grpo", "--train-batch", "1000000000"], "--train-batch: 1..1024"),
+    (["grpo", "--steps-to-gain", "0"], "--steps-to-gain: a positive number of steps, got 0.0"),
+    (["grpo", "--sde-window", "2", "2"], "--sde-window: START < END, both steps from 0, got 2 2"),
 ])
 def test_out_of_range_arguments_are_one_line_before_anything_is_built(argv, message, capsys, monkeypatch):
     from benchmarks.dryrun import __main__ as dryrun

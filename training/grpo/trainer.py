@@ -255,7 +255,7 @@ def _train(config, resume, policy, scorer, accelerator, callback, progress) -> R
 
     run_clock, done = time.perf_counter(), start
     for step in bar(range(start, t.steps), desc="GRPO", initial=start, total=t.steps):
-        timer = time.perf_counter()
+        timer, cpu_timer = time.perf_counter(), time.process_time()
         # ---- 1. prompts
         prompts = step_prompts(train_prompts, config.prompts.per_step, t.seed, step)
         embeds = policy.encode_prompts(prompts)
@@ -353,6 +353,7 @@ def _train(config, resume, policy, scorer, accelerator, callback, progress) -> R
                 ema.update(named_params)
             optimizer.zero_grad(set_to_none=True)
         time_train = time.perf_counter() - timer
+        cpu_seconds = time.process_time() - cpu_timer  # this process's CPU time in phases 1-4, all its threads
 
         # ---- 5. records, evaluation, checkpoints
         totals = _sum(accelerator, totals)
@@ -365,7 +366,8 @@ def _train(config, resume, policy, scorer, accelerator, callback, progress) -> R
             "loss": totals[0] / n_terms, "policy_loss": totals[1] / n_terms, "kl": totals[2] / n_terms,
             "ratio_mean": totals[3] / n_terms, "ratio_min": extremes[0].item(), "ratio_max": -extremes[1].item(),
             "clip_frac": totals[4] / n_terms, "grad_norm": max(grad_norms), "lr": optimizer.param_groups[0]["lr"],
-            "time_sample": time_sample, "time_reward": time_reward, "time_train": time_train, "processes": world,
+            "time_sample": time_sample, "time_reward": time_reward, "time_train": time_train, "cpu_seconds": cpu_seconds,
+            "processes": world,
             "prompts": prompts, "rewards": rewards.tolist(), "advantages": advantages.tolist(),
         }  # fmt: skip
         if torch.cuda.is_available():

@@ -9,12 +9,16 @@ Each method is the `shapes` preset (python -m training.grpo --preset shapes) wit
   window2_cps       the same with coefficients-preserving sampling in the window (sample.sde_type cps)
   nft               DiffusionNFT (train.algorithm nft) on ODE samples (sample.deterministic), 5 sigmas trained
   awm               Advantage Weighted Matching (train.algorithm awm) on ODE samples, 5 sigmas trained
-Every run trains until its training phases (sampling, reward, training: the metrics' time_sample + time_reward +
-time_train, summed over steps) have used `--minutes`; evaluation is not counted and not run during training: a
-LoRA (the EMA, as exported) is kept every `--eval-every` steps and at the last step, and afterwards judged by the
-pixel oracle on the held-out prompts (evaluate/oracle_rates.py: noise 0, each prompt's noise fixed), so every
-point of a curve is the same picture set under another LoRA. Seeds change the LoRA's init, the prompt order and
-every sample's noise. A learning-rate sweep is one study per value (--set train.learning_rate=X, its own --out).
+  shapes_fast       the `shapes_fast` preset as it ships (python -m training.grpo --preset shapes_fast)
+Every run trains until its training phases (prompts, sampling, reward, training: the metrics' cpu_seconds, this
+process's CPU time, summed over steps) have used `--minutes`; CPU time, not wall time, so runs that share the
+machine (--jobs) are charged what they used. Evaluation is not counted and not run during training: a LoRA (the
+EMA, as exported) is kept at steps 2, 4, 6, 8, 10, then every `--eval-every` steps and at the last step, and
+afterwards judged by the pixel oracle on the held-out prompts (evaluate/oracle_rates.py: noise 0, each prompt's
+noise fixed), so every point of a curve is the same picture set under another LoRA. Seeds change the LoRA's init,
+the prompt order and every sample's noise. A learning-rate sweep is one study per value (--set
+train.learning_rate=X, its own --out). Each (method, seed) runs in its own process with one torch thread; a run
+killed before its end is started again, a finished one (steps.json) and its judged points (points.json) are kept.
 
 Written to --out: runs/<method>/seed<k>/ (each run's folder), results.json (every point: step, training seconds,
 (a) objects_ok, (c) all_ok, clean, (c) in a clean picture), curve.png ((c) and (c)-in-a-clean-picture against
@@ -32,13 +36,17 @@ from pathlib import Path
 
 from ...common.atomic import write_json, write_text
 
-METHODS = {
-    "flow_grpo": {},
-    "window2": {"train.timestep_window": [0, 2], "sample.ode_outside_window": True},
-    "window2_cps": {"train.timestep_window": [0, 2], "sample.ode_outside_window": True, "sample.sde_type": "cps"},
-    "nft": {"train.algorithm": "nft", "sample.deterministic": True},
-    "awm": {"train.algorithm": "awm", "sample.deterministic": True},
+METHODS = {  # method: (preset, overrides)
+    "flow_grpo": ("shapes", {}),
+    "window2": ("shapes", {"train.timestep_window": [0, 2], "sample.ode_outside_window": True}),
+    "window2_cps": ("shapes", {"train.timestep_window": [0, 2], "sample.ode_outside_window": True,
+                               "sample.sde_type": "cps"}),
+    "nft": ("shapes", {"train.algorithm": "nft", "sample.deterministic": True}),
+    "awm": ("shapes", {"train.algorithm": "awm", "sample.deterministic": True}),
+    "shapes_fast": ("shapes_fast", {}),
 }
+DEFAULT_METHODS = ["flow_grpo", "window2", "window2_cps", "nft", "awm", "shapes_fast"]
+EARLY_STEPS = (2, 4, 6, 8, 10)  # the fast methods' gains come early: judge them densely there
 GAIN = 0.20  # the issue's target: +20 points of (c) over the base generator
 FIGURES = {"a": "oracle_objects_ok", "c": "oracle_all_ok", "clean": "oracle_clean", "clean_c": "oracle_clean_all_ok"}
 
@@ -56,25 +64,29 @@ def _parse_value(text: str):
 
 def run_method(method: str, seed: int, out: Path, minutes: float, eval_every: int, train_prompts: Path | None,
                extra: dict) -> list[dict]:
-    """Train one (method, seed) for `minutes` of training phases; returns its step records (with seconds)."""
+    """Train one (method, seed) for `minutes` of training CPU time; returns its step records (with seconds)."""
     from ..config import load_config
     from ..trainer import train
 
     run_dir = out / "runs" / method / f"seed{seed}"
-    overrides = {**METHODS[method], "train.seed": seed, "train.steps": 100000, "prompts.num_eval": 0,
-                 "output.dir": str(run_dir), "output.checkpoint_every": 1, "output.keep_checkpoints": 2,
-                 "output.eval_every": 0, **extra}  # fmt: skip
+    if run_dir.exists():  # killed before its end: ours (inside --out), started again
+        shutil.rmtree(run_dir)
+    preset, changes = METHODS[method]
+    overrides = {**changes, "train.seed": seed, "train.steps": 100000, "train.time_budget_minutes": 0.0,
+                 "prompts.num_eval": 0, "output.dir": str(run_dir), "output.checkpoint_every": 1,
+                 "output.keep_checkpoints": 2, "output.eval_every": 0, **extra}  # fmt: skip
     if train_prompts is not None:
         overrides["prompts.train_file"] = str(train_prompts)
-    config = load_config(preset="shapes", overrides=overrides)
+    config = load_config(preset=preset, overrides=overrides)
     spent, records = 0.0, []
 
     def budget(record: dict) -> None:
         nonlocal spent
-        spent += record["time_sample"] + record["time_reward"] + record["time_train"]
+        spent += record["cpu_seconds"]
         records.append({"step": record["step"], "seconds": spent})
         last = spent >= 60 * minutes
-        if last or record["step"] % eval_every == 0:  # the step's checkpoint is written before the callback
+        if last or record["step"] in EARLY_STEPS or record["step"] % eval_every == 0:
+            # the step's checkpoint is written before the callback
             exported = run_dir / "checkpoints" / f"step_{record['step']:06d}" / "lora.safetensors"
             (run_dir / "loras").mkdir(exist_ok=True)
             shutil.copyfile(exported, run_dir / "loras" / f"step_{record['step']:06d}.safetensors")
@@ -87,6 +99,26 @@ def run_method(method: str, seed: int, out: Path, minutes: float, eval_every: in
         pass
     write_json(run_dir / "steps.json", records)
     return records
+
+
+def run_and_judge(method: str, seed: int, out: Path, minutes: float, eval_every: int, train_prompts: Path | None,
+                  extra: dict, heldout: list[str], base: dict) -> list[dict]:
+    """One (method, seed): its run (kept if finished), then every kept LoRA judged (kept in points.json)."""
+    import torch
+
+    torch.set_num_threads(1)
+    run_dir = out / "runs" / method / f"seed{seed}"
+    steps_file, points_file = run_dir / "steps.json", run_dir / "points.json"
+    if points_file.is_file():
+        return json.loads(points_file.read_text())
+    records = (json.loads(steps_file.read_text()) if steps_file.is_file()
+               else run_method(method, seed, out, minutes, eval_every, train_prompts, extra))
+    seconds = {r["step"]: r["seconds"] for r in records}
+    points = [{"step": 0, "seconds": 0.0, **base}]
+    for step, lora in judged_loras(run_dir).items():
+        points.append({"step": step, "seconds": seconds[step], **judge(lora, heldout)})
+    write_json(points_file, points)
+    return points
 
 
 def judged_loras(run_dir: Path) -> dict[int, Path]:
@@ -156,7 +188,7 @@ def plot(results: dict, base: dict, path: Path) -> None:
             ax.plot(xs, [100 * p["clean_c"] for p in points], ":", color=colour, alpha=0.8,
                     label=f"{method} (c) in a clean picture" if k == 0 else None)
     ax.axhline(100 * (base["c"] + GAIN), color="grey", lw=0.8, ls="--", label="base (c) + 20 points")
-    ax.set_xlabel("CPU seconds spent in training (sampling + reward + training)")
+    ax.set_xlabel("CPU seconds spent in training (prompts + sampling + reward + training)")
     ax.set_ylabel("held-out oracle rate (%)")
     ax.set_title("shapes world: the flow-RL methods at equal training time (one line per seed)")
     ax.legend(fontsize=7, ncol=2)
@@ -170,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, required=True, help="training minutes per run (evaluation excluded)")
     parser.add_argument("--seeds", type=int, default=2, help="seeds per method (train.seed 0..S-1)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                        help=f"comma-separated, of {', '.join(METHODS)}")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once, one process and one torch thread each")
     parser.add_argument("--eval-every", type=int, default=5, help="steps between judged checkpoints")
     parser.add_argument("--heldout", type=int, default=400, help="held-out prompts judged (the first N; 400: all)")
     parser.add_argument("--train-prompts", type=int, default=0, help="use only the first N training prompts (0: all)")
@@ -180,8 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     methods = [m for m in args.methods.split(",") if m]
     unknown = [m for m in methods if m not in METHODS]
-    if unknown or args.minutes <= 0 or args.seeds < 1 or args.eval_every < 1:
-        parser.error(f"unknown methods {unknown}" if unknown else "--minutes > 0, --seeds >= 1, --eval-every >= 1")
+    if unknown or args.minutes <= 0 or args.seeds < 1 or args.eval_every < 1 or args.jobs < 1:
+        parser.error(f"unknown methods {unknown}" if unknown
+                     else "--minutes > 0, --seeds >= 1, --eval-every >= 1, --jobs >= 1")
     extra = dict((k, _parse_value(v)) for k, v in (item.split("=", 1) for item in args.set))
 
     from ..config import load_config
@@ -197,21 +232,23 @@ def main(argv: list[str] | None = None) -> int:
         write_text(train_prompts, "\n".join(load_prompts(preset.prompts.train_file)[: args.train_prompts]) + "\n")
 
     base = judge(None, heldout)
-    results: dict[str, dict[str, list[dict]]] = {}
-    for method in methods:
-        results[method] = {}
-        for seed in range(args.seeds):
-            run_dir = out / "runs" / method / f"seed{seed}"
-            steps_file = run_dir / "steps.json"
-            records = (json.loads(steps_file.read_text()) if steps_file.is_file()
-                       else run_method(method, seed, out, args.minutes, args.eval_every, train_prompts, extra))
-            seconds = {r["step"]: r["seconds"] for r in records}
-            points = [{"step": 0, "seconds": 0.0, **base}]
-            for step, lora in judged_loras(run_dir).items():
-                points.append({"step": step, "seconds": seconds[step], **judge(lora, heldout)})
-            results[method][f"seed{seed}"] = points
-            write_json(out / "results.json", {"base": base, "minutes": args.minutes, "overrides": extra,
-                                              "heldout": len(heldout), "results": results})
+    runs = [(method, seed) for method in methods for seed in range(args.seeds)]
+    task = (out, args.minutes, args.eval_every, train_prompts, extra, heldout, base)
+    points: dict[tuple[str, int], list[dict]] = {}
+    if args.jobs == 1:
+        for method, seed in runs:
+            points[method, seed] = run_and_judge(method, seed, *task)
+    else:  # spawn: each run a fresh process with its own torch thread
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {run: pool.submit(run_and_judge, *run, *task) for run in runs}
+            for run, future in futures.items():
+                points[run] = future.result()
+    results = {method: {f"seed{seed}": points[method, seed] for seed in range(args.seeds)} for method in methods}
+    write_json(out / "results.json", {"base": base, "minutes": args.minutes, "overrides": extra,
+                                      "heldout": len(heldout), "results": results})
     rows = summarise(results, base)
     command = "python -m training.grpo.recipes.shapes_speed " + " ".join(argv if argv is not None else sys.argv[1:])
     write_text(out / "table.md", table(rows, base, command))
