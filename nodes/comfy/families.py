@@ -3,7 +3,8 @@
 A family is trainable when ComfyUI 0.3.64 samples it as a rectified flow (CONST model sampling: x_sigma = sigma *
 noise + (1 - sigma) * x_0, the model predicting noise - x_0, as the SDE of training/grpo/sde.py assumes) and the
 LoRA it exports in diffusers keys is one ComfyUI's own LoRA loader maps back onto that model (comfy/lora.py,
-`model_lora_keys_unet`). Any other MODEL is refused with one line naming these families.
+`model_lora_keys_unet`). Any other MODEL is refused with one line naming these families. A family only adds the
+model's forward, its conditioning and its LoRA key layout: the SDE, advantages, loss and export are training/grpo's.
 
 - Flux (`model_base.Flux`: FLUX.1 dev/schnell and compatible): policy.ComfyFlowPolicy.
 - Qwen-Image (`model_base.QwenImage`): ComfyQwenImagePolicy below. ComfyUI's Qwen-Image transformer keeps the
@@ -11,6 +12,9 @@ LoRA it exports in diffusers keys is one ComfyUI's own LoRA loader maps back ont
   "transformer.<module>" onto "diffusion_model.<module>.weight", so each diffusers target is one ComfyUI weight, whole.
   No guidance embedding: true CFG against the negative conditioning, combined and rescaled exactly as diffusers'
   QwenImagePipeline (training/grpo/qwen_image_policy.cfg_combine), in sampling and in the recomputed log-probs.
+- SD3 / SD3.5 (`model_base.SD3`): family_sd3.ComfySD3Policy (fused-qkv MMDiT, pooled CLIP vector, plain true CFG).
+- Chroma (`model_base.Chroma`): family_chroma.ComfyChromaPolicy (Flux's blocks and key layout, no pooled vector,
+  modulations from its distilled guidance approximator, plain true CFG). Chroma Radiance (pixel space) is refused.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from collections.abc import Sequence
 import torch
 
 from ..logic.training_import import import_training
-from .policy import PROMPT_CACHE_SIZE, ComfyFlowPolicy, checkpointed
+from .policy import PROMPT_CACHE_SIZE, ComfyFlowPolicy, checkpointing
 
 import_training("grpo")
 from training.grpo.flux_policy import FluxPolicy  # noqa: E402
@@ -34,9 +38,11 @@ from training.grpo.qwen_image_policy import (  # noqa: E402
     padded,
 )
 
-# model_base class name -> (family shown to the user, policy class name in this module or policy.py)
-FAMILIES = {"Flux": "Flux", "QwenImage": "Qwen-Image"}
-SUPPORTED = "Flux (FLUX.1 dev / schnell and compatible) and Qwen-Image"
+# model_base class name (exactly: a subclass may change the latent space, as Chroma Radiance's pixels) -> family
+FAMILIES = {"Flux": "Flux", "FluxInpaint": "Flux", "FluxSchnell": "Flux", "QwenImage": "Qwen-Image", "SD3": "SD3.5",
+            "Chroma": "Chroma"}  # fmt: skip
+SUPPORTED = "Flux (FLUX.1 dev / schnell and compatible), Qwen-Image, SD3.5 (and SD3) and Chroma"
+TRUE_CFG = ("Qwen-Image", "SD3.5", "Chroma")  # the families sampled with two forwards a step (no guidance embedding)
 
 
 class UnsupportedModel(ValueError):
@@ -44,12 +50,10 @@ class UnsupportedModel(ValueError):
 
 
 def family_of(model) -> str:
-    """'Flux' or 'Qwen-Image' for a ComfyUI MODEL (ModelPatcher); UnsupportedModel for any other."""
-    base = getattr(model, "model", None)
-    name = type(base).__name__
-    for cls in type(base).__mro__:
-        if cls.__name__ in FAMILIES and (cls.__name__ != "Flux" or name in ("Flux", "FluxInpaint", "FluxSchnell")):
-            return FAMILIES[cls.__name__]
+    """'Flux', 'Qwen-Image', 'SD3.5' or 'Chroma' for a ComfyUI MODEL (ModelPatcher); UnsupportedModel for any other."""
+    name = type(getattr(model, "model", None)).__name__
+    if name in FAMILIES:
+        return FAMILIES[name]
     raise UnsupportedModel(f"GRPO cannot train this MODEL ({name}): it trains {SUPPORTED} diffusion models")
 
 
@@ -60,9 +64,12 @@ def spatial_ratio(vae) -> int:
 
 
 def default_lora_targets(family: str) -> list[str]:
+    """Diffusers module names inside each block (Flow-GRPO's and diffusers trainers' choice); Chroma: Flux's."""
     from training.grpo.config import FLUX_LORA_TARGETS
 
-    return list(QWEN_IMAGE_LORA_TARGETS if family == "Qwen-Image" else FLUX_LORA_TARGETS)
+    from .family_sd3 import SD3_LORA_TARGETS
+
+    return list({"Qwen-Image": QWEN_IMAGE_LORA_TARGETS, "SD3.5": SD3_LORA_TARGETS}.get(family, FLUX_LORA_TARGETS))
 
 
 def comfy_policy(model, clip, vae, *, negative=None, **kwargs):
@@ -70,6 +77,14 @@ def comfy_policy(model, clip, vae, *, negative=None, **kwargs):
     family = family_of(model)
     if family == "Qwen-Image":
         return ComfyQwenImagePolicy(model, clip, vae, negative=negative, **kwargs)
+    if family == "SD3.5":
+        from .family_sd3 import ComfySD3Policy
+
+        return ComfySD3Policy(model, clip, vae, negative=negative, **kwargs)
+    if family == "Chroma":
+        from .family_chroma import ComfyChromaPolicy
+
+        return ComfyChromaPolicy(model, clip, vae, negative=negative, **kwargs)
     return ComfyFlowPolicy(model, clip, vae, **kwargs)
 
 
@@ -99,6 +114,8 @@ def _first_cond(conditioning) -> tuple[torch.Tensor, torch.Tensor | None]:
 
 class ComfyQwenImagePolicy(ComfyFlowPolicy):
     """A ComfyUI Qwen-Image MODEL, its CLIP (Qwen2.5-VL) and VAE (Wan 2.1) behind the `FlowPolicy` interface."""
+
+    copy_norm_inputs = False  # policy.norm_input_copies: Qwen-Image's blocks add their residuals out of place
 
     def __init__(self, model, clip, vae, *, negative=None, negative_prompt: str = DEFAULT_NEGATIVE_PROMPT,
                  **kwargs):
@@ -146,12 +163,23 @@ class ComfyQwenImagePolicy(ComfyFlowPolicy):
         for length in sorted(set(lengths)):
             rows = [i for i, n in enumerate(lengths) if n == length]
             index = torch.tensor(rows, device=self.device)
-            prediction = self.base.diffusion_model(
-                x[index].to(self.device, self.dtype)[:, :, None], timestep[index],
-                context=embeds[index, : int(length)].to(self.device, self.dtype), transformer_options=options,
-            )  # fmt: skip
-            out[index] = prediction[:, :, 0].float()
+            out[index] = self._call(x[index].to(self.device, self.dtype), timestep[index],
+                                    embeds[index, : int(length)].to(self.device, self.dtype), options).float()
         return out
+
+    def _call(self, x: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor, options: dict) -> torch.Tensor:
+        """One forward of ComfyUI's transformer on rows that share a text length (Qwen-Image: one video frame)."""
+        return self.base.diffusion_model(x[:, :, None], timestep, context=context, transformer_options=options)[:, :, 0]
+
+    def _blocks(self) -> list:
+        """The blocks checkpointed in a forward with gradients."""
+        return list(self.base.diffusion_model.transformer_blocks)
+
+    def _combine(self, cond: torch.Tensor, uncond: torch.Tensor, guidance: float) -> torch.Tensor:
+        """True CFG of latents [B, C, h, w]; Qwen-Image rescales per packed token (2x2 latent patch x channels), as
+        QwenImagePipeline."""
+        combined = cfg_combine(FluxPolicy.pack(None, cond), FluxPolicy.pack(None, uncond), guidance)
+        return FluxPolicy.unpack(None, combined, *cond.shape[-2:])
 
     def velocity(self, x: torch.Tensor, sigma: torch.Tensor, embeds: MaskedPromptEmbeds, guidance: float) -> torch.Tensor:
         self._ensure_loaded()
@@ -159,22 +187,14 @@ class ComfyQwenImagePolicy(ComfyFlowPolicy):
         x = x.clone()
         embeds = MaskedPromptEmbeds(embeds.prompt_embeds.clone(), embeds.mask.clone(), embeds.negative_embeds.clone(),
                                     embeds.negative_mask.clone())  # fmt: skip
-        b, _, h, w = x.shape
-        sigma = torch.as_tensor(sigma, dtype=torch.float32, device=self.device).expand(b)
+        sigma = torch.as_tensor(sigma, dtype=torch.float32, device=self.device).expand(x.shape[0])
         timestep = self.patcher.get_model_object("model_sampling").timestep(sigma).float()
-        blocks = list(self.base.diffusion_model.transformer_blocks)
-        patched = self.gradient_checkpointing and torch.is_grad_enabled()
-        originals = [checkpointed(block) for block in blocks] if patched else []
-        try:
+        checkpoint = self.gradient_checkpointing and torch.is_grad_enabled()
+        with checkpointing(self._blocks(), checkpoint, self.copy_norm_inputs):
             prediction = self._forward(x, timestep, embeds.prompt_embeds, embeds.mask)
             if guidance > 1:
                 negative = self._forward(x, timestep, embeds.negative_embeds, embeds.negative_mask)
-                # the norm rescale is per packed token (2x2 latent patch x channels), as in QwenImagePipeline
-                combined = cfg_combine(FluxPolicy.pack(None, prediction), FluxPolicy.pack(None, negative), guidance)
-                prediction = FluxPolicy.unpack(None, combined, h, w)
-        finally:
-            for block, original in zip(blocks, originals, strict=False):
-                block.forward = original
+                prediction = self._combine(prediction, negative, guidance)
         return prediction
 
     @torch.no_grad()

@@ -85,13 +85,19 @@ class FusedLoRA(torch.nn.Module):
         return sum(p.numel() * p.element_size() for p in self.parameters())
 
 
-def lora_layout(unet_config: dict, state_keys: dict[str, torch.Size], targets: list[str]) -> dict[str, list]:
-    """{ComfyUI weight key: [(diffusers module, row offset, rows)]} for the diffusers modules `targets` match."""
+def lora_layout(unet_config: dict, state_keys: dict[str, torch.Size], targets: list[str], key_map=None,
+                family: str = "Flux") -> dict[str, list]:
+    """{ComfyUI weight key: [(diffusers module, row offset, rows)]} for the diffusers modules `targets` match.
+
+    `key_map`: ComfyUI's diffusers -> ComfyUI key map of the family (comfy.utils.flux_to_diffusers when None; SD3's is
+    mmdit_to_diffusers), the one comfy/lora.py reads LoRA files with, so the export loads back onto the same rows.
+    """
     import comfy.utils
 
+    key_map = key_map or comfy.utils.flux_to_diffusers
     pattern = target_regex(targets)
     layout: dict[str, list] = {}
-    for diffusers_key, target in comfy.utils.flux_to_diffusers(unet_config, output_prefix="diffusion_model.").items():
+    for diffusers_key, target in key_map(unet_config, output_prefix="diffusion_model.").items():
         if not diffusers_key.endswith(".weight"):
             continue
         module = diffusers_key[: -len(".weight")]
@@ -107,7 +113,7 @@ def lora_layout(unet_config: dict, state_keys: dict[str, torch.Size], targets: l
         layout.setdefault(key, []).append((module, offset, rows))
     missing = [t for t in targets if not any(m.endswith("." + t) for parts in layout.values() for m, _, _ in parts)]
     if not layout or missing:
-        raise ValueError(f"LoRA targets {missing or targets} match no module of this Flux model's blocks")
+        raise ValueError(f"LoRA targets {missing or targets} match no module of this {family} model's blocks")
     return layout
 
 
@@ -115,7 +121,24 @@ def _fresh(value):
     return value.clone() if isinstance(value, torch.Tensor) and value.is_floating_point() else value
 
 
-def checkpointed(block: torch.nn.Module):
+@contextlib.contextmanager
+def norm_input_copies(blocks, enabled: bool):
+    """Inside the context (when `enabled`), each LayerNorm in `blocks` normalises a copy of its input.
+
+    For blocks that add a residual in place into the tensor a LayerNorm saved for its backward (Chroma's
+    `img.addcmul_(gate, ...)` after `img_norm2(img)`): autograd refuses that ("modified by an inplace operation"), and
+    under checkpointing the recomputed block overwrites the saved input silently (LoRA gradients wrong by up to 3% of
+    the largest on tests/nodes/test_comfy_chroma.py's model)."""
+    norms = [m for block in blocks for m in block.modules() if isinstance(m, torch.nn.LayerNorm)] if enabled else []
+    handles = [norm.register_forward_pre_hook(lambda _, args: (args[0].clone(), *args[1:])) for norm in norms]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def checkpointed(block: torch.nn.Module, copy_norm_inputs: bool = False):
     """The block's forward under non-reentrant activation checkpointing, on copies of its tensor inputs.
 
     Why the copies: Flux's blocks add their residuals in place into their inputs (`x += ...` in SingleStreamBlock,
@@ -128,13 +151,31 @@ def checkpointed(block: torch.nn.Module):
     original = block.forward
 
     def run(args, kwargs):
-        return original(*[_fresh(a) for a in args], **{k: _fresh(v) for k, v in kwargs.items()})
+        # the backward's recomputation runs this again, after the forward's context has closed: the copies of the
+        # norms' inputs are made here, so the recomputed block makes them too
+        with norm_input_copies([block], copy_norm_inputs):
+            return original(*[_fresh(a) for a in args], **{k: _fresh(v) for k, v in kwargs.items()})
 
     def forward(*args, **kwargs):
         return torch.utils.checkpoint.checkpoint(run, args, kwargs, use_reentrant=False)
 
     block.forward = forward
     return original
+
+
+@contextlib.contextmanager
+def checkpointing(blocks, enabled: bool, copy_norm_inputs: bool = False):
+    """Every block of `blocks` checkpointed (`checkpointed`) inside the context when `enabled`, restored after.
+    `copy_norm_inputs`: the blocks' LayerNorms run on copies of their inputs in a forward with gradients, checkpointed
+    or not (`norm_input_copies`)."""
+    blocks = list(blocks)
+    originals = [checkpointed(block, copy_norm_inputs) for block in blocks] if enabled else []
+    try:
+        with norm_input_copies(blocks, copy_norm_inputs and not enabled and torch.is_grad_enabled()):
+            yield
+    finally:
+        for block, original in zip(blocks, originals, strict=False):
+            block.forward = original
 
 
 class ComfyFlowPolicy:
@@ -235,15 +276,10 @@ class ComfyFlowPolicy:
             kwargs["guidance"] = torch.full((b,), float(guidance), device=self.device, dtype=self.dtype)
         options = dict(self.patcher.model_options.get("transformer_options", {}))
         blocks = [*self.base.diffusion_model.double_blocks, *self.base.diffusion_model.single_blocks]
-        patched = self.gradient_checkpointing and torch.is_grad_enabled()
-        originals = [checkpointed(block) for block in blocks] if patched else []
-        try:
+        with checkpointing(blocks, self.gradient_checkpointing and torch.is_grad_enabled()):
             out = self.base.diffusion_model(x.to(self.device, self.dtype), timestep,
                                             context=embeds.prompt_embeds.to(self.device, self.dtype),
                                             transformer_options=options, **kwargs)  # fmt: skip
-        finally:
-            for block, original in zip(blocks, originals, strict=False):
-                block.forward = original
         return out.float()  # Flux predicts the velocity (noise - x_0): ComfyUI's CONST sampling denoises x - sigma*v
 
     @contextlib.contextmanager

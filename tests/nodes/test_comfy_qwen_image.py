@@ -122,13 +122,13 @@ def test_export_loads_through_comfyui_lora_loader(backends, caplog):
 def test_other_families_are_refused_in_one_line():
     from nodes.comfy.families import UnsupportedModel, family_of
 
-    class SD3:  # a model_base class the node does not train
+    class HiDream:  # a model_base class the node does not train
         pass
 
     class Patcher:
-        model = SD3()
+        model = HiDream()
 
     with pytest.raises(UnsupportedModel) as info:
         family_of(Patcher())
     message = str(info.value)
-    assert "\n" not in message and "Flux" in message and "Qwen-Image" in message and "SD3" in message
+    assert "\n" not in message and "Flux" in message and "Qwen-Image" in message and "HiDream" in message
