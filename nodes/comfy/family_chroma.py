@@ -7,7 +7,7 @@ CLIP vector and one T5 text encoder. So:
   loads Chroma LoRAs with), and Flux's default targets; the diffusers names are ChromaTransformer2DModel's.
 - conditioning: ComfyUI's Chroma text encoder does not pad (each prompt its own T5 length, ending in </s>) and the
   model takes no text mask, so prompts of different lengths run as separate forwards, unpadded, as the Qwen-Image
-  family does (ComfyQwenImagePolicy's length grouping, reused).
+  family does (family_qwen_image.ComfyQwenImagePolicy's length grouping, reused).
 - true CFG against the negative conditioning, plain neg + g (cond - neg), as diffusers' ChromaPipeline (negative
   prompt "" by default), in sampling and in the recomputed log-probs.
 - with gradients, every LayerNorm of the blocks normalises a copy of its input (policy.norm_input_copies says why:
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from .families import ComfyQwenImagePolicy
+from .family_qwen_image import ComfyQwenImagePolicy
 from .family_sd3 import plain_cfg
 from .policy import ComfyFlowPolicy, lora_layout
 

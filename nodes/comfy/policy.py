@@ -178,6 +178,12 @@ def checkpointing(blocks, enabled: bool, copy_norm_inputs: bool = False):
             block.forward = original
 
 
+def spatial_ratio(vae) -> int:
+    """The VAE's spatial downscale: an int for Flux's VAE, (time, height, width) rules for the Wan VAE of Qwen-Image."""
+    ratio = vae.downscale_ratio
+    return int(ratio[-1]) if isinstance(ratio, (tuple, list)) else int(ratio)
+
+
 class ComfyFlowPolicy:
     """A ComfyUI Flux MODEL (ModelPatcher), CLIP and VAE behind the `FlowPolicy` interface."""
 
@@ -248,7 +254,7 @@ class ComfyFlowPolicy:
     # ------------------------------------------------------------------------------------------------ latents
 
     def latent_size(self, height: int, width: int) -> tuple[int, int]:
-        ratio = self.vae.downscale_ratio
+        ratio = spatial_ratio(self.vae)
         return 2 * (height // (ratio * 2)), 2 * (width // (ratio * 2))
 
     def sigmas(self, num_steps: int, height: int, width: int) -> torch.Tensor:

@@ -97,3 +97,35 @@ def check_export_loads(d, c, model, caplog, weights: int) -> None:
     print(f"LoRA through ComfyUI's loader: max |loaded - trained| = {error:.2e} (LoRA effect "
           f"{(trained - base).abs().max():.2e})")
     assert error < TOL and (trained - base).abs().max() > 100 * TOL
+
+
+class LatentVae:
+    """decode as ComfyUI's VAE (raw latents [B, C, h, w] -> IMAGE [B, H, W, 3] in 0..1) by upsampling 3 channels."""
+
+    downscale_ratio = 8
+
+    def decode(self, raw):
+        pixels = torch.nn.functional.interpolate(raw[:, :3].float(), scale_factor=self.downscale_ratio)
+        return torch.sigmoid(pixels).permute(0, 2, 3, 1)
+
+
+def check_trains_in_the_trainer(model, clip, family: str, tmp_path) -> None:
+    """Two GRPO steps of the headless trainer with the node's config on the family's policy (sampling with true CFG,
+    decoding, scoring, the clipped loss through ComfyUI's weight wrappers, checkpoints, export): finite, trained."""
+    from nodes.comfy.families import comfy_policy, default_lora_targets
+    from nodes.logic.grpo_node import WIDGETS, NodeSettings, build_config
+    from training.grpo.trainer import train
+
+    from .conftest import FakeScorer
+
+    values = {w.name: w.default for w in WIDGETS}
+    values.update(prompts="\n".join(PROMPTS), steps=2, group_size=4, top_k=1, learning_rate=1e-2, lora_rank=4,
+                  lora_alpha=4.0, sampling_steps=3, width=W, height=H)  # fmt: skip
+    config = build_config(NodeSettings(**values), tmp_path / "run")
+    assert config.sample.guidance > 1  # true CFG on, as in the node
+    policy = comfy_policy(model, clip, LatentVae(), lora_rank=4, lora_alpha=4.0, lora_targets=default_lora_targets(family))
+    result = train(config, policy=policy, scorer=FakeScorer())
+    state = policy.lora_state_dict()
+    assert result.step == 2 and all(v.isfinite().all() for v in state.values())
+    assert max(v.abs().max() for k, v in state.items() if ".lora_B." in k) > 0  # B starts at zero: it trained
+    print(f"{family}: 2 GRPO steps, rewards {[round(r['reward_mean'], 3) for r in result.records if 'reward_mean' in r]}")

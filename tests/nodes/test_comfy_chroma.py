@@ -91,3 +91,10 @@ def test_same_lora_gradients_without_checkpointing(backends):
                          gradient_checkpointing=False)  # fmt: skip
     plain.load_lora_state_dict(d.lora_state_dict())
     check_cfg_log_probs_and_gradients(d, plain, MODULES)
+
+
+def test_two_grpo_steps_in_the_trainer(backends, tmp_path):
+    from .family_checks import check_trains_in_the_trainer
+
+    _, c, model = backends
+    check_trains_in_the_trainer(model, c.clip, "Chroma", tmp_path)

@@ -111,3 +111,10 @@ def test_unsupported_models_are_refused_in_one_line():
     message = str(info.value)
     assert "\n" not in message and "ChromaRadiance" in message
     assert all(name in message for name in ("Flux", "Qwen-Image", "SD3.5", "Chroma"))
+
+
+def test_two_grpo_steps_in_the_trainer(backends, tmp_path):
+    from .family_checks import check_trains_in_the_trainer
+
+    _, c, model = backends
+    check_trains_in_the_trainer(model, c.clip, "SD3.5", tmp_path)
