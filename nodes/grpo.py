@@ -86,24 +86,26 @@ class SpatialScoreGRPOTrain(io.ComfyNode):
             node_id="SpatialScoreGRPOTrain",
             display_name="SpatialScore GRPO Train (Flux / Qwen-Image LoRA)",
             category=CATEGORY,
-            description="Trains a LoRA on the loaded Flux or Qwen-Image with Spatial GRPO: samples groups of images "
-                        "per prompt, "
+            description="Trains a LoRA on the loaded Flux, Qwen-Image, SD3.5 or Chroma with Spatial GRPO: samples "
+                        "groups of images per prompt, "
                         "scores them with SpatialScore, and reinforces the better-placed ones. Writes "
                         "models/loras/<lora_name>.safetensors; checkpoints every step, so an interrupted run resumes.",
             is_output_node=True,
             inputs=[
-                io.Model.Input("model", tooltip="The Flux or Qwen-Image diffusion model to train a LoRA for (e.g. "
-                                                 "from Load Diffusion Model); other models are refused. It is not "
-                                                 "changed; the output MODEL carries the LoRA."),
+                io.Model.Input("model", tooltip="The Flux, Qwen-Image, SD3.5 (or SD3) or Chroma diffusion model to "
+                                                 "train a LoRA for (e.g. from Load Diffusion Model); other models are "
+                                                 "refused. It is not changed; the output MODEL carries the LoRA."),
                 io.Clip.Input("clip", tooltip="The model's text encoders (Flux: CLIP-L + T5, DualCLIPLoader type flux; "
-                                               "Qwen-Image: Qwen2.5-VL, CLIPLoader type qwen_image): the prompts are "
-                                               "encoded once each."),
+                                               "Qwen-Image: Qwen2.5-VL, CLIPLoader type qwen_image; SD3.5: CLIP-L + "
+                                               "CLIP-G + T5, TripleCLIPLoader or the checkpoint's; Chroma: T5, "
+                                               "CLIPLoader type chroma): the prompts are encoded once each."),
                 io.Vae.Input("vae", tooltip="The model's VAE: decodes the samples the scorer judges."),
                 scorer_input(),
                 io.Conditioning.Input("negative", optional=True,
-                                      tooltip="Qwen-Image only (true CFG, when guidance > 1): the negative prompt's "
-                                              "conditioning; without it the prompt \" \" is encoded. Flux ignores it "
-                                              "(its guidance is distilled)."),
+                                      tooltip="Qwen-Image, SD3.5 and Chroma (true CFG, when guidance > 1): the "
+                                              "negative prompt's conditioning; without it the prompt \" \" (Qwen-Image) "
+                                              "or \"\" (SD3.5, Chroma) is encoded. Flux ignores it (its guidance is "
+                                              "distilled)."),
                 *widget_inputs(WIDGETS),
             ],
             outputs=[
@@ -129,10 +131,11 @@ class SpatialScoreGRPOTrain(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, clip, vae, scorer, negative=None, **widgets) -> io.NodeOutput:
+        from training.grpo.config import SampleConfig
         from training.grpo.eval_step import eval_images
         from training.grpo.trainer import train
 
-        from .comfy.families import comfy_policy, default_lora_targets, family_of, spatial_ratio
+        from .comfy.families import TRUE_CFG, comfy_policy, default_lora_targets, family_of, spatial_ratio
 
         family = family_of(model)  # one line naming the trainable families, before anything runs
         settings = NodeSettings(**widget_values(WIDGETS, widgets))
@@ -140,8 +143,10 @@ class SpatialScoreGRPOTrain(io.ComfyNode):
         if errors:
             raise ValueError("; ".join(errors))
         check_size_for_vae(settings.width, settings.height, spatial_ratio(vae))
+        true_cfg = family in TRUE_CFG and SampleConfig().guidance > 1  # the node samples at the trainer's guidance
         train_rows = check_grpo(model, vae, settings.group_size, sample_batch_size, settings.width, settings.height,
-                                settings.sampling_steps, free_for_sampling(), settings.lora_rank)  # fmt: skip
+                                settings.sampling_steps, free_for_sampling(), settings.lora_rank,
+                                true_cfg=true_cfg)  # fmt: skip
         node_id = cls.hidden.unique_id if cls.hidden is not None else None
         run_dir = run_folder(folder_paths.get_output_directory(), settings.lora_name)
         problem = existing_run_problem(run_dir, settings.lora_name, settings.resume)

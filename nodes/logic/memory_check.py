@@ -116,15 +116,17 @@ def block_cast_bytes(net, act_bytes: int) -> int:
 
 
 def check_grpo(model, vae, group_size: int, sample_rows, width: int, height: int, sampling_steps: int,
-               free: Free, lora_rank: int = 32) -> int:
+               free: Free, lora_rank: int = 32, true_cfg: bool = False) -> int:
     """One GRPO step of the group: sampled `sample_rows(group)` at a time, then trained with gradients, every block
     checkpointed, TRAIN_ROWS samples at a time or 1 (gradient accumulation: the same update). On a GPU the
     transformer is loaded whole for training, so its weights count there, at their real bytes (fp8 weights from
     UNETLoader's weight_dtype count 1 byte). The LoRA's training state counts everywhere. Returns the train
-    micro-batch that fits; MemoryLimitError (one line naming what would fit) when not even 1 does."""
+    micro-batch that fits; MemoryLimitError (one line naming what would fit) when not even 1 does. `true_cfg`
+    (Chroma; Qwen-Image and SD3.5 have no estimate here): each trained row is two forwards, the prompt's and the
+    negative's, both kept for the backward; sampling runs them one after the other."""
     sizes = comfy_sizes(model, vae, weight_bytes=0 if free.shared else int(model.model_size()))
     if sizes is None:
-        return TRAIN_ROWS  # GRPO's policy is Flux only; the policy itself refuses another model with its own message
+        return TRAIN_ROWS  # not Flux-like (Qwen-Image, SD3.5): no estimate; an untrainable MODEL is refused by its family
     net = model.model.diffusion_model
     state, cast = lora_train_bytes(net, lora_rank), block_cast_bytes(net, sizes.act_bytes)
 
@@ -132,8 +134,9 @@ def check_grpo(model, vae, group_size: int, sample_rows, width: int, height: int
         fitted = dataclasses.replace(sizes, weight_bytes=weight_bytes)
 
         def need(group: int, h: int, w: int) -> Need:
-            return grpo_need(fitted, group=group, sample_rows=sample_rows(group), train_rows=rows, height=h, width=w,
-                             steps=sampling_steps, train_state_bytes=state, block_bytes=cast)  # fmt: skip
+            return grpo_need(fitted, group=group, sample_rows=sample_rows(group), train_rows=rows * (1 + true_cfg),
+                             height=h, width=w, steps=sampling_steps, train_state_bytes=state,
+                             block_bytes=cast)  # fmt: skip
 
         return need
 

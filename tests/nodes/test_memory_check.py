@@ -141,3 +141,12 @@ def test_grpo_names_the_largest_group_when_the_group_is_what_does_not_fit():
     found = re.fullmatch(r"group_size=256 at 512x512 needs about [0-9.]+ GiB, 1\.0 GiB free in RAM: at most "
                          r"group_size=(\d+) fits", str(exc.value))
     assert found and 2 <= int(found[1]) < 256, str(exc.value)
+
+
+def test_grpo_with_true_cfg_keeps_two_forwards_a_trained_row():
+    """Chroma (FLUX.1's widths, 8.9 B parameters) samples and trains with true CFG: the training micro-batch keeps
+    the prompt's and the negative's activations, so where 2 rows fit without CFG, 1 does with it."""
+    chroma_fp8 = flux_like(3072, 19, 38, torch.float8_e4m3fn, weights=int(8.3 * GIB))
+    card24 = Free(int(21.8 * GIB), 100 * GIB, "cuda:0")
+    assert check_grpo(chroma_fp8, comfy_vae(), 24, sample_batch_size, 1024, 768, 6, card24) == 2
+    assert check_grpo(chroma_fp8, comfy_vae(), 24, sample_batch_size, 1024, 768, 6, card24, true_cfg=True) == 1
