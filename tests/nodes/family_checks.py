@@ -58,9 +58,9 @@ def check_cfg_log_probs_and_gradients(d, c, modules: int) -> None:
     assert set(g_d) == set(g_c) and len(g_d) == 2 * modules
     scale = max(g.abs().max().item() for g in g_d.values())
     worst = max((g_d[n] - g_c[n]).abs().max().item() for n in g_d) / scale
-    zero = sum(1 for g in g_d.values() if not g.abs().max())
+    zero = sorted(n for n, g in g_d.items() if not g.abs().max())
     print(f"LoRA gradients: max |comfy - diffusers| / max |grad| = {worst:.2e} (max |grad| {scale:.2e}, "
-          f"{len(g_d)} tensors, {zero} zero)")
+          f"{len(g_d)} tensors, zero: {zero})")
     assert worst < TOL
 
 

@@ -17,7 +17,7 @@ REASON = import_comfy()
 pytestmark = [pytest.mark.skipif(bool(REASON), reason=REASON or "ComfyUI importable"), pytest.mark.slow,
               pytest.mark.real_parts]  # fmt: skip
 # the 2 blocks' adapted modules: 12 in the first, 9 in the last (no text output: no to_add_out, no ff_context)
-MODULES = 12 + 9
+MODULES = 12 + 9  # the last block's add_q_proj gets no gradient in either backend: its text queries are not output
 WEIGHTS = 8 + 5  # ComfyUI weights they live in: per stream one fused qkv, proj, fc1, fc2 (the last text stream: qkv)
 
 
@@ -69,6 +69,18 @@ def test_same_cfg_log_probs_and_lora_gradients(backends):
 
     d, c, _ = backends
     check_cfg_log_probs_and_gradients(d, c, MODULES)
+
+
+def test_same_lora_gradients_without_checkpointing(backends):
+    from nodes.comfy.families import comfy_policy, default_lora_targets
+
+    from .family_checks import check_cfg_log_probs_and_gradients
+
+    d, c, model = backends
+    plain = comfy_policy(model, c.clip, None, lora_rank=4, lora_alpha=8.0, lora_targets=default_lora_targets("SD3.5"),
+                         gradient_checkpointing=False)  # fmt: skip
+    plain.load_lora_state_dict(d.lora_state_dict())
+    check_cfg_log_probs_and_gradients(d, plain, MODULES)
 
 
 def test_export_loads_through_comfyui_lora_loader(backends, caplog):
