@@ -99,16 +99,6 @@ def check_export_loads(d, c, model, caplog, weights: int) -> None:
     assert error < TOL and (trained - base).abs().max() > 100 * TOL
 
 
-class LatentVae:
-    """decode as ComfyUI's VAE (raw latents [B, C, h, w] -> IMAGE [B, H, W, 3] in 0..1) by upsampling 3 channels."""
-
-    downscale_ratio = 8
-
-    def decode(self, raw):
-        pixels = torch.nn.functional.interpolate(raw[:, :3].float(), scale_factor=self.downscale_ratio)
-        return torch.sigmoid(pixels).permute(0, 2, 3, 1)
-
-
 def check_trains_in_the_trainer(model, clip, family: str, tmp_path) -> None:
     """Two GRPO steps of the headless trainer with the node's config on the family's policy (sampling with true CFG,
     decoding, scoring, the clipped loss through ComfyUI's weight wrappers, checkpoints, export): finite, trained."""
@@ -117,6 +107,7 @@ def check_trains_in_the_trainer(model, clip, family: str, tmp_path) -> None:
     from training.grpo.trainer import train
 
     from .conftest import FakeScorer
+    from .tiny_comfy_parts import LatentVae
 
     values = {w.name: w.default for w in WIDGETS}
     values.update(prompts="\n".join(PROMPTS), steps=2, group_size=4, top_k=1, learning_rate=1e-2, lora_rank=4,

@@ -25,13 +25,8 @@ def backends():
     from nodes.comfy.families import comfy_policy, default_lora_targets, family_of
 
     from .family_checks import randomize_lora
-    from .tiny_flow_comfy import (
-        CHROMA_TEXT,
-        DiffusersReference,
-        FixedClip,
-        comfy_chroma_model,
-        tiny_chroma_transformer,
-    )
+    from .tiny_comfy_parts import FixedClip
+    from .tiny_flow_comfy import CHROMA_TEXT, DiffusersReference, comfy_chroma_model, tiny_chroma_transformer
 
     transformer = tiny_chroma_transformer(seed=0)
     model = comfy_chroma_model(transformer)

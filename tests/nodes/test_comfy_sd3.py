@@ -26,11 +26,11 @@ def backends():
     from nodes.comfy.families import comfy_policy, default_lora_targets, family_of
 
     from .family_checks import randomize_lora
+    from .tiny_comfy_parts import FixedClip
     from .tiny_flow_comfy import (
         SD3_POOLED,
         SD3_TEXT,
         DiffusersReference,
-        FixedClip,
         comfy_sd3_model,
         tiny_sd3_transformer,
     )
@@ -94,7 +94,7 @@ def test_negative_conditioning_input_is_used(backends):
     """The node's `negative` CONDITIONING replaces the encoded "" (the SD3 CLIP's cond and pooled_output)."""
     from nodes.comfy.family_sd3 import ComfySD3Policy
 
-    from .tiny_flow_comfy import FixedClip
+    from .tiny_comfy_parts import FixedClip
 
     d, c, model = backends
     clip = c.clip

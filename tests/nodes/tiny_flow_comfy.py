@@ -5,8 +5,8 @@ backends (nodes/comfy/family_sd3.py, family_chroma.py) against a diffusers refer
   model loader (`comfy.sd.load_diffusion_model_state_dict`: it converts the diffusers keys, and its MMDiT detection
   reads every size from the weights). Chroma's detection hard-codes the 8.9B model's widths, so its config is built
   from the diffusers config and its weights converted with ComfyUI's own Flux key map (the approximator by hand).
-- CLIP: a stand-in that gives each prompt a fixed random encoding (seeded by the prompt), the same for both backends:
-  the tests compare the transformers, their LoRA, CFG and log-probs, not text encoders.
+- CLIP: tiny_comfy_parts.FixedClip gives each prompt a fixed random encoding (seeded by the prompt), the same for
+  both backends: the tests compare the transformers, their LoRA, CFG and log-probs, not text encoders.
 - the diffusers reference: `DiffusersReference`, a FlowPolicy on the diffusers transformer with training/grpo's LoRA
   (peft, attach_lora / export_state_dict), velocities as StableDiffusion3Pipeline / ChromaPipeline compute them.
 """
@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import re
-import zlib
 
 import torch
 
 from nodes.comfy.family_sd3 import PooledCfgEmbeds, plain_cfg
 from training.grpo.lora import attach_lora, export_state_dict
 from training.grpo.qwen_image_policy import MaskedPromptEmbeds, padded
+
+from .tiny_comfy_parts import FixedClip
 
 SD3_TEXT, SD3_POOLED = 32, 24  # context width (CLIP-L/G + T5, 4096 in SD3.5) and pooled width (2048)
 CHROMA_TEXT = 32  # T5 width (4096)
@@ -115,23 +116,6 @@ def comfy_chroma_model(transformer):
     missing, unexpected = model.diffusion_model.load_state_dict(converted, strict=False)
     assert not missing and not unexpected, (missing, unexpected)
     return comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
-
-
-class FixedClip:
-    """tokenize / encode_from_tokens as ComfyUI's CLIP: a fixed random encoding per prompt (`length(prompt)` tokens),
-    with a pooled vector when `pooled` > 0 (SD3) and none otherwise (Chroma's T5)."""
-
-    def __init__(self, width: int, pooled: int = 0, length=lambda prompt: 7):
-        self.width, self.pooled, self.length = width, pooled, length
-
-    def tokenize(self, text):
-        return text
-
-    def encode_from_tokens(self, text, return_pooled=False, return_dict=False):
-        generator = torch.Generator().manual_seed(zlib.crc32(text.encode()))
-        cond = torch.randn(1, self.length(text), self.width, generator=generator)
-        pooled = torch.randn(1, self.pooled, generator=generator) if self.pooled else None
-        return {"cond": cond, "pooled_output": pooled}
 
 
 class DiffusersReference:
