@@ -1,4 +1,5 @@
-"""SpatialScore GRPO Train: Spatial GRPO on the user's loaded Flux (MODEL, CLIP, VAE) against a SpatialScore scorer.
+"""SpatialScore GRPO Train: Spatial GRPO on the user's loaded flow model (Flux, Qwen-Image, SD3.5 or Chroma: MODEL, CLIP,
+VAE) against a SpatialScore scorer.
 
 A thin V3 node: the run is training.grpo.trainer.train with a ComfyUI policy (nodes/comfy/policy.py); the
 widgets (declared once, WIDGETS), the settings' checks, the LoRA's publication and the chart data are in
@@ -84,7 +85,7 @@ class SpatialScoreGRPOTrain(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="SpatialScoreGRPOTrain",
-            display_name="SpatialScore GRPO Train (Flux / Qwen-Image LoRA)",
+            display_name="SpatialScore GRPO Train (flow-model LoRA)",
             category=CATEGORY,
             description="Trains a LoRA on the loaded Flux, Qwen-Image, SD3.5 or Chroma with Spatial GRPO: samples "
                         "groups of images per prompt, "
