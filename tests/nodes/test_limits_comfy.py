@@ -4,7 +4,8 @@
   does not take it, else by validate_inputs against the limits the schema declares, with one exception (ComfyUI
   reports a returned string once per input validate_inputs takes);
 - the memory guard reads the same sizes from the shapes generator that ComfyUI loaded as from its diffusers folder,
-  and refuses a best-of-N that cannot fit.
+  and refuses a best-of-N that cannot fit; it reads ComfyUI's own Qwen-Image, SD3 (MMDiT) and Flux transformers and
+  Wan VAE, and the block weights it counts are their blocks' real weights.
 
 Skipped with the reason when ComfyUI does not import in this python (run with .comfyui/venv/bin/python).
 """
@@ -149,3 +150,56 @@ def test_best_of_n_that_cannot_fit_is_refused_on_the_real_objects(shapes):
     with pytest.raises(MemoryLimitError, match=r"^n=256 at 8192x8192 needs about [0-9.]+ GiB, 4\.0 GiB free in RAM: "
                                                r"not even n=1 fits at 8192x8192; at most \d+x\d+ fits at n=1$"):
         check_best_of_n(model, vae, positive, 256, 8192, 8192, 1.0, ram)
+
+
+def _block_weights(block) -> int:
+    """Elements of a block's weight matrices (what comfy/ops.py casts; biases and norms are negligible)."""
+    return sum(p.numel() for p in block.parameters() if p.dim() >= 2)
+
+
+def test_memory_check_reads_comfyuis_own_transformers_and_wan_vae():
+    """Built small from ComfyUI's classes: the attributes transformer_shape reads exist there, and each family's
+    largest block holds block_weights x width^2 weights (Flux's double block and SD3.5-medium's dual-attention
+    block exactly; Qwen-Image's too)."""
+    from types import SimpleNamespace
+
+    import comfy.ops
+    import torch
+    from comfy.ldm.flux.model import Flux
+    from comfy.ldm.modules.diffusionmodules.mmdit import MMDiT
+    from comfy.ldm.qwen_image.model import QwenImageTransformer2DModel
+    from comfy.ldm.wan.vae import WanVAE
+
+    from nodes.logic.memory_check import transformer_shape, vae_decode_bytes_per_pixel
+
+    ops = comfy.ops.disable_weight_init
+    qwen = QwenImageTransformer2DModel(num_layers=2, attention_head_dim=16, num_attention_heads=2,
+                                       joint_attention_dim=24, axes_dims_rope=(4, 6, 6), operations=ops)
+    shape = transformer_shape(qwen)
+    assert (shape.family, shape.hidden, shape.blocks, shape.text_width, shape.patch) == ("Qwen-Image", 32, 2, 24, 2)
+    assert _block_weights(qwen.transformer_blocks[0]) == shape.block_weights * 32**2
+
+    mmdit = MMDiT(depth=2, patch_size=2, in_channels=16, adm_in_channels=24, pos_embed_max_size=16, num_patches=256,
+                  context_embedder_config={"target": "torch.nn.Linear", "params": {"in_features": 40, "out_features": 128}},
+                  qk_norm="rms", x_block_self_attn_layers=[0], operations=ops)  # fmt: skip
+    shape = transformer_shape(mmdit)
+    assert (shape.family, shape.hidden, shape.blocks, shape.text_width, shape.patch) == ("SD3", 128, 2, 40, 2)
+    assert _block_weights(mmdit.joint_blocks[0]) == shape.block_weights * 128**2 == 43 * 128**2
+
+    flux = Flux(in_channels=16, out_channels=16, vec_in_dim=16, context_in_dim=24, hidden_size=32, mlp_ratio=4.0,
+                num_heads=2, depth=1, depth_single_blocks=1, axes_dim=[4, 6, 6], theta=10000, patch_size=2, qkv_bias=True,
+                guidance_embed=False, operations=ops)  # fmt: skip
+    shape = transformer_shape(flux)
+    assert (shape.hidden, shape.blocks, shape.text_width, shape.lora_widths) == (32, 2, 24, 36 + 17)
+    assert _block_weights(flux.double_blocks[0]) == shape.block_weights * 32**2
+    assert _block_weights(flux.single_blocks[0]) == 15 * 32**2
+
+    wan = SimpleNamespace(first_stage_model=WanVAE(dim=8, z_dim=4, dim_mult=[1, 2, 4, 4], num_res_blocks=2),
+                          latent_channels=4, downscale_ratio=(lambda frames: frames, 8, 8), vae_dtype=torch.float32)
+    # fp32: its full-resolution 8 channels live 6 times; every level's (8, 16, 32, 32 channels) cached 7 times
+    assert vae_decode_bytes_per_pixel(wan, 4) == (6 * 8 + 7 * (8 + 16 / 4 + 32 / 16 + 32 / 64)) * 4
+    decoder = wan.first_stage_model.decoder
+    caching = [m for m in decoder.modules() if type(m).__name__ == "CausalConv3d" and m.kernel_size[-1] == 3]
+    # what the 7 copies a level stand for: 3 residual blocks x 2 convolutions a level, the output convolution at
+    # full resolution; the input convolution and the middle's 2 blocks at 1/64 of the pixels
+    assert len(caching) == 4 * 3 * 2 + 1 + 1 + 2 * 2

@@ -30,6 +30,11 @@ class LatentVae:
 
     downscale_ratio = 8
     latent_channels = 16
+    vae_dtype = torch.float32  # what the nodes' memory check reads of ComfyUI's VAE, with memory_used_decode
+
+    def memory_used_decode(self, shape, dtype):
+        """ComfyUI's generic VAE estimate (comfy/sd.py's default): 2178 x latent cells x 64 x the dtype's bytes."""
+        return 2178 * shape[2] * shape[3] * 64 * torch.finfo(dtype).bits // 8
 
     def decode(self, raw):
         pixels = torch.nn.functional.interpolate(raw[:, :3].float(), scale_factor=self.downscale_ratio)

@@ -50,9 +50,14 @@ class PipelineVae:
 
     downscale_ratio = 8
     latent_channels = 16
+    vae_dtype = torch.float32  # what the nodes' memory check reads of ComfyUI's VAE, with first_stage_model
 
     def __init__(self, pipeline):
         self.vae = pipeline.vae
+        # ComfyUI's WanVAE keeps its decoder's base width and multipliers as the diffusers config does
+        config = pipeline.vae.config
+        decoder = type("Decoder", (), {"dim": config.base_dim, "dim_mult": list(config.dim_mult)})()
+        self.first_stage_model = type("WanVAE", (), {"decoder": decoder})()
 
     def decode(self, raw):
         with torch.no_grad():
