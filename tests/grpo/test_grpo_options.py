@@ -47,6 +47,44 @@ def test_ema_follows_the_weights_and_swaps_back_exactly():
         LoraEMA({"p": p}, decay=1.0)
 
 
+def test_ema_warmup_is_flow_grpos_decay_schedule():
+    """min(decay, (1 + n) / (10 + n)) at update n: the first updates nearly replace the average (Flow-GRPO's
+    EMAModuleWrapper.get_current_decay); without warmup every update uses the decay itself."""
+    p = torch.nn.Parameter(torch.zeros(1))
+    ema = LoraEMA({"p": p}, decay=0.9, warmup=True)
+    assert [round(ema.decay_at(n), 4) for n in (0, 4, 80, 1000)] == [0.1, 0.3571, 0.9, 0.9]
+    with torch.no_grad():
+        p.fill_(1.0)
+    ema.update({"p": p}, 0)
+    assert torch.allclose(ema.shadow["p"], torch.tensor([0.9]))  # 0.1 * 0 + 0.9 * 1
+    plain = LoraEMA({"p": p}, decay=0.9)
+    assert plain.decay_at(0) == 0.9
+
+
+def test_resume_refuses_another_algorithm_or_ema_and_reads_old_checkpoints(tmp_path):
+    """train.algorithm, sample.deterministic and the EMA settings must match; a checkpoint written before they
+    existed ran with their defaults, so it resumes a default run and refuses an nft one."""
+    import json
+
+    from training.grpo.checkpoint import CheckpointError, check_compatible, list_checkpoints, save_checkpoint
+    from training.grpo.config import GRPOConfig
+
+    config = GRPOConfig()
+    params = {"w": torch.nn.Parameter(torch.zeros(2))}
+    save_checkpoint(tmp_path, 1, params, torch.optim.AdamW(params.values()), config.to_dict())
+    ckpt = list_checkpoints(tmp_path)[-1]
+    state = json.loads((ckpt / "state.json").read_text())
+    for section, name in (("train", "algorithm"), ("sample", "deterministic"), ("train", "ema_warmup")):
+        del state["config"][section][name]  # as written before these fields existed
+    (ckpt / "state.json").write_text(json.dumps(state))
+    check_compatible(ckpt, config.to_dict())
+    other = GRPOConfig()
+    other.train.algorithm, other.sample.deterministic, other.train.ema_warmup = "nft", True, True
+    with pytest.raises(CheckpointError, match=r"train.algorithm: checkpoint 'flow_grpo', now 'nft'[\s\S]*"
+                                              r"sample.deterministic[\s\S]*train.ema_warmup"):
+        check_compatible(ckpt, other.to_dict())
+
+
 def test_ema_run_exports_the_average_and_resumes_it(tmp_path, models):
     flux, scorer = models
     overrides = {**SMALL, "train.ema_decay": "0.5", "train.steps": "2"}

@@ -21,7 +21,10 @@ ADAPTER_FILE, OPTIMIZER_FILE, RNG_FILE = "adapter.safetensors", "optimizer.safet
 EMA_FILE = "ema.safetensors"  # the LoRA's moving average, when train.ema_decay > 0
 # Fields a resumed run must share with the run that wrote the checkpoint (else the saved state means something else).
 MUST_MATCH = ("lora.rank", "lora.alpha", "lora.targets", "sample.group_size", "prompts.per_step", "train.seed",
-              "train.top_k", "sample.num_steps", "sample.noise_level", "sample.sde_type")  # fmt: skip
+              "train.top_k", "sample.num_steps", "sample.noise_level", "sample.sde_type", "train.algorithm",
+              "sample.deterministic", "train.ema_decay", "train.ema_warmup")  # fmt: skip
+# what a checkpoint written before a field existed ran with (the field's default then and now)
+ADDED_LATER = {"train.algorithm": "flow_grpo", "sample.deterministic": False, "train.ema_warmup": False}
 
 __all__ = ["CheckpointError", "check_compatible", "list_checkpoints", "load_checkpoint", "save_checkpoint"]
 
@@ -47,7 +50,11 @@ def check_compatible(path: str | Path, config: dict) -> dict:
     """The checkpoint's state.json, if this run can resume from it (no model needed); else CheckpointError."""
     path = Path(path)
     state = ckpt.read_state(path, FORMAT_VERSION)
-    ckpt.check_same_setup(path, state["config"], config, MUST_MATCH)
+    saved = {section: dict(fields) if isinstance(fields, dict) else fields for section, fields in state["config"].items()}
+    for dotted, default in ADDED_LATER.items():
+        section, name = dotted.split(".")
+        saved.setdefault(section, {}).setdefault(name, default)
+    ckpt.check_same_setup(path, saved, config, MUST_MATCH)
     optional = [EMA_FILE] if (path / EMA_FILE).exists() else []
     ckpt.check_tensor_files(path, [ADAPTER_FILE, OPTIMIZER_FILE, RNG_FILE, *optional])  # a damaged file, early
     return state

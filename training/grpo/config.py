@@ -142,6 +142,9 @@ class TrainConfig:
     awm_weighting: str = "uniform"
     # EMA of the LoRA weights for evaluation and export (0: off). Flow-GRPO's FLUX runs keep one; ema.py says why.
     ema_decay: float = 0.0
+    # the decay of update n is min(ema_decay, (1 + n) / (10 + n)), as Flow-GRPO's EMA (flow_grpo/ema.py,
+    # get_current_decay); off by default, so the shipped `shapes` run is unchanged (ema.py says what it fixes)
+    ema_warmup: bool = False
     # Stop after the step in which this many minutes of this run have passed (0: off); the stop is a normal last
     # step (evaluation, checkpoint, export). For comparisons at equal compute (the ablations of research/shapes_grpo/journal.md).
     time_budget_minutes: float = 0.0

@@ -16,16 +16,26 @@ from safetensors.torch import load_file
 
 
 class LoraEMA:
-    def __init__(self, params: dict[str, torch.nn.Parameter], decay: float):
+    """`warmup`: the decay of optimizer update n (from 0) is min(decay, (1 + n) / (10 + n)), Flow-GRPO's
+    EMAModuleWrapper.get_current_decay: without it the average of a short run stays near the initial LoRA (at decay
+    0.9 the shadow after 10 updates of a steady drift is where the live LoRA was after about 4)."""
+
+    def __init__(self, params: dict[str, torch.nn.Parameter], decay: float, warmup: bool = False):
         if not 0.0 < decay < 1.0:
             raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
         self.decay = decay
+        self.warmup = warmup
         self.shadow = {n: p.detach().float().clone() for n, p in params.items()}
 
+    def decay_at(self, update: int) -> float:
+        return min(self.decay, (1 + update) / (10 + update)) if self.warmup else self.decay
+
     @torch.no_grad()
-    def update(self, params: dict[str, torch.nn.Parameter]) -> None:
+    def update(self, params: dict[str, torch.nn.Parameter], update: int = 0) -> None:
+        """Fold in the live weights after optimizer update number `update` (counted from 0 over the whole run)."""
+        decay = self.decay_at(update)
         for name, p in params.items():
-            self.shadow[name].lerp_(p.detach().float(), 1.0 - self.decay)
+            self.shadow[name].lerp_(p.detach().float(), 1.0 - decay)
 
     def swapped_in(self, params: dict[str, torch.nn.Parameter]):
         """Inside: the parameters hold the average; afterwards the live weights are back, bit for bit."""

@@ -215,7 +215,7 @@ def _train(config, resume, policy, scorer, accelerator, callback, progress) -> R
     params = list(named_params.values())
     optimizer = torch.optim.AdamW(params, lr=t.learning_rate, betas=(t.adam_beta1, t.adam_beta2),
                                   weight_decay=t.weight_decay, eps=t.adam_eps)  # fmt: skip
-    ema = LoraEMA(named_params, t.ema_decay) if t.ema_decay else None
+    ema = LoraEMA(named_params, t.ema_decay, warmup=t.ema_warmup) if t.ema_decay else None
     metrics = MetricsLog(out / "metrics.jsonl")
     start = 0
     if checkpoints:
@@ -350,7 +350,7 @@ def _train(config, resume, policy, scorer, accelerator, callback, progress) -> R
             optimizer.step()
             check_finite_weights(step + 1, named_params)
             if ema is not None:
-                ema.update(named_params)
+                ema.update(named_params, step * len(chunks) + c)
             optimizer.zero_grad(set_to_none=True)
         time_train = time.perf_counter() - timer
         cpu_seconds = time.process_time() - cpu_timer  # this process's CPU time in phases 1-4, all its threads
