@@ -11,7 +11,8 @@ Each method is the `shapes` preset (python -m training.grpo --preset shapes) wit
   awm               Advantage Weighted Matching (train.algorithm awm) on ODE samples, 5 sigmas trained
   shapes_fast       the `shapes_fast` preset as it ships (python -m training.grpo --preset shapes_fast)
 Every run trains until its training phases (prompts, sampling, reward, training: the metrics' cpu_seconds, this
-process's CPU time, summed over steps) have used `--minutes`; CPU time, not wall time, so runs that share the
+process's CPU time, summed over steps) have used `--minutes` (or its method's `--minutes-for METHOD=M`: the
+forward-process methods peak within a few minutes); CPU time, not wall time, so runs that share the
 machine (--jobs) are charged what they used. Evaluation is not counted and not run during training: a LoRA (the
 EMA, as exported) is kept at steps 2, 4, 6, 8, 10, then every `--eval-every` steps and at the last step, and
 afterwards judged by the pixel oracle on the held-out prompts (evaluate/oracle_rates.py: noise 0, each prompt's
@@ -133,25 +134,38 @@ def judge(lora: Path | None, prompts: list[str]) -> dict[str, float]:
     return {short: figures[key] for short, key in FIGURES.items()}
 
 
+def first_gain(points: list[dict], base: float, gain: float = GAIN) -> dict | None:
+    """The first judged point whose (c) is at least base + gain (None: never)."""
+    return next((p for p in points if p["c"] >= base + gain - 1e-12), None)
+
+
 def time_to_gain(points: list[dict], base: float, gain: float = GAIN) -> float | None:
     """Training seconds at the first point whose (c) is at least base + gain (None: never)."""
-    return next((p["seconds"] for p in points if p["c"] >= base + gain - 1e-12), None)
+    point = first_gain(points, base, gain)
+    return None if point is None else point["seconds"]
 
 
-def summarise(results: dict, base: dict) -> list[dict]:
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def summarise(results: dict, base: dict, budgets: dict[str, float]) -> list[dict]:
+    """Per method, means over seeds; the time, step and clean rate at the gain only when every seed got there."""
     rows = []
     for method, seeds in results.items():
-        times = [time_to_gain(points, base["c"]) for points in seeds.values()]
-        best_c = [max(p["c"] for p in points) for points in seeds.values()]
-        best_clean_c = [max(p["clean_c"] for p in points) for points in seeds.values()]
+        gains = [first_gain(points, base["c"]) for points in seeds.values()]
+        reached = [g for g in gains if g is not None]
+        every = len(reached) == len(gains)
         final = [points[-1] for points in seeds.values()]
         rows.append({
-            "method": method, "seeds": len(seeds),
-            "time_to_gain_s": None if any(t is None for t in times) else sum(times) / len(times),
-            "reached": sum(t is not None for t in times),
-            "best_c": sum(best_c) / len(best_c), "best_clean_c": sum(best_clean_c) / len(best_clean_c),
-            "final_clean": sum(p["clean"] for p in final) / len(final),
-            "steps": sum(p["step"] for p in final) / len(final),
+            "method": method, "seeds": len(seeds), "minutes": budgets[method], "reached": len(reached),
+            "time_to_gain_s": _mean([g["seconds"] for g in reached]) if every else None,
+            "steps_to_gain": _mean([g["step"] for g in reached]) if every else None,
+            "clean_at_gain": _mean([g["clean"] for g in reached]) if every else None,
+            "seed_times_s": [None if g is None else round(g["seconds"], 1) for g in gains],
+            "best_c": _mean([max(p["c"] for p in points) for points in seeds.values()]),
+            "best_clean_c": _mean([max(p["clean_c"] for p in points) for points in seeds.values()]),
+            "final_clean": _mean([p["clean"] for p in final]), "steps": _mean([p["step"] for p in final]),
         })  # fmt: skip
     return rows
 
@@ -160,15 +174,22 @@ def table(rows: list[dict], base: dict, command: str) -> str:
     def pct(x):
         return f"{100 * x:.1f}%"
 
+    reference = next((r["time_to_gain_s"] for r in rows if r["method"] == "flow_grpo"), None)
     lines = [f"Base generator: (c) {pct(base['c'])}, clean {pct(base['clean'])}, (c) in a clean picture "
              f"{pct(base['clean_c'])}.", f"Command: `{command}`", "",
-             "| method | seeds | time to +20 pts of (c) | best (c) | best (c) in a clean picture | clean at the end | "
-             "steps |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| method | budget (CPU min) x seeds | time to +20 pts of (c) (per seed) | of flow_grpo's | steps to it | "
+             "clean there | best (c) | best (c) in a clean picture | clean at the end | steps |",
+             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
-        t = (f"{r['time_to_gain_s']:.0f} s" if r["time_to_gain_s"] is not None
-             else f"not reached ({r['reached']}/{r['seeds']} seeds)")
-        lines.append(f"| {r['method']} | {r['seeds']} | {t} | {pct(r['best_c'])} | {pct(r['best_clean_c'])} | "
-                     f"{pct(r['final_clean'])} | {r['steps']:.0f} |")
+        seeds = ", ".join("-" if t is None else f"{t:.0f}" for t in r["seed_times_s"])
+        if r["time_to_gain_s"] is not None:
+            t = f"{r['time_to_gain_s']:.0f} s ({seeds})"
+            share = f"{r['time_to_gain_s'] / reference:.2f}" if reference else "-"
+            steps, clean = f"{r['steps_to_gain']:.1f}", pct(r["clean_at_gain"])
+        else:
+            t, share, steps, clean = f"not reached ({r['reached']}/{r['seeds']} seeds: {seeds})", "-", "-", "-"
+        lines.append(f"| {r['method']} | {r['minutes']:g} x {r['seeds']} | {t} | {share} | {steps} | {clean} | "
+                     f"{pct(r['best_c'])} | {pct(r['best_clean_c'])} | {pct(r['final_clean'])} | {r['steps']:.0f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -200,6 +221,8 @@ def plot(results: dict, base: dict, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, required=True, help="training minutes per run (evaluation excluded)")
+    parser.add_argument("--minutes-for", action="append", default=[], metavar="METHOD=M",
+                        help="another budget for one method's runs, e.g. --minutes-for nft=5")
     parser.add_argument("--seeds", type=int, default=2, help="seeds per method (train.seed 0..S-1)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS),
@@ -218,6 +241,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown methods {unknown}" if unknown
                      else "--minutes > 0, --seeds >= 1, --eval-every >= 1, --jobs >= 1")
     extra = dict((k, _parse_value(v)) for k, v in (item.split("=", 1) for item in args.set))
+    budgets = {m: args.minutes for m in methods}
+    for item in args.minutes_for:
+        method, _, value = item.partition("=")
+        try:
+            minutes = float(value)
+        except ValueError:
+            minutes = 0.0
+        if method not in budgets or not minutes > 0:
+            parser.error(f"--minutes-for {item}: expected METHOD=MINUTES with METHOD one of {', '.join(methods)} "
+                         "and MINUTES > 0")
+        budgets[method] = minutes
 
     from ..config import load_config
     from ..prompts import load_prompts
@@ -233,23 +267,23 @@ def main(argv: list[str] | None = None) -> int:
 
     base = judge(None, heldout)
     runs = [(method, seed) for method in methods for seed in range(args.seeds)]
-    task = (out, args.minutes, args.eval_every, train_prompts, extra, heldout, base)
+    task = (args.eval_every, train_prompts, extra, heldout, base)
     points: dict[tuple[str, int], list[dict]] = {}
     if args.jobs == 1:
         for method, seed in runs:
-            points[method, seed] = run_and_judge(method, seed, *task)
+            points[method, seed] = run_and_judge(method, seed, out, budgets[method], *task)
     else:  # spawn: each run a fresh process with its own torch thread
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {run: pool.submit(run_and_judge, *run, *task) for run in runs}
+            futures = {run: pool.submit(run_and_judge, *run, out, budgets[run[0]], *task) for run in runs}
             for run, future in futures.items():
                 points[run] = future.result()
     results = {method: {f"seed{seed}": points[method, seed] for seed in range(args.seeds)} for method in methods}
-    write_json(out / "results.json", {"base": base, "minutes": args.minutes, "overrides": extra,
+    write_json(out / "results.json", {"base": base, "minutes": budgets, "overrides": extra,
                                       "heldout": len(heldout), "results": results})
-    rows = summarise(results, base)
+    rows = summarise(results, base, budgets)
     command = "python -m training.grpo.recipes.shapes_speed " + " ".join(argv if argv is not None else sys.argv[1:])
     write_text(out / "table.md", table(rows, base, command))
     plot(results, base, out / "curve.png")
