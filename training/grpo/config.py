@@ -18,7 +18,8 @@ from .validation import ConfigError, check_paths, check_world, validate
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 PRESETS = {"flux_dev_spatial": CONFIG_DIR / "flux_dev_spatial.toml", "tiny": CONFIG_DIR / "tiny.toml",
-           "shapes": CONFIG_DIR / "shapes.toml", "tiny_qwen_image": CONFIG_DIR / "tiny_qwen_image.toml",
+           "shapes": CONFIG_DIR / "shapes.toml", "shapes_fast": CONFIG_DIR / "shapes_fast.toml",
+           "tiny_qwen_image": CONFIG_DIR / "tiny_qwen_image.toml",
            "qwen_image_spatial": CONFIG_DIR / "qwen_image_spatial.toml"}
 TINY = "@tiny"  # a model path meaning "build a tiny random model of the real architecture" (tests, demos)
 TINY_QWEN_IMAGE = "@tiny_qwen_image"  # the same for a tiny QwenImagePipeline (training/common/tiny_qwen_image.py)
