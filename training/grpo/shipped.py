@@ -1,8 +1,10 @@
-"""The generators and LoRAs shipped inside the package, by name: `shapes` and `shapes-grpo`.
+"""The generators and LoRAs shipped inside the package, by name: `shapes`, `shapes-grpo` and `shapes-fast`.
 
 `shapes` is a FluxPipeline folder (training/grpo/assets/shapes/), the shapes world's small FLUX; `shapes-grpo` is
-the LoRA that Spatial GRPO against the shipped `shapes-gen` scorer trained on it (`python -m training.grpo --preset
-shapes`, the GRPO stage of training/grpo/recipes/shapes.py).
+the LoRA that Spatial GRPO (Flow-GRPO) against the shipped `shapes-gen` scorer trained on it (`python -m training.grpo
+--preset shapes`, the GRPO stage of training/grpo/recipes/shapes.py); `shapes-fast` the one DiffusionNFT trained
+against the same scorer in a ninth of the CPU time (`python -m training.grpo --preset shapes_fast`,
+training/grpo/recipes/shapes_fast.py; the shapes speed study in docs/grpo.md).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from safetensors import safe_open
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 GENERATORS = {"shapes": ASSETS / "shapes"}
-LORAS = {"shapes-grpo": ASSETS / "shapes-grpo" / "lora.safetensors"}
+LORAS = {"shapes-grpo": ASSETS / "shapes-grpo" / "lora.safetensors",
+         "shapes-fast": ASSETS / "shapes-fast" / "lora.safetensors"}
 _KEY = re.compile(r"^transformer\.(?:single_)?transformer_blocks\.\d+\.(.+)\.lora_([AB])\.weight$")
 
 
