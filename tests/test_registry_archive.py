@@ -36,6 +36,7 @@ MUST_SHIP = [
     "__init__.py", "README.md", "pyproject.toml", "requirements.txt",
     "nodes/__init__.py", "training/grpo/trainer.py", "training/grpo/shapes_generator.py",
     "training/grpo/assets/shapes/model_index.json", "training/grpo/assets/shapes-grpo/lora.safetensors",
+    "training/grpo/assets/shapes-fast/lora.safetensors",
     "training/reward/assets/shapes/spatialscore.json", "training/reward/assets/shapes-gen/spatialscore.json",
     "training/reward/assets/shapes-edit/spatialreward.json",
     "training/grpo/recipes/shapes.py", "training/reward/recipes/shapes.py", "training/reward/recipes/shapes_edit.py",
@@ -146,7 +147,10 @@ def test_shipped_code_imports_nothing_left_out(shipped):
 
 
 def test_archive_size(shipped, tmp_path):
-    """Zipped as comfy-cli zips it; the goal is under 20 MB with the model assets."""
+    """Zipped as comfy-cli zips it; the goal is under 22 MB with the model assets.
+
+    It was 20 MB with one shipped LoRA; each shipped LoRA adds about 1.9 MB zipped (float weights hardly compress),
+    and with `shapes-grpo` and `shapes-fast` the archive measured 20.66 MB (329 files, 2026-12-07)."""
     archive = tmp_path / "node.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipf:
         for rel in shipped:
@@ -154,4 +158,4 @@ def test_archive_size(shipped, tmp_path):
     size = archive.stat().st_size
     raw = sum((ROOT / p).stat().st_size for p in shipped)
     print(f"registry archive: {len(shipped)} files, {size / 1e6:.2f} MB zipped ({raw / 1e6:.2f} MB unpacked)")
-    assert size < 20e6
+    assert size < 22e6

@@ -50,8 +50,8 @@ WIDGETS = (
     Widget("height", int, 1024, min=SIZE_MULTIPLE, max=4096, step=16, tooltip="Picture height in pixels."),
     Widget("lora_name", str, NO_LORA, options=(),  # the shipped LoRAs and models/loras: the node lists them
            tooltip="A LoRA written by the GRPO node or `python -m training.grpo` (models/loras, or the shipped "
-                   "shapes-grpo), applied to `model`. For a LoRA in another format, use LoraLoaderModelOnly and "
-                   "model_with_lora."),
+                   "shapes-grpo or shapes-fast), applied to `model`. For a LoRA in another format, use "
+                   "LoraLoaderModelOnly and model_with_lora."),
 )
 EvaluateSettings = settings_class("EvaluateSettings", WIDGETS, __name__,
                                   "The Evaluate node's widget values, one field per widget.")

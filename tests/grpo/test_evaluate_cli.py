@@ -1,6 +1,7 @@
 """python -m training.grpo.evaluate end to end: the shapes world's oracle rates equal sample_eval's for the same
-seed; the four public sets run on the tiny random pipeline and scorers (the pairwise judge included); a prompt set
-the scorer cannot read and a LoRA for another model are refused with one line and exit 2 before any sampling."""
+seed, with each shipped LoRA by name (shapes-grpo, shapes-fast); the four public sets run on the tiny random
+pipeline and scorers (the pairwise judge included); a prompt set the scorer cannot read and a LoRA for another model
+are refused with one line and exit 2 before any sampling."""
 
 from __future__ import annotations
 
@@ -34,28 +35,35 @@ def no_sampling(monkeypatch):
     monkeypatch.setattr(evaluate_run, "sample_variants", lambda *a, **k: pytest.fail("sampled before the checks"))
 
 
-def test_shapes_oracle_rates_equal_sample_eval_for_the_same_seed(tmp_path, capsys):
-    from training.grpo.evaluate.oracle_rates import evaluate_generator
+@pytest.mark.parametrize("lora, n_prompts", [("shapes-grpo", 6), ("shapes-fast", 4)])
+def test_shapes_oracle_rates_equal_sample_eval_for_the_same_seed(lora, n_prompts, tmp_path, capsys):
+    """Each shipped LoRA by name: `python -m training.grpo.sample_eval --model shapes [--lora NAME] --prompts FILE`
+    resolves it and runs, and its oracle figures are the evaluate command line's for the same seed."""
+    from training.grpo.cli import sample_eval
 
     prompts = tmp_path / "heldout.txt"
     lines = [line for line in open(evaluate_run.__file__.replace("evaluate/run.py", "configs/shapes_heldout.txt"))
-             if line.strip() and not line.startswith("#")][:6]  # fmt: skip
+             if line.strip() and not line.startswith("#")][:n_prompts]  # fmt: skip
     prompts.write_text("".join(lines))
-    code, out, err = _run(["--model", "shapes", "--lora", "shapes-grpo", "--prompts", str(prompts), "--seed", "3",
+    code, out, err = _run(["--model", "shapes", "--lora", lora, "--prompts", str(prompts), "--seed", "3",
                            "--out", str(tmp_path / "eval")], capsys)  # fmt: skip
     assert code == 0, err
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
-    for name, lora in (("base", None), ("shapes-grpo", "shapes-grpo")):
-        expected = evaluate_generator("shapes", lora, prompts, seed=3)
+    for name, variant_lora in (("base", None), (lora, lora)):
+        argv = ["--model", "shapes", "--prompts", str(prompts), "--seed", "3"] + (["--lora", lora] if variant_lora
+                                                                                  else [])  # fmt: skip
+        assert sample_eval.main(argv) == 0
+        expected = json.loads(capsys.readouterr().out)
+        assert (expected["lora"], expected["prompts"]) == (variant_lora, n_prompts)
         figures = report["per_variant"][name]["oracle"]
-        assert figures == {k: expected[k] for k in figures}, name
+        assert figures and figures == {k: expected[k] for k in figures}, name
     pair = report["pairs"][0]
-    assert (pair["a"], pair["b"]) == ("base", "shapes-grpo")
+    assert (pair["a"], pair["b"]) == ("base", lora)
     assert 0 <= pair["scorer"]["low"] <= pair["scorer"]["win_rate"] <= pair["scorer"]["high"] <= 1
     assert pair["judge"]["available"] is False
     assert "pairwise judge needs a plain Qwen2.5-VL" in pair["judge"]["why"]
     md = (tmp_path / "eval" / "report.md").read_text()
-    assert "shapes-grpo beats base on" in md and "(c) all relations" in md and "Per relation word" in md
+    assert f"{lora} beats base on" in md and "(c) all relations" in md and "Per relation word" in md
     assert report["pictures"] and (tmp_path / "eval" / report["pictures"][0]).is_file()
 
 

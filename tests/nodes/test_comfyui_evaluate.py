@@ -97,7 +97,8 @@ def test_node_is_listed_with_tooltips(comfy):
     for section in ("required", "optional"):
         for name, spec in info["input"].get(section, {}).items():
             assert spec[1].get("tooltip"), name
-    assert {"shapes-grpo", "shapes_grpo_copy.safetensors"} <= set(info["input"]["required"]["lora_name"][1]["options"])
+    options = set(info["input"]["required"]["lora_name"][1]["options"])
+    assert {"shapes-grpo", "shapes-fast", "shapes_grpo_copy.safetensors"} <= options
 
 
 def test_win_rate_badge_text_and_report_match_the_command_line(comfy, by_name, tmp_path):

@@ -56,7 +56,9 @@ def test_a_lora_in_another_key_format_is_sent_to_the_lora_loader(tmp_path):
     assert "another model family" in lora_family_problem(path, "sdxl.safetensors")
     from training.grpo.shipped import LORAS
 
-    assert lora_family_problem(LORAS["shapes-grpo"], "shapes-grpo") == ""
+    assert set(LORAS) == {"shapes-grpo", "shapes-fast"}
+    for name, shipped in LORAS.items():  # every shipped LoRA is one the node accepts
+        assert lora_family_problem(shipped, name) == "", name
 
 
 class FakePolicy:

@@ -28,7 +28,8 @@ def parse_args(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m training.bestofn", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--model", required=True, help="a FluxPipeline folder, or 'shapes' (shipped)")
-    parser.add_argument("--lora", help="a Flux LoRA .safetensors (diffusers keys), or 'shapes-grpo' (shipped)")
+    parser.add_argument("--lora", help="a Flux LoRA .safetensors (diffusers keys), or 'shapes-grpo' / 'shapes-fast' "
+                                         "(shipped)")
     parser.add_argument("--scorer", required=True, help="a SpatialScore scorer folder, or 'shapes' (shipped)")
     parser.add_argument("--prompts", required=True, type=Path, help="a .txt (one prompt a line) or .jsonl file")
     parser.add_argument("--n", required=True, type=_positive, help="candidates per prompt")

@@ -30,7 +30,8 @@ def parse_args(argv):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--model", required=True, help="a FluxPipeline folder, or 'shapes' (shipped)")
     parser.add_argument("--lora", action="append", default=[], dest="loras",
-                        help="a Flux LoRA .safetensors or 'shapes-grpo'; repeat for several (none: the base only)")
+                        help="a Flux LoRA .safetensors, or 'shapes-grpo' / 'shapes-fast' (shipped); repeat for several "
+                             "(none: the base only)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--bench", choices=list(BENCHES), help="a shipped prompt set")
     source.add_argument("--prompts", type=Path, help="your own prompt file (or DPG-Bench prompts/ folder)")

@@ -31,7 +31,8 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m training.grpo.sample", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--model", required=True, help="a FluxPipeline folder, or 'shapes' (shipped)")
-    parser.add_argument("--lora", help="a Flux LoRA .safetensors (diffusers keys), or 'shapes-grpo' (shipped)")
+    parser.add_argument("--lora", help="a Flux LoRA .safetensors (diffusers keys), or 'shapes-grpo' / 'shapes-fast' "
+                                         "(shipped)")
     parser.add_argument("--prompts", required=True, type=Path, help="a text file, one prompt a line")
     parser.add_argument("--out", required=True, type=Path, help="output folder (must not exist, or be empty)")
     parser.add_argument("--seed", type=int, default=0)

@@ -3,6 +3,8 @@
     python -m training.grpo.sample_eval --model shapes [--lora shapes-grpo] --prompts heldout.txt [--grid g.png]
         [--weight-dtype fp8_e4m3fn]     # the generator's block weights stored in fp8, as a run trained with them
 
+--lora is a Flux LoRA .safetensors (diffusers keys) or a shipped one by name: shapes-grpo, shapes-fast.
+
 The images are `training.grpo.sample`'s (noise 0, each prompt's noise seeded by its line), so a generator and the
 same generator with a LoRA are compared on identical starting noise.
 """
@@ -21,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.grpo.sample_eval", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--model", required=True)
-    parser.add_argument("--lora")
+    parser.add_argument("--lora", help="a Flux LoRA .safetensors (diffusers keys), or 'shapes-grpo' / 'shapes-fast' "
+                                       "(shipped)")
     parser.add_argument("--prompts", required=True, type=Path)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--grid", type=Path)
