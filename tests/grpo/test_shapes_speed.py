@@ -20,8 +20,10 @@ def test_time_to_gain_is_the_first_point_over_base_plus_20_points():
 
 def test_table_gives_each_method_its_time_share_of_flow_grpo_and_the_clean_rate_at_the_gain():
     base = {"a": 0.3, "c": 0.30, "clean": 0.20, "clean_c": 0.15}
-    point = lambda step, seconds, c, clean: {"step": step, "seconds": seconds, "a": 0.5, "c": c, "clean": clean,
-                                             "clean_c": 0.1}  # noqa: E731
+
+    def point(step, seconds, c, clean):
+        return {"step": step, "seconds": seconds, "a": 0.5, "c": c, "clean": clean, "clean_c": 0.1}
+
     results = {
         "flow_grpo": {"seed0": [point(0, 0, 0.3, 0.2), point(30, 400.0, 0.5, 0.25)],
                       "seed1": [point(0, 0, 0.3, 0.2), point(30, 380.0, 0.45, 0.2), point(40, 500.0, 0.52, 0.2)]},
