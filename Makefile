@@ -37,8 +37,9 @@ bench: install
 
 .PHONY: test-floors
 # The dependency-heavy tests on exactly requirements-min.txt (the declared floors), in .venv-floors.
+FLOORS_PYTEST_ARGS ?=
 test-floors:
-	scripts/test_floors.sh
+	scripts/test_floors.sh $(FLOORS_PYTEST_ARGS)
 
 lint: install
 	$(PY) -m ruff check .
