@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 
 from ..logic.training_import import import_training
-from .policy import PROMPT_CACHE_SIZE, ComfyFlowPolicy, checkpointing, spatial_ratio
+from .policy import ComfyFlowPolicy, checkpointing, spatial_ratio
 
 import_training("grpo")
 from training.grpo.flux_policy import FluxPolicy  # noqa: E402
@@ -74,15 +74,10 @@ class ComfyQwenImagePolicy(ComfyFlowPolicy):
         return _first_cond([[out["cond"], out]])[0]
 
     def encode_prompts(self, prompts: Sequence[str]) -> MaskedPromptEmbeds:
-        for prompt in dict.fromkeys(prompts):
-            if prompt not in self._cache:
-                self._cache[prompt] = self._encode(prompt)
-            self._cache.move_to_end(prompt)
-        while len(self._cache) > max(PROMPT_CACHE_SIZE, len(set(prompts))):
-            self._cache.popitem(last=False)
+        rows = self.cached_encodings(prompts, self._encode)
         if self._negative is None:
             self._negative = self._encode(self.negative_prompt)
-        embeds, mask = padded([self._cache[p] for p in prompts])
+        embeds, mask = padded(rows)
         negative, negative_mask = padded([self._negative])
         return MaskedPromptEmbeds(embeds.to(self.device), mask.to(self.device), negative.to(self.device),
                                   negative_mask.to(self.device))  # fmt: skip

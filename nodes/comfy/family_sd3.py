@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .policy import PROMPT_CACHE_SIZE, ComfyFlowPolicy, checkpointing, lora_layout
+from .policy import ComfyFlowPolicy, checkpointing, lora_layout
 
 SD3_LORA_TARGETS = [
     # every JointTransformerBlock (transformer_blocks.N.*): joint attention of the image and text streams and both
@@ -96,19 +96,10 @@ class ComfySD3Policy(ComfyFlowPolicy):
         return _pooled_cond([[out["cond"], out]])
 
     def encode_prompts(self, prompts: Sequence[str]) -> PooledCfgEmbeds:
-        for prompt in dict.fromkeys(prompts):
-            if prompt not in self._cache:
-                self._cache[prompt] = self._encode(prompt)
-            self._cache.move_to_end(prompt)
-        while len(self._cache) > max(PROMPT_CACHE_SIZE, len(set(prompts))):
-            self._cache.popitem(last=False)
+        rows = self.cached_encodings(prompts, self._encode)
         if self._negative is None:
             self._negative = self._encode(self.negative_prompt)
-        rows = [self._cache[p] for p in prompts]
-        lengths = {r[0].shape[0] for r in rows}
-        if len(lengths) > 1:
-            raise ValueError(f"the prompts encode to different text lengths ({sorted(lengths)} tokens): SD3 has no "
-                             "text mask, so one GRPO group must share one length; shorten the longest prompts")
+        self.check_one_length(rows, "SD3")
         negative, negative_pooled = self._negative
         return PooledCfgEmbeds(torch.stack([r[0] for r in rows]).to(self.device),
                                torch.stack([r[1] for r in rows]).to(self.device),

@@ -234,20 +234,33 @@ class ComfyFlowPolicy:
 
     # ------------------------------------------------------------------------------------------------ prompts
 
-    def encode_prompts(self, prompts: Sequence[str]) -> PromptEmbeds:
-        new = [p for p in dict.fromkeys(prompts) if p not in self._cache]
-        for prompt in new:
-            out = self.clip.encode_from_tokens(self.clip.tokenize(prompt), return_pooled=True, return_dict=True)
-            self._cache[prompt] = (out["cond"][0].float().cpu(), out["pooled_output"][0].float().cpu())
+    def cached_encodings(self, prompts: Sequence[str], encode) -> list:
+        """encode(prompt) of each prompt, through the policy's LRU cache (the last PROMPT_CACHE_SIZE prompts, and at
+        least this call's)."""
+        for prompt in dict.fromkeys(prompts):
+            if prompt not in self._cache:
+                self._cache[prompt] = encode(prompt)
+            self._cache.move_to_end(prompt)
         rows = [self._cache[p] for p in prompts]
-        for p in prompts:
-            self._cache.move_to_end(p)
         while len(self._cache) > max(PROMPT_CACHE_SIZE, len(set(prompts))):
             self._cache.popitem(last=False)
+        return rows
+
+    @staticmethod
+    def check_one_length(rows: list, family: str) -> None:
+        """Families without a text mask: one GRPO group must share one text length (rows: (cond [L, D], ...))."""
         lengths = {r[0].shape[0] for r in rows}
         if len(lengths) > 1:
-            raise ValueError(f"the prompts encode to different text lengths ({sorted(lengths)} tokens): Flux has no "
-                             "text mask, so one GRPO group must share one length; shorten the longest prompts")
+            raise ValueError(f"the prompts encode to different text lengths ({sorted(lengths)} tokens): {family} has "
+                             "no text mask, so one GRPO group must share one length; shorten the longest prompts")
+
+    def _encode_pooled(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.clip.encode_from_tokens(self.clip.tokenize(prompt), return_pooled=True, return_dict=True)
+        return out["cond"][0].float().cpu(), out["pooled_output"][0].float().cpu()
+
+    def encode_prompts(self, prompts: Sequence[str]) -> PromptEmbeds:
+        rows = self.cached_encodings(prompts, self._encode_pooled)
+        self.check_one_length(rows, "Flux")
         return PromptEmbeds(torch.stack([r[0] for r in rows]).to(self.device),
                             torch.stack([r[1] for r in rows]).to(self.device))  # fmt: skip
 

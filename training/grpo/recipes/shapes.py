@@ -104,15 +104,19 @@ def generator(out: Path, steps: int, settings: FlowMatching, t5: Path | None = N
     return folder
 
 
-def grpo(out: Path, model: Path, train_prompts: Path, heldout: Path, extra: list[str]) -> Path:
-    run = out / "grpo"
+def run_grpo(run: Path, args: list[str]) -> Path:
+    """`python -m training.grpo ARGS --out RUN`, resumed when RUN already holds checkpoints; its exported LoRA."""
     if not (run / "lora.safetensors").is_file():
-        cmd = [sys.executable, "-m", "training.grpo", "--preset", "shapes", "--model.path", str(model),
-               "--prompts.train_file", str(train_prompts), "--prompts.eval_file", str(heldout), "--out", str(run)]
+        cmd = [sys.executable, "-m", "training.grpo", *args, "--out", str(run)]
         if (run / "checkpoints").is_dir():
             cmd.append("--resume")
-        _run(cmd + extra)
+        _run(cmd)
     return run / "lora.safetensors"
+
+
+def grpo(out: Path, model: Path, train_prompts: Path, heldout: Path, extra: list[str]) -> Path:
+    return run_grpo(out / "grpo", ["--preset", "shapes", "--model.path", str(model), "--prompts.train_file",
+                                   str(train_prompts), "--prompts.eval_file", str(heldout), *extra])
 
 
 def evaluate(model: Path, lora: Path | None, heldout: Path) -> dict:

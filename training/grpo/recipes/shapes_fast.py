@@ -15,22 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 from ...common.atomic import atomic_dir, write_json
-
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
-
-
-def train(run: Path, extra: list[str]) -> Path:
-    if not (run / "lora.safetensors").is_file():
-        cmd = [sys.executable, "-m", "training.grpo", "--preset", "shapes_fast", "--out", str(run), *extra]
-        if (run / "checkpoints").is_dir():
-            cmd.append("--resume")
-        subprocess.run(cmd, check=True)
-    return run / "lora.safetensors"
+from ..shipped import ASSETS
+from .shapes import run_grpo
 
 
 def training_cpu_seconds(run: Path) -> float:
@@ -55,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     heldout = Path(load_config(preset="shapes_fast", overrides={"output.dir": str(args.out)}).prompts.eval_file)
-    lora = train(args.out / "grpo", args.grpo_args)
+    lora = run_grpo(args.out / "grpo", ["--preset", "shapes_fast", *args.grpo_args])
     results = {"before": evaluate_generator("shapes", None, heldout),
                "after": evaluate_generator("shapes", str(lora), heldout),
                "training_cpu_s": round(training_cpu_seconds(args.out / "grpo"), 1)}
